@@ -1,0 +1,77 @@
+"""File-level exact dedup by SHA256, within the crawl and against earlier crawls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+
+from seedcoder_assets.core.dedup.index import DedupIndex
+from seedcoder_assets.core.dedup.survivor import SurvivorRule
+from seedcoder_assets.core.parquet_io import PartWriter, dataset
+from seedcoder_assets.core.schemas import FILE_SCHEMA
+from seedcoder_assets.core.stats import LineageWriter, StageStats
+
+
+def connect(memory_limit: str = "2GB", temp_dir: str | None = None) -> duckdb.DuckDBPyConnection:
+    """DuckDB with a memory cap: group-bys and joins spill to disk instead of growing."""
+    conn = duckdb.connect(config={"autoinstall_known_extensions": False})
+    conn.execute(f"SET memory_limit = '{memory_limit}'")
+    conn.execute("SET preserve_insertion_order = false")
+    if temp_dir:
+        conn.execute(f"SET temp_directory = '{temp_dir}'")
+    return conn
+
+
+def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWriter, index: DedupIndex,
+                prior_crawls: Sequence[str], rule: SurvivorRule, conn: duckdb.DuckDBPyConnection) -> StageStats:
+    """Keep one file per SHA256: the survivor by `rule`, unless an earlier crawl already kept it.
+
+    Dropped: `exact_dup` (survivor in this crawl), `exact_dup_prior_crawl` (survivor in an
+    earlier crawl; earlier outputs are never rewritten). The crawl's kept hashes are indexed.
+    """
+    files, repos = dataset(files_uri), dataset(repos_uri)
+    conn.register("files", files)
+    conn.register("repos", repos)
+    hashes = [h for (h,) in conn.execute("SELECT DISTINCT sha256 FROM files").fetchall()]
+    known = index.known_file_hashes(hashes, prior_crawls)
+    prior = pa.table({"sha256": list(known), "prior_crawl": [c for c, _ in known.values()],
+                      "prior_id": [i for _, i in known.values()]},
+                     schema=pa.schema([("sha256", pa.string()), ("prior_crawl", pa.string()), ("prior_id", pa.string())]))
+    conn.register("prior", prior)
+    conn.execute(f"""
+        CREATE OR REPLACE TEMP TABLE decisions AS
+        SELECT m.id, m.sha256, m.size,
+               first_value(m.id) OVER (PARTITION BY m.sha256 ORDER BY {rule.order_by()}) AS first_id,
+               p.prior_crawl, p.prior_id
+        FROM (SELECT f.id, f.sha256, f.size, f.repo, f.path, r.stars, r.pushed_at FROM files f
+              LEFT JOIN (SELECT repo, stars, pushed_at FROM repos) r USING (repo)) m
+        LEFT JOIN prior p USING (sha256)
+    """)
+    reader = conn.execute("SELECT id, sha256, size, first_id, prior_crawl, prior_id FROM decisions ORDER BY id") \
+        .fetch_record_batch(8192)
+    for batch in reader:
+        for id_, sha, size, first_id, prior_crawl, prior_id in zip(*(c.to_pylist() for c in batch.columns)):
+            if prior_id is not None:
+                lineage.dropped(id_, "exact_dup_prior_crawl", size, cluster=sha, survivor=prior_id,
+                                detail=prior_crawl)
+            elif id_ != first_id:
+                lineage.dropped(id_, "exact_dup", size, cluster=sha, survivor=first_id)
+            else:
+                lineage.kept(id_, size, cluster=sha, survivor=id_)
+    kept_sql = "SELECT f.* FROM files f SEMI JOIN " \
+               "(SELECT id FROM decisions WHERE prior_id IS NULL AND id = first_id) d ON f.id = d.id"
+    with PartWriter(dst_uri, FILE_SCHEMA) as out:
+        for batch in conn.execute(kept_sql).fetch_record_batch(1024):
+            out.write_table(batch)
+    index.add_file_hashes(lineage.crawl, conn.execute(
+        "SELECT sha256, id FROM decisions WHERE prior_id IS NULL AND id = first_id").fetchall())
+    sizes = dict(conn.execute("SELECT n, count(*) FROM (SELECT count(*) AS n FROM decisions GROUP BY sha256 "
+                              "HAVING count(*) > 1) GROUP BY n ORDER BY n").fetchall())
+    for name in ("files", "repos", "prior"):
+        conn.unregister(name)
+    conn.execute("DROP TABLE decisions")
+    stats = lineage.close()
+    stats.extra["cluster_sizes"] = {int(k): int(v) for k, v in sizes.items()}
+    return stats

@@ -1,0 +1,102 @@
+"""Syntax check with tree-sitter grammars, calibrated per language.
+
+A literal `root.has_error` filter throws away a large share of released C and C++ (tree-sitter
+cannot expand preprocessor macros, so `FOO(x) { ... }` style code parses with local ERROR
+nodes). So a file is judged by its *error share*: bytes under ERROR nodes plus one byte per
+MISSING node, over the file size. Each language has a maximum share; code that is really
+broken (truncated, unbalanced, not that language) has a far larger share than macro noise.
+Languages without a bundled grammar pass as `unchecked` and are counted as such.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pyarrow as pa
+from pydantic import BaseModel, Field
+from tree_sitter import Node, Parser
+from tree_sitter_language_pack import get_parser
+
+from seedcoder_assets.core.languages import grammar_of
+from seedcoder_assets.core.parquet_io import PartWriter, iter_batches
+from seedcoder_assets.core.schemas import FILE_SCHEMA
+from seedcoder_assets.core.stats import LineageWriter, StageStats
+
+# Calibrated with benchmarks/bench_syntax.py on released sdists (see README): the share below
+# which files of that language that compile are kept. 0.0 means "any error drops the file".
+DEFAULT_MAX_ERROR_SHARE: dict[str, float] = {
+    "C": 0.05, "C++": 0.05, "CUDA": 0.05, "Objective-C++": 0.05, "C#": 0.01,
+    "HTML": 0.02, "Markdown": 1.0, "reStructuredText": 1.0, "TeX": 0.02, "Makefile": 0.02,
+    "Fortran": 0.02, "Shell": 0.01, "CMake": 0.01, "Perl": 0.02, "PHP": 0.01, "SQL": 0.05,
+}
+
+
+class SyntaxParams(BaseModel, frozen=True):
+    """Per-language maximum error share; languages not listed use `default_max_error_share`."""
+
+    default_max_error_share: float = 0.0
+    max_error_share: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_ERROR_SHARE))
+
+    def limit(self, language: str) -> float:
+        return self.max_error_share.get(language, self.default_max_error_share)
+
+
+@lru_cache(maxsize=None)
+def parser_for(grammar: str) -> Parser:
+    return get_parser(grammar)  # type: ignore[arg-type]
+
+
+def error_share(root: Node, size: int) -> float:
+    """Share of the file under ERROR nodes (+1 byte per MISSING node); 0.0 for a clean tree.
+
+    Only subtrees flagged `has_error` are visited, so clean files cost one attribute read.
+    """
+    if not root.has_error:
+        return 0.0
+    bad = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error:
+            bad += node.end_byte - node.start_byte
+        elif node.is_missing:
+            bad += 1
+        elif node.has_error:
+            stack.extend(node.children)
+    return min(1.0, bad / max(size, 1))
+
+
+def check(content: str, language: str | None, path: str, params: SyntaxParams) -> tuple[str, float | None]:
+    """("ok" | "syntax_error" | "unchecked", error share or None when unchecked)."""
+    grammar = grammar_of(language, path)
+    if grammar is None:
+        return "unchecked", None
+    data = content.encode("utf-8")
+    share = error_share(parser_for(grammar).parse(data).root_node, len(data))
+    return ("syntax_error" if share > params.limit(language or "") else "ok"), share
+
+
+def filter_syntax(src_uri: str, dst_uri: str, lineage: LineageWriter, params: SyntaxParams) -> StageStats:
+    """Kept: files whose error share is within their language's limit, and `unchecked` files.
+
+    Dropped: `syntax_error`. Lineage `detail` holds the error share (or `unchecked`).
+    """
+    unchecked = 0
+    with PartWriter(dst_uri, FILE_SCHEMA) as out:
+        for batch in iter_batches(src_uri, batch_rows=1024):
+            cols = {c: batch.column(c).to_pylist() for c in ("id", "content", "language", "path", "size")}
+            mask = []
+            for id_, content, lang, path, size in zip(*cols.values()):
+                verdict, share = check(content, lang, path, params)
+                detail = "unchecked" if share is None else f"{lang}:{share:.4f}"
+                if verdict == "syntax_error":
+                    lineage.dropped(id_, "syntax_error", size, detail=detail)
+                    mask.append(False)
+                else:
+                    unchecked += verdict == "unchecked"
+                    lineage.kept(id_, size, detail=detail)
+                    mask.append(True)
+            out.write_table(pa.Table.from_batches([batch]).filter(pa.array(mask, pa.bool_())))
+    stats = lineage.close()
+    stats.extra["unchecked_files"] = unchecked
+    return stats

@@ -1,0 +1,116 @@
+"""Streaming Parquet parts: bounded-memory writers and batch readers over local or S3 URIs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+SUCCESS_MARKER = "_SUCCESS"
+
+
+def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    """Filesystem and path for a local path or `s3://` URI."""
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), uri
+    return pafs.FileSystem.from_uri(uri)
+
+
+class PartWriter:
+    """Writes rows of one schema as `part-NNNNN.parquet` files, rolling every `rows_per_part`.
+
+    Opening it deletes whatever the partition held, so a re-run overwrites in full; `close()`
+    writes a `_SUCCESS` marker so readers and skip-logic can tell a finished partition.
+    """
+
+    def __init__(self, uri: str, schema: pa.Schema, rows_per_part: int = 200_000) -> None:
+        self.uri, self.schema, self.rows_per_part = uri, schema, rows_per_part
+        self.fs, self.path = resolve(uri)
+        clear_partition(uri)
+        self.fs.create_dir(self.path, recursive=True)
+        self._writer: pq.ParquetWriter | None = None
+        self._part = 0
+        self._rows_in_part = 0
+        self.rows = 0
+
+    def _open(self) -> pq.ParquetWriter:
+        name = f"{self.path}/part-{self._part:05d}.parquet"
+        return pq.ParquetWriter(name, self.schema, filesystem=self.fs, compression="zstd")
+
+    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.write_table(pa.Table.from_pylist(list(rows), schema=self.schema))
+
+    def write_table(self, table: pa.Table | pa.RecordBatch) -> None:
+        if table.num_rows == 0:
+            return
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        table = table.select(self.schema.names).cast(self.schema)
+        if self._writer is None:
+            self._writer = self._open()
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+        self._rows_in_part += table.num_rows
+        if self._rows_in_part >= self.rows_per_part:
+            self._writer.close()
+            self._writer, self._rows_in_part = None, 0
+            self._part += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        elif self.rows == 0:  # an empty partition is still a readable, typed partition
+            pq.write_table(self.schema.empty_table(), f"{self.path}/part-00000.parquet", filesystem=self.fs)
+        with self.fs.open_output_stream(f"{self.path}/{SUCCESS_MARKER}") as out:
+            out.write(str(self.rows).encode())
+
+    def __enter__(self) -> PartWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._writer is not None:
+            self._writer.close()
+
+
+def clear_partition(uri: str) -> None:
+    """Remove a partition folder if it exists (backfills and re-execution overwrite in full)."""
+    fs, path = resolve(uri)
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        fs.delete_dir(path)
+
+
+def is_complete(uri: str) -> bool:
+    fs, path = resolve(uri)
+    return fs.get_file_info(f"{path}/{SUCCESS_MARKER}").type == pafs.FileType.File
+
+
+def dataset(uri: str) -> ds.Dataset:
+    fs, path = resolve(uri)
+    return ds.dataset(path, format="parquet", filesystem=fs, exclude_invalid_files=True)
+
+
+def iter_batches(
+    uri: str, columns: Sequence[str] | None = None, batch_rows: int = 2048
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of a partition, at most `batch_rows` rows each, read lazily."""
+    if not is_complete(uri):
+        raise FileNotFoundError(f"partition {uri} is missing or incomplete: materialize its upstream first")
+    yield from dataset(uri).to_batches(columns=list(columns) if columns else None, batch_size=batch_rows)
+
+
+def count_rows(uri: str) -> int:
+    return dataset(uri).count_rows()
+
+
+def read_table(uri: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """Whole partition as a table: only for small, column-pruned reads (ids, hashes, stats)."""
+    if not is_complete(uri):
+        raise FileNotFoundError(f"partition {uri} is missing or incomplete: materialize its upstream first")
+    return dataset(uri).to_table(columns=list(columns) if columns else None)
