@@ -114,3 +114,22 @@ def read_table(uri: str, columns: Sequence[str] | None = None) -> pa.Table:
     if not is_complete(uri):
         raise FileNotFoundError(f"partition {uri} is missing or incomplete: materialize its upstream first")
     return dataset(uri).to_table(columns=list(columns) if columns else None)
+
+
+def sample_rows(uri: str, columns: Sequence[str], k: int, seed: int = 0) -> list[dict[str, Any]]:
+    """A seeded uniform sample of `k` rows, by reservoir sampling over the batches (bounded memory)."""
+    import random
+
+    rng = random.Random(seed)
+    reservoir: list[dict[str, Any]] = []
+    seen = 0
+    for batch in iter_batches(uri, columns, batch_rows=4096):
+        for row in batch.to_pylist():
+            seen += 1
+            if len(reservoir) < k:
+                reservoir.append(row)
+            else:
+                j = rng.randrange(seen)
+                if j < k:
+                    reservoir[j] = row
+    return reservoir

@@ -30,7 +30,7 @@ class MinHashParams(BaseModel, frozen=True):
     rows: int = 4  # P(candidate | J=0.7) = 1 - (1 - 0.7^4)^32 = 0.9998
     threshold: float = 0.7  # verified estimated Jaccard needed to call two files near-duplicates
     seed: int = 42
-    max_bucket_pairs: int = 64  # larger LSH buckets link members to the bucket head and neighbour only
+    max_bucket_pairs: int = 32_640  # all pairs for buckets up to 256 members; larger ones: head + chain links
 
     @model_validator(mode="after")
     def _bands_fit(self) -> MinHashParams:

@@ -1,0 +1,45 @@
+"""Crawls in: repository archives and manifests (or Parquet file rows) -> decoded file rows."""
+
+
+from collections import Counter
+
+import dagster as dg
+
+from seedcoder_assets.core.ingest.crawl import CrawlIngest
+from seedcoder_assets.core.parquet_io import read_table
+from seedcoder_assets.defs.configs import IngestConfig
+from seedcoder_assets.lib.dagster_utils import balanced_check, bar_chart_markdown, stats_metadata
+from seedcoder_assets.partitions import crawl_partitions
+from seedcoder_assets.resources.storage import StorageResource
+
+RAW_REPO_FILES = dg.AssetKey(["ingest", "raw_repo_files"])
+CRAWL_REPOS = dg.AssetKey(["ingest", "crawl_repos"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(RAW_REPO_FILES, group_name="ingest", code_version="ingest-v1",
+                     description="Source files of a crawl, one row per file: id, repo, path, language, size, "
+                                 "sha256, content. Undecodable, binary, oversized, empty, symlinked and "
+                                 "path-traversing entries are dropped with a counted reason."),
+        dg.AssetSpec(CRAWL_REPOS, group_name="ingest", code_version="ingest-v1",
+                     description="Repositories of a crawl with the crawler's metadata and a hash of their file set."),
+    ],
+    partitions_def=crawl_partitions,
+    check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=RAW_REPO_FILES)],
+)
+def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, storage: StorageResource):
+    crawl = context.partition_key
+    files_uri, repos_uri = storage.uri(RAW_REPO_FILES, crawl), storage.uri(CRAWL_REPOS, crawl)
+    stats = CrawlIngest(crawl, storage.crawl_uri(crawl), files_uri, repos_uri,
+                        storage.lineage("ingest", crawl, context.run.run_id), config.to_params()).run()
+    languages = Counter(dict(zip(*read_table(files_uri, ["language"]).column("language")
+                                 .fill_null("(none)").value_counts().flatten())))
+    md = stats_metadata(stats, files_uri)
+    md["languages"] = bar_chart_markdown("files per language", {str(k): int(v) for k, v in languages.items()},
+                                         "language")
+    yield dg.MaterializeResult(asset_key=RAW_REPO_FILES, metadata=md)
+    yield dg.MaterializeResult(asset_key=CRAWL_REPOS, metadata={"dagster/row_count": stats.extra["repos"],
+                                                                 "uri": dg.MetadataValue.path(repos_uri)})
+    yield balanced_check(stats, asset_key=RAW_REPO_FILES)
+

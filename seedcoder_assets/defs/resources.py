@@ -1,0 +1,26 @@
+"""One resource set; environments differ only in their environment values."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from seedcoder_assets.resources.catalog import CatalogResource
+from seedcoder_assets.resources.storage import StorageResource
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    # Read when the code location loads, not at import: unset variables fall back to ./data.
+    home = os.environ.get("SEEDCODER_HOME", os.path.abspath("data"))
+    env = os.environ.get
+    return dg.Definitions(resources={
+        "storage": StorageResource(
+            lake_root=env("SEEDCODER_LAKE_ROOT", f"{home}/lake"),
+            landing_root=env("SEEDCODER_LANDING_ROOT", f"{home}/landing"),
+            index_path=env("SEEDCODER_INDEX_PATH", f"{home}/index/dedup_index.sqlite"),
+            duckdb_memory_limit=env("SEEDCODER_DUCKDB_MEMORY", "2GB"),
+        ),
+        "catalog_db": CatalogResource(database=env("SEEDCODER_CATALOG", f"{home}/catalog.duckdb")),
+    })
