@@ -133,10 +133,15 @@ def fetch(sdist: Sdist, cache: Path) -> Path:
     return dest
 
 
-def build_crawl(dest: Path, which: str = "small", cache: Path | None = None, index_url: str = INDEX_URL,
-                workers: int = 8) -> Path:
-    """Write a crawl folder: the sdist archives plus `repos.jsonl`. Returns the folder."""
-    spec = {"small": SMALL, "large": LARGE}[which]
+def build_crawl(dest: Path, which: str | list[tuple[str, int | tuple[str, ...]]] = "small",
+                cache: Path | None = None, index_url: str = INDEX_URL, workers: int = 8) -> Path:
+    """Write a crawl folder: the sdist archives plus `repos.jsonl`. Returns the folder.
+
+    Args:
+        dest: the crawl folder to create.
+        which: "small", "large", or an explicit list of (project, versions or count).
+    """
+    spec = {"small": SMALL, "large": LARGE}[which] if isinstance(which, str) else which
     cache = cache or Path(os.environ.get("SEEDCODER_CACHE", Path.home() / ".cache" / "seedcoder" / "sdists"))
     cache.mkdir(parents=True, exist_ok=True)
     dest.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def shingle_hashes(texts: Sequence[str], ngram: int, seed: int) -> tuple[np.ndar
     """
     words = pl.Series(values=list(texts), dtype=pl.String).str.extract_all(_WORD)
     lens = words.list.len().fill_null(0).to_numpy().astype(np.int64)
-    h = words.explode().drop_nulls().hash(seed=seed).to_numpy()
+    h = words.explode(empty_as_null=True).drop_nulls().hash(seed=seed).to_numpy()
     n_docs, total = len(lens), int(lens.sum())
     if total == 0:
         return np.zeros(0, np.uint64), np.zeros(n_docs + 1, np.uint64)

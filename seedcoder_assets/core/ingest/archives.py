@@ -119,9 +119,10 @@ def iter_archive(path: str, params: ExtractParams) -> Iterator[Member]:
 
 def strip_common_root(members: list[Member]) -> list[Member]:
     """Drop a single top-level folder shared by every member (`pkg-1.0/src/x.py` -> `src/x.py`)."""
-    tops = {m.path.split("/", 1)[0] for m in members if "/" in m.path}
-    if len(tops) == 1 and all("/" in m.path for m in members):
-        for m in members:
+    inside = [m for m in members if m.reason != "path_traversal"]  # those keep their raw name for the record
+    tops = {m.path.split("/", 1)[0] for m in inside if "/" in m.path}
+    if len(tops) == 1 and all("/" in m.path for m in inside):
+        for m in inside:
             m.path = m.path.split("/", 1)[1]
     return members
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
@@ -74,6 +75,7 @@ class CrawlIngest:
         self.lineage = lineage
         self.batch: list[dict[str, Any]] = []
         self.batch_rows = batch_rows
+        self.bad_rows = 0
         self.fs, self.root = resolve(self.crawl_uri)
 
     def run(self) -> StageStats:
@@ -123,17 +125,19 @@ class CrawlIngest:
             return
         hashes: list[str] = []
         nbytes = 0
-        seen_paths: set[str] = set()
+        seen_paths: Counter[str] = Counter()
         for m in members:
-            fid = file_id(self.crawl, repo, m.path)
+            seen_paths[m.path] += 1
+            # A repeated name is a record of its own: the n-th copy gets an id of its own.
+            copy = seen_paths[m.path]
+            fid = file_id(self.crawl, repo, m.path if copy == 1 else f"{m.path}\x00copy{copy}")
             detail = f"{repo}/{m.path}"
             if m.data is None:
                 self.lineage.dropped(fid, m.reason or "unreadable", detail=detail)
                 continue
-            if m.path in seen_paths:
+            if copy > 1:
                 self.lineage.dropped(fid, "duplicate_path", len(m.data), detail=detail)
                 continue
-            seen_paths.add(m.path)
             row, reason = to_row(self.crawl, repo, m.path, m.data, self.params)
             if row is None:
                 self.lineage.dropped(fid, reason, len(m.data), detail=detail)
@@ -167,20 +171,21 @@ class CrawlIngest:
     def _ingest_parquet_row(self, rec: dict[str, Any], repo_col: str, repo_info: dict[str, dict[str, Any]]) -> None:
         repo, raw_path, content = rec.get(repo_col), rec.get("path"), rec.get("content")
         if not isinstance(repo, str) or not isinstance(raw_path, str) or content is None:
-            self.lineage.dropped(file_id(self.crawl, str(repo), str(raw_path)), "bad_row_fields",
-                                 detail=f"{repo}/{raw_path}")
+            self.bad_rows += 1  # no usable repo/path: the row number is its identity
+            self.lineage.dropped(f"row:{self.bad_rows}", "bad_row_fields", detail=f"{repo}/{raw_path}")
             return
         path = safe_member_path(raw_path)
-        fid = file_id(self.crawl, repo, raw_path)
-        info = repo_info.setdefault(repo, {"hashes": [], "bytes": 0, "paths": set(),
+        info = repo_info.setdefault(repo, {"hashes": [], "bytes": 0, "paths": Counter(),
                                            **{k: rec.get(k) for k in (*_INT_FIELDS, *_STR_FIELDS)}})
+        info["paths"][raw_path] += 1
+        copy = info["paths"][raw_path]
+        fid = file_id(self.crawl, repo, raw_path if copy == 1 else f"{raw_path}\x00copy{copy}")
         if path is None:
             self.lineage.dropped(fid, "path_traversal", detail=f"{repo}/{raw_path}")
             return
-        if path in info["paths"]:
+        if copy > 1:
             self.lineage.dropped(fid, "duplicate_path", detail=f"{repo}/{path}")
             return
-        info["paths"].add(path)
         data = content.encode("utf-8", errors="surrogatepass") if isinstance(content, str) else bytes(content)
         row, reason = to_row(self.crawl, repo, path, data, self.params)
         if row is None:

@@ -1,0 +1,37 @@
+import pytest
+
+from seedcoder_assets.core.filters.syntax import SyntaxParams, check
+
+P = SyntaxParams()
+
+C_WITH_MACROS = """
+#include <stdio.h>
+#define DEFINE_GETTER(type, name) type get_##name(void) { return name; }
+static int counter = 0;
+DEFINE_GETTER(int, counter)
+PyMODINIT_FUNC PyInit_mod(void) {
+    Py_BEGIN_ALLOW_THREADS
+    counter++;
+    Py_END_ALLOW_THREADS
+    return NULL;
+}
+int main(void) { printf("%d\\n", get_counter()); return 0; }
+"""
+
+
+@pytest.mark.parametrize(("code", "lang", "path", "verdict"), [
+    ("def f(x):\n    return x + 1\n", "Python", "a.py", "ok"),
+    ("def f(x:\n    return x +\n", "Python", "a.py", "syntax_error"),
+    ('{"a": [1, 2, 3]}', "JSON", "a.json", "ok"),
+    ('{"a": [1, 2,, }', "JSON", "a.json", "syntax_error"),
+    (C_WITH_MACROS, "C", "m.c", "ok"),
+    (C_WITH_MACROS[: len(C_WITH_MACROS) // 2] + "\n}}} ((( int int int ;;; [[[", "C", "m.c", "syntax_error"),
+    ("BEGIN { print 1 }", "Awk", "a.awk", "unchecked"),
+])
+def test_check(code: str, lang: str, path: str, verdict: str) -> None:
+    assert check(code, lang, path, P)[0] == verdict
+
+
+def test_macro_noise_is_tolerated_only_where_configured() -> None:
+    verdict, share = check(C_WITH_MACROS, "C", "m.c", SyntaxParams(max_error_share={}))
+    assert verdict == "syntax_error" and 0 < share < P.limit("C")  # a literal has_error rule drops valid C
