@@ -96,13 +96,37 @@ def dataset(uri: str) -> ds.Dataset:
     return ds.dataset(path, format="parquet", filesystem=fs, exclude_invalid_files=True)
 
 
+def part_paths(uri: str) -> list[str]:
+    """The Parquet parts of a finished partition, in name order."""
+    if not is_complete(uri):
+        raise FileNotFoundError(f"partition {uri} is missing or incomplete: materialize its upstream first")
+    fs, path = resolve(uri)
+    return sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path)) if i.path.endswith(".parquet"))
+
+
 def iter_batches(
     uri: str, columns: Sequence[str] | None = None, batch_rows: int = 2048
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of a partition, at most `batch_rows` rows each, read lazily."""
-    if not is_complete(uri):
-        raise FileNotFoundError(f"partition {uri} is missing or incomplete: materialize its upstream first")
-    yield from dataset(uri).to_batches(columns=list(columns) if columns else None, batch_size=batch_rows)
+    """Record batches of a partition, at most `batch_rows` rows each.
+
+    Reads one row group at a time with no readahead: peak memory is one row group plus one
+    batch, whatever the partition size (a dataset scanner prefetches many batches of content).
+    """
+    fs, _ = resolve(uri)
+    for part in part_paths(uri):
+        with fs.open_input_file(part) as handle:
+            pf = pq.ParquetFile(handle)
+            yield from pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns else None,
+                                       use_threads=False)
+
+
+def duckdb_source(uri: str) -> str:
+    """A DuckDB `read_parquet(...)` over a finished partition; DuckDB streams its row groups itself."""
+    parts = part_paths(uri)
+    fs, _ = resolve(uri)
+    prefix = "s3://" if uri.startswith("s3://") else ""
+    listed = ", ".join("'" + (prefix + p).replace("'", "''") + "'" for p in parts)
+    return f"read_parquet([{listed}])"
 
 
 def count_rows(uri: str) -> int:

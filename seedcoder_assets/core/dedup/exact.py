@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
-from seedcoder_assets.core.parquet_io import PartWriter, dataset
+from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source
 from seedcoder_assets.core.schemas import FILE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
@@ -31,9 +31,8 @@ def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWr
     Dropped: `exact_dup` (survivor in this crawl), `exact_dup_prior_crawl` (survivor in an
     earlier crawl; earlier outputs are never rewritten). The crawl's kept hashes are indexed.
     """
-    files, repos = dataset(files_uri), dataset(repos_uri)
-    conn.register("files", files)
-    conn.register("repos", repos)
+    conn.execute(f"CREATE OR REPLACE TEMP VIEW files AS SELECT * FROM {duckdb_source(files_uri)}")
+    conn.execute(f"CREATE OR REPLACE TEMP VIEW repos AS SELECT * FROM {duckdb_source(repos_uri)}")
     hashes = [h for (h,) in conn.execute("SELECT DISTINCT sha256 FROM files").fetchall()]
     known = index.known_file_hashes(hashes, prior_crawls)
     prior = pa.table({"sha256": list(known), "prior_crawl": [c for c, _ in known.values()],
@@ -69,9 +68,8 @@ def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWr
         "SELECT sha256, id FROM decisions WHERE prior_id IS NULL AND id = first_id").fetchall())
     sizes = dict(conn.execute("SELECT n, count(*) FROM (SELECT count(*) AS n FROM decisions GROUP BY sha256 "
                               "HAVING count(*) > 1) GROUP BY n ORDER BY n").fetchall())
-    for name in ("files", "repos", "prior"):
-        conn.unregister(name)
-    conn.execute("DROP TABLE decisions")
+    conn.unregister("prior")
+    conn.execute("DROP TABLE decisions; DROP VIEW files; DROP VIEW repos")
     stats = lineage.close()
     stats.extra["cluster_sizes"] = {int(k): int(v) for k, v in sizes.items()}
     return stats

@@ -151,10 +151,16 @@ class DedupIndex:
         self.conn.execute("BEGIN")
         self.conn.execute("DELETE FROM band WHERE kind = ? AND crawl = ?", (kind, crawl))
         self.conn.execute("DELETE FROM signature WHERE kind = ? AND crawl = ?", (kind, crawl))
-        bands = band_keys.shape[1] if len(ids) else 0
+        n, bands = (band_keys.shape if len(ids) else (0, 0))
+        # Insert in primary-key order: B-tree appends instead of random page splits (~5x faster).
+        band_col = np.repeat(np.arange(bands)[None, :], n, axis=0).ravel()
+        row_col = np.repeat(np.arange(n), bands)
+        key_col = band_keys.ravel() if n else np.zeros(0, np.int64)
+        order = np.lexsort((row_col, key_col, band_col))
         self.conn.executemany(
             "INSERT OR IGNORE INTO band VALUES (?, ?, ?, ?, ?)",
-            ((kind, b, int(band_keys[r, b]), crawl, ids[r]) for r in range(len(ids)) for b in range(bands)),
+            ((kind, b, k, crawl, ids[r]) for b, k, r in
+             zip(band_col[order].tolist(), key_col[order].tolist(), row_col[order].tolist())),
         )
         self.conn.executemany("INSERT OR REPLACE INTO signature VALUES (?, ?, ?, ?)",
                               ((kind, ids[r], crawl, signatures[r].tobytes()) for r in range(len(ids))))

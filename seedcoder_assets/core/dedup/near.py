@@ -18,7 +18,7 @@ from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
-from seedcoder_assets.core.parquet_io import PartWriter, dataset, iter_batches, read_table
+from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_table
 from seedcoder_assets.core.schemas import CLUSTER_SCHEMA, FILE_SCHEMA, SIGNATURE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
@@ -131,14 +131,11 @@ def file_near_clusters(sig_uri: str, files_uri: str, repos_uri: str, dst_uri: st
     """Write the near-duplicate clusters of a crawl's files (one row per member)."""
     stats = StageStats("near_dup_clusters")
     ids, sigs, n_sh = _load_signatures(sig_uri, params.num_perm)
-    conn.register("files", dataset(files_uri))
-    conn.register("repos", dataset(repos_uri))
-    meta = conn.execute("SELECT f.id, f.repo, f.path, r.stars, r.pushed_at FROM files f "
-                        "LEFT JOIN (SELECT repo, stars, pushed_at FROM repos) r USING (repo)").arrow()
+    meta = conn.execute(f"SELECT f.id, f.repo, f.path, r.stars, r.pushed_at FROM {duckdb_source(files_uri)} f "
+                        f"LEFT JOIN (SELECT repo, stars, pushed_at FROM {duckdb_source(repos_uri)}) r USING (repo)"
+                        ).arrow()
     if isinstance(meta, pa.RecordBatchReader):
         meta = meta.read_all()
-    conn.unregister("files")
-    conn.unregister("repos")
     table, figures = near_clusters("file", crawl, ids, sigs, n_sh, meta, params, rule, index, prior_crawls, conn)
     with PartWriter(dst_uri, CLUSTER_SCHEMA) as out:
         out.write_table(table)

@@ -18,7 +18,7 @@ from seedcoder_assets.core.dedup.minhash import MinHashParams, band_keys, signat
 from seedcoder_assets.core.dedup.near import near_clusters
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
 from seedcoder_assets.core.ingest.archives import file_id
-from seedcoder_assets.core.parquet_io import PartWriter, dataset, iter_batches
+from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_table
 from seedcoder_assets.core.schemas import FILE_SCHEMA, REPO_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
@@ -51,10 +51,8 @@ def dedup_repos(code_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWri
                 conn: duckdb.DuckDBPyConnection) -> StageStats:
     """Decide every repository of the crawl: kept, `repo_exact_dup(_prior_crawl)` or `repo_near_dup(_prior_crawl)`."""
     crawl = lineage.crawl
-    conn.register("repos", dataset(repos_uri))
-    repos = conn.execute(f"SELECT *, '' AS path FROM repos ORDER BY {rule.order_by()}").arrow()
+    repos = conn.execute(f"SELECT *, '' AS path FROM {duckdb_source(repos_uri)} ORDER BY {rule.order_by()}").arrow()
     repos = repos.read_all() if isinstance(repos, pa.RecordBatchReader) else repos
-    conn.unregister("repos")
     names, sigs, n_shingles = repo_signatures(code_uri, params)
     # Repos without files have no signature row; give them an empty file set.
     by_name = {r["repo"]: r for r in repos.drop_columns(["path"]).to_pylist()}
@@ -111,7 +109,7 @@ def repo_level_files(code_uri: str, deduped_repos_uri: str, dst_uri: str, lineag
 
     Dropped: the files of dropped repositories, with the repository's reason.
     """
-    repos = dataset(deduped_repos_uri).to_table(columns=["repo", "reason", "survivor"]).to_pylist()
+    repos = read_table(deduped_repos_uri, ["repo", "reason", "survivor"]).to_pylist()
     reason_of = {r["repo"]: (r["reason"], r["survivor"]) for r in repos}
     with PartWriter(dst_uri, FILE_SCHEMA) as out:
         for batch in iter_batches(code_uri, batch_rows=2048):

@@ -1,0 +1,71 @@
+"""Run one GitHub-branch stage on one crawl, as the assets do, so a benchmark can time it alone.
+
+    python benchmarks/stages.py STAGE --home DIR --crawl NAME [--prior CRAWL ...]
+
+Prints the stage's figures as one JSON line. Same core calls and URIs as the Dagster assets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from seedcoder_assets.core import paths
+from seedcoder_assets.core.dedup.exact import connect, exact_dedup
+from seedcoder_assets.core.dedup.index import DedupIndex
+from seedcoder_assets.core.dedup.minhash import MinHashParams
+from seedcoder_assets.core.dedup.near import apply_near_dedup, compute_signatures, file_near_clusters
+from seedcoder_assets.core.dedup.repos import dedup_repos, repo_level_files
+from seedcoder_assets.core.dedup.survivor import SurvivorRule
+from seedcoder_assets.core.filters.language import filter_code_files
+from seedcoder_assets.core.filters.syntax import SyntaxParams, filter_syntax
+from seedcoder_assets.core.ingest.archives import ExtractParams
+from seedcoder_assets.core.ingest.crawl import CrawlIngest
+from seedcoder_assets.core.stats import LineageWriter
+
+STAGES = ["ingest", "language", "repo_dedup", "repo_level", "exact_dedup", "minhash_signatures",
+          "near_dup_clusters", "near_dedup", "syntax"]
+
+
+def run(stage: str, home: str, crawl: str, prior: list[str]) -> dict:
+    lake = f"{home}/lake"
+
+    def u(*key: str) -> str:
+        return paths.partition_uri(lake, key, crawl)
+
+    def lw(name: str) -> LineageWriter:
+        return LineageWriter(lake, name, crawl, "bench")
+
+    p, rule = MinHashParams(), SurvivorRule.stars_newest_lexical
+    index, conn = DedupIndex(f"{home}/index/dedup.sqlite"), connect("2GB", f"{home}/duckdb_tmp")
+    raw, repos, code = u("ingest", "raw_repo_files"), u("ingest", "crawl_repos"), u("filters", "code_files")
+    exact, sigs, clusters = u("dedup", "exact_deduped_files"), u("dedup", "minhash_signatures"), u("dedup", "near_dup_clusters")
+    near = u("dedup", "near_deduped_files")
+    calls = {
+        "ingest": lambda: CrawlIngest(crawl, paths.crawl_uri(f"{home}/landing", crawl), raw, repos, lw("ingest"),
+                                      ExtractParams()).run(),
+        "language": lambda: filter_code_files(raw, code, lw("language")),
+        "repo_dedup": lambda: dedup_repos(code, repos, u("dedup", "deduped_repos"), lw("repo_dedup"), p, rule, index,
+                                          prior, conn),
+        "repo_level": lambda: repo_level_files(code, u("dedup", "deduped_repos"), u("dedup", "repo_level_files"),
+                                               lw("repo_level")),
+        "exact_dedup": lambda: exact_dedup(code, repos, exact, lw("exact_dedup"), index, prior, rule, conn),
+        "minhash_signatures": lambda: compute_signatures(exact, sigs, p),
+        "near_dup_clusters": lambda: file_near_clusters(sigs, exact, repos, clusters, crawl, p, rule, index, prior, conn),
+        "near_dedup": lambda: apply_near_dedup(exact, clusters, sigs, near, lw("near_dedup"), p, index),
+        "syntax": lambda: filter_syntax(near, u("filters", "syntax_checked_files"), lw("syntax"), SyntaxParams()),
+    }
+    stats = calls[stage]()
+    return {"stage": stage, **stats.as_metadata()}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("stage", choices=STAGES)
+    ap.add_argument("--home", required=True)
+    ap.add_argument("--crawl", required=True)
+    ap.add_argument("--prior", nargs="*", default=[])
+    a = ap.parse_args()
+    print(json.dumps(run(a.stage, a.home, a.crawl, a.prior), default=str))
+    sys.stdout.flush()
