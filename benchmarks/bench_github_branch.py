@@ -40,7 +40,7 @@ def run_stage(stage: str, home: Path, crawl: str) -> dict:
     mb = figures["bytes_in"] / 1e6
     return {"stage": stage, "rows_in": figures["rows_in"], "rows_out": figures["rows_out"], "mb_in": round(mb, 1),
             "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "mb_per_cpu_s": round(mb / cpu, 2) if cpu else None,
-            "peak_rss_mb": round(usage.ru_maxrss / 1024), "drops": figures.get("drop_reasons")}
+            "peak_rss_mb": round(figures["peak_rss_mb"]), "drops": figures.get("drop_reasons")}
 
 
 def subset_crawl(src: Path, dest: Path, fraction: float) -> Path:

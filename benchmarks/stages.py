@@ -67,5 +67,7 @@ if __name__ == "__main__":
     ap.add_argument("--crawl", required=True)
     ap.add_argument("--prior", nargs="*", default=[])
     a = ap.parse_args()
-    print(json.dumps(run(a.stage, a.home, a.crawl, a.prior), default=str))
+    figures = run(a.stage, a.home, a.crawl, a.prior)
+    figures["peak_rss_mb"] = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
+    print(json.dumps(figures, default=str))
     sys.stdout.flush()

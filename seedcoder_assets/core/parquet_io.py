@@ -115,7 +115,7 @@ def iter_batches(
     fs, _ = resolve(uri)
     for part in part_paths(uri):
         with fs.open_input_file(part) as handle:
-            pf = pq.ParquetFile(handle)
+            pf = pq.ParquetFile(handle, pre_buffer=False)  # pre-buffering holds whole column chunks
             yield from pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns else None,
                                        use_threads=False)
 

@@ -31,6 +31,8 @@ class MinHashParams(BaseModel, frozen=True):
     threshold: float = 0.7  # verified estimated Jaccard needed to call two files near-duplicates
     seed: int = 42
     max_bucket_pairs: int = 32_640  # all pairs for buckets up to 256 members; larger ones: head + chain links
+    exact_margin: float = 0.1  # pairs whose estimate is this close to the threshold get exact Jaccard
+    max_exact_files: int = 200_000  # cap on files re-shingled for exact verification (memory bound)
 
     @model_validator(mode="after")
     def _bands_fit(self) -> MinHashParams:
@@ -162,3 +164,17 @@ def star_clusters(n: int, priority: np.ndarray, edges: np.ndarray, edge_sim: np.
             if survivor[other] == -2:
                 survivor[other], sim[other] = row, s
     return survivor, sim
+
+
+def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard of two sorted unique shingle-hash arrays."""
+    if len(a) == 0 and len(b) == 0:
+        return 1.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+def shingle_sets(texts: Sequence[str], params: MinHashParams) -> list[np.ndarray]:
+    """Sorted unique shingle hashes of each text (the sets MinHash estimates the Jaccard of)."""
+    flat, offsets = shingle_hashes(texts, params.ngram, params.seed)
+    return [np.unique(flat[offsets[i]:offsets[i + 1]]) for i in range(len(texts))]

@@ -34,7 +34,7 @@ def repo_signatures(code_uri: str, params: MinHashParams) -> tuple[list[str], np
     """
     acc: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
-    for batch in iter_batches(code_uri, ["repo", "content"], batch_rows=2048):
+    for batch in iter_batches(code_uri, ["repo", "content"], batch_rows=1024):
         sigs, n_sh = signatures(batch.column("content").to_pylist(), params)
         for r, repo in enumerate(batch.column("repo").to_pylist()):
             if n_sh[r] == 0:

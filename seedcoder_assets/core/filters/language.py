@@ -13,7 +13,7 @@ from seedcoder_assets.core.stats import LineageWriter, StageStats
 def filter_code_files(src_uri: str, dst_uri: str, lineage: LineageWriter) -> StageStats:
     """Kept: files with a language. Dropped: `non_code` (README, LICENSE, .txt, .cfg, data...)."""
     with PartWriter(dst_uri, FILE_SCHEMA) as out:
-        for batch in iter_batches(src_uri, batch_rows=4096):
+        for batch in iter_batches(src_uri, batch_rows=1024):
             is_code = pc.is_valid(batch.column("language"))
             for id_, size, lang, path in zip(*(batch.column(c).to_pylist() for c in ("id", "size", "language", "path"))):
                 if lang is None:

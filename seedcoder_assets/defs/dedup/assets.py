@@ -153,13 +153,22 @@ def near_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
 
 
 def _near_pairs_in_sample(uri: str, params: minhash.MinHashParams, k: int = 3000) -> list[list[str]]:
-    """Pairs of kept files whose signatures agree at or above the threshold, among a seeded sample."""
+    """Pairs of kept files with exact 5-gram Jaccard at or above the threshold, among a seeded sample.
+
+    LSH over the sample proposes pairs; every pair whose estimate comes within the exact-check
+    margin of the threshold is then judged on its exact Jaccard.
+    """
     sample = sample_rows(uri, ["id", "content"], k)
     if len(sample) < 2:
         return []
-    sigs, counts = minhash.signatures([r["content"] for r in sample], params)
+    texts = [r["content"] for r in sample]
+    sigs, counts = minhash.signatures(texts, params)
     pairs = minhash.candidate_pairs(minhash.band_keys(sigs, params), counts > 0, 10**9)
     if not len(pairs):
         return []
     sim = minhash.similarity(sigs[pairs[:, 0]], sigs[pairs[:, 1]])
-    return [[sample[a]["id"], sample[b]["id"]] for a, b in pairs[np.flatnonzero(sim >= params.threshold)]]
+    close = pairs[np.flatnonzero(sim >= params.threshold - params.exact_margin)]
+    rows = sorted(set(close.ravel().tolist()))
+    sets = dict(zip(rows, minhash.shingle_sets([texts[r] for r in rows], params)))
+    return [[sample[a]["id"], sample[b]["id"]] for a, b in close.tolist()
+            if minhash.exact_jaccard(sets[a], sets[b]) >= params.threshold]

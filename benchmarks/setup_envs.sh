@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Side environments for the comparison benchmarks (they conflict with the main pins):
+# - .venv-datatrove: datatrove 0.10.1 for its MinHash pipeline. xxhash 4.x refuses str input,
+#   which datatrove's shingle hashing passes, so xxhash is pinned below 4.
+# - .venv-tsl: tree-sitter-languages 1.10.2, which works only with tree-sitter 0.21.3.
+set -euo pipefail
+cd "$(dirname "$0")"
+[ -x .venv-datatrove/bin/python ] || python3 -m venv .venv-datatrove
+.venv-datatrove/bin/pip install -q "datatrove==0.10.1" "xxhash==3.5.0" "regex" "orjson" "tokenizers" "numpy"
+[ -x .venv-tsl/bin/python ] || python3 -m venv .venv-tsl
+.venv-tsl/bin/pip install -q "tree-sitter==0.21.3" "tree-sitter-languages==1.10.2"
