@@ -124,8 +124,18 @@ GRAMMARS: Final[dict[str, str]] = {
     "YAML": "yaml", "Zig": "zig",
 }
 
-# .tsx needs the tsx grammar rather than typescript.
-GRAMMAR_BY_EXTENSION: Final[dict[str, str]] = {"tsx": "tsx", "jsx": "javascript"}
+# .tsx needs the tsx grammar. Cython (.pyx/.pxd/.pxi) is not Python: no grammar, "unchecked".
+# GNU-as .s/.S and fixed-form Fortran (.f/.for/.f77) do not match the bundled grammars
+# (99% and 48% of released files parse with errors, benchmarks/bench_syntax.py): unchecked.
+GRAMMAR_BY_EXTENSION: Final[dict[str, str]] = {
+    "tsx": "tsx", "jsx": "javascript", "pyx": "", "pxd": "", "pxi": "",
+    "s": "", "asm": "", "a51": "", "nasm": "", "f": "", "for": "", "f77": "", "ftn": "",
+    "m": "",  # MATLAB or Objective-C: the name cannot tell, so no grammar can judge it
+}
+
+# When the first grammar reports errors, these are tried too and the best parse counts:
+# C headers are routinely C++ (`extern "C" {` guards, classes in .h), and C is nearly a subset of C++.
+FALLBACK_GRAMMARS: Final[dict[str, tuple[str, ...]]] = {"c": ("cpp",), "cuda": ("cpp",), "objc": ("cpp",)}
 
 
 def _build_index() -> tuple[dict[str, str], dict[str, str]]:
@@ -171,4 +181,7 @@ def grammar_of(language: str | None, path: str) -> str | None:
     """tree-sitter grammar name for a file, or None when no grammar covers its language."""
     if language is None:
         return None
-    return GRAMMAR_BY_EXTENSION.get(file_extension(path)) or GRAMMARS.get(language)
+    ext = file_extension(path)
+    if ext in GRAMMAR_BY_EXTENSION:
+        return GRAMMAR_BY_EXTENSION[ext] or None
+    return GRAMMARS.get(language)

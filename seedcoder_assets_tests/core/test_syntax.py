@@ -35,3 +35,15 @@ def test_check(code: str, lang: str, path: str, verdict: str) -> None:
 def test_macro_noise_is_tolerated_only_where_configured() -> None:
     verdict, share = check(C_WITH_MACROS, "C", "m.c", SyntaxParams(max_error_share={}))
     assert verdict == "syntax_error" and 0 < share < P.limit("C")  # a literal has_error rule drops valid C
+
+
+def test_c_header_with_cplusplus_guard_is_ok() -> None:
+    header = '#ifdef __cplusplus\nextern "C" {\n#endif\nint add(int a, int b);\n#ifdef __cplusplus\n}\n#endif\n'
+    assert check(header, "C", "x.h", SyntaxParams(max_error_share={})) == ("ok", 0.0)
+
+
+@pytest.mark.parametrize("path", ["m.pyx", "m.pxd", "start.S", "legacy.f", "thing.m"])
+def test_grammar_mismatches_are_unchecked(path: str) -> None:
+    from seedcoder_assets.core.languages import language_of
+
+    assert check("cdef int x = 1\n", language_of(path), path, P) == ("unchecked", None)
