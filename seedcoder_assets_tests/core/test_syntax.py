@@ -39,7 +39,8 @@ def test_macro_noise_is_tolerated_only_where_configured() -> None:
 
 def test_c_header_with_cplusplus_guard_is_ok() -> None:
     header = '#ifdef __cplusplus\nextern "C" {\n#endif\nint add(int a, int b);\n#ifdef __cplusplus\n}\n#endif\n'
-    assert check(header, "C", "x.h", SyntaxParams(max_error_share={})) == ("ok", 0.0)
+    verdict, share = check(header, "C", "x.h", P)
+    assert verdict == "ok" and share < 0.02  # the C grammar alone puts `extern "C" {` in an ERROR node
 
 
 @pytest.mark.parametrize("path", ["m.pyx", "m.pxd", "start.S", "legacy.f", "thing.m"])
