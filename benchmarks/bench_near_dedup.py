@@ -34,6 +34,7 @@ from seedcoder_assets.core.dedup import minhash  # noqa: E402
 from seedcoder_assets.core.parquet_io import sample_rows  # noqa: E402
 
 THRESHOLD = 0.7
+SWEEP = [(128, 16, 8), (128, 64, 2), (64, 16, 4), (256, 64, 4)]
 
 
 def load(path: Path) -> list[dict]:
@@ -41,14 +42,15 @@ def load(path: Path) -> list[dict]:
 
 
 # -- the three methods (each runs in a child process: `--method NAME`) ---------------------------
-def run_ours(docs: list[dict], files_uri: str | None = None) -> list[dict]:
-    from seedcoder_assets.core.dedup.index import DedupIndex
-    from seedcoder_assets.core.dedup.exact import connect
-    from seedcoder_assets.core.dedup.near import near_clusters
-    from seedcoder_assets.core.dedup.survivor import SurvivorRule
+def run_ours(docs: list[dict], files_uri: str | None = None, overrides: dict | None = None) -> list[dict]:
     import pyarrow as pa
 
-    p = minhash.MinHashParams()
+    from seedcoder_assets.core.dedup.exact import connect
+    from seedcoder_assets.core.dedup.index import DedupIndex
+    from seedcoder_assets.core.dedup.near import near_clusters
+    from seedcoder_assets.core.dedup.survivor import SurvivorRule
+
+    p = minhash.MinHashParams(**(overrides or {}))
     docs = sorted(docs, key=lambda d: d["id"])
     ids = [d["id"] for d in docs]
     parts = [minhash.signatures([d["text"] for d in docs[i:i + 1024]], p) for i in range(0, len(docs), 1024)]
@@ -85,7 +87,7 @@ def run_datasketch(docs: list[dict]) -> list[dict]:
     return out
 
 
-def child(method: str, inp: Path, out: Path) -> None:
+def child(method: str, inp: Path, out: Path, overrides: dict | None = None) -> None:
     docs = load(inp)
     files_uri = None
     if method == "ours":  # as in the pipeline, the files are a Parquet partition read for exact checks
@@ -96,7 +98,7 @@ def child(method: str, inp: Path, out: Path) -> None:
         with PartWriter(files_uri, FILE_SCHEMA) as w:
             w.write_rows([{"id": d["id"], "content": d["text"]} for d in docs])
     t0 = time.perf_counter()
-    assign = run_ours(docs, files_uri) if method == "ours" else run_datasketch(docs)
+    assign = run_ours(docs, files_uri, overrides) if method == "ours" else run_datasketch(docs)
     seconds = time.perf_counter() - t0
     out.write_text("\n".join(json.dumps(a) for a in assign) + "\n")
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
@@ -183,9 +185,10 @@ def main() -> None:
     ap.add_argument("--method")
     ap.add_argument("--input", type=Path)
     ap.add_argument("--assign", type=Path)
+    ap.add_argument("--params", default="{}", help="MinHashParams overrides for --method ours (JSON)")
     a = ap.parse_args()
     if a.method:
-        return child(a.method, a.input, a.assign)
+        return child(a.method, a.input, a.assign, json.loads(a.params))
     a.out.mkdir(parents=True, exist_ok=True)
     rows = sample_rows(a.files, ["id", "content"], a.n, seed=1)
     docs = [{"id": r["id"], "text": r["content"]} for r in rows]
@@ -193,10 +196,15 @@ def main() -> None:
     inp.write_text("\n".join(json.dumps(d) for d in docs) + "\n")
     mb = sum(len(d["text"].encode()) for d in docs) / 1e6
     results, assigns = {}, {}
-    for method in ("ours", "datasketch"):
-        results[method] = measure([sys.executable, __file__, "--method", method, "--input", str(inp),
-                                   "--assign", str(a.out / f"{method}.jsonl")])
-        assigns[method] = load(a.out / f"{method}.jsonl")
+    runs = {"ours": ("ours", {}), "datasketch": ("datasketch", {})}
+    for perm, bands, rows in SWEEP:  # the defaults' neighbours, to justify them
+        runs[f"ours {perm} perm, {bands}x{rows}"] = ("ours", {"num_perm": perm, "bands": bands, "rows": rows})
+    runs["ours, no exact check"] = ("ours", {"exact_margin": 0.0})
+    for name, (method, overrides) in runs.items():
+        dest = a.out / f"{name.replace(' ', '_').replace(',', '')}.jsonl"
+        results[name] = measure([sys.executable, __file__, "--method", method, "--input", str(inp),
+                                 "--assign", str(dest), "--params", json.dumps(overrides)])
+        assigns[name] = load(dest)
     dt_python = HERE / ".venv-datatrove" / "bin" / "python"
     if dt_python.exists():
         work = a.out / "datatrove"

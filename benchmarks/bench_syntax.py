@@ -34,7 +34,6 @@ from seedcoder_assets.core.parquet_io import PartWriter, iter_batches  # noqa: E
 from seedcoder_assets.core.schemas import FILE_SCHEMA  # noqa: E402
 from seedcoder_assets.core.stats import LineageWriter  # noqa: E402
 
-
 LIMITS = [0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
 
 
@@ -144,7 +143,7 @@ def main() -> None:
         parser_for(g)
     t0 = time.process_time()
     for g, d in data:
-        parser_for(g).parse(d).root_node.has_error
+        _ = parser_for(g).parse(d).root_node.has_error
     raw = time.process_time() - t0
     with tempfile.TemporaryDirectory() as tmp:
         src = f"{tmp}/src"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class SurvivorRule(str, Enum):
+class SurvivorRule(StrEnum):
     """Order in which duplicates compete; the first row wins.
 
     `stars_newest_lexical`: most stars, then most recently pushed, then repo and path

@@ -10,7 +10,7 @@ Languages without a bundled grammar pass as `unchecked` and are counted as such.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pyarrow as pa
 from pydantic import BaseModel, Field
@@ -44,7 +44,7 @@ class SyntaxParams(BaseModel, frozen=True):
         return self.max_error_share.get(language, self.default_max_error_share)
 
 
-@lru_cache(maxsize=None)
+@cache
 def parser_for(grammar: str) -> Parser:
     return get_parser(grammar)  # type: ignore[arg-type]
 

@@ -14,7 +14,15 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from seedcoder_assets.core.ingest.archives import (
-    ExtractParams, FileRow, Member, file_id, iter_tar, iter_zip, safe_member_path, strip_common_root, to_row,
+    ExtractParams,
+    FileRow,
+    Member,
+    file_id,
+    iter_tar,
+    iter_zip,
+    safe_member_path,
+    strip_common_root,
+    to_row,
 )
 from seedcoder_assets.core.parquet_io import PartWriter, resolve
 from seedcoder_assets.core.schemas import FILE_SCHEMA, REPO_SCHEMA

@@ -7,12 +7,18 @@ import numpy as np
 from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.exact import connect, exact_dedup
 from seedcoder_assets.core.dedup.near import apply_near_dedup, compute_signatures, file_near_clusters
-from seedcoder_assets.core.dedup.repos import dedup_repos, repo_level_files as build_repo_level_files
+from seedcoder_assets.core.dedup.repos import dedup_repos
+from seedcoder_assets.core.dedup.repos import repo_level_files as build_repo_level_files
 from seedcoder_assets.core.parquet_io import read_table, sample_rows
 from seedcoder_assets.defs.configs import DedupConfig
 from seedcoder_assets.defs.filters.assets import CODE_FILES, NEAR_DEDUPED_FILES
 from seedcoder_assets.defs.ingest.assets import CRAWL_REPOS
-from seedcoder_assets.lib.dagster_utils import balanced_check, bar_chart_markdown, prior_crawls, stats_metadata
+from seedcoder_assets.lib.dagster_utils import (
+    balanced_check,
+    bar_chart_markdown,
+    prior_crawls,
+    stats_metadata,
+)
 from seedcoder_assets.partitions import crawl_partitions
 from seedcoder_assets.resources.storage import StorageResource
 
