@@ -33,8 +33,10 @@ def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWr
     """
     conn.execute(f"CREATE OR REPLACE TEMP VIEW files AS SELECT * FROM {duckdb_source(files_uri)}")
     conn.execute(f"CREATE OR REPLACE TEMP VIEW repos AS SELECT * FROM {duckdb_source(repos_uri)}")
-    hashes = [h for (h,) in conn.execute("SELECT DISTINCT sha256 FROM files").fetchall()]
-    known = index.known_file_hashes(hashes, prior_crawls)
+    known: dict[str, tuple[str, str]] = {}
+    if prior_crawls:  # probe the index chunk by chunk: only this crawl's hashes, never the history
+        for batch in conn.execute("SELECT DISTINCT sha256 FROM files").fetch_record_batch(50_000):
+            known.update(index.known_file_hashes(batch.column(0).to_pylist(), prior_crawls))
     prior = pa.table({"sha256": list(known), "prior_crawl": [c for c, _ in known.values()],
                       "prior_id": [i for _, i in known.values()]},
                      schema=pa.schema([("sha256", pa.string()), ("prior_crawl", pa.string()), ("prior_id", pa.string())]))
