@@ -5,12 +5,35 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 SUCCESS_MARKER = "_SUCCESS"
+MAX_GROUP_BYTES = 64 << 20  # a row group (and so a read) never holds more content than this
+MAX_BATCH_BYTES = 32 << 20  # a batch handed to a stage never holds more content than this
+
+
+def slices_by_bytes(batch: pa.RecordBatch | pa.Table, max_bytes: int, column: str = "content"):
+    """Consecutive slices of `batch` whose `column` holds at most `max_bytes` (one row may exceed it).
+
+    Row counts alone do not bound memory: 1,024 files of 1 MB are a gigabyte.
+    """
+    if column not in batch.schema.names or batch.num_rows <= 1:
+        yield batch
+        return
+    sizes = pc.binary_length(batch.column(column)).fill_null(0).to_numpy(zero_copy_only=False)
+    ends = np.cumsum(sizes)
+    start = 0
+    while start < batch.num_rows:
+        base = ends[start - 1] if start else 0
+        stop = int(np.searchsorted(ends, base + max_bytes, side="right"))
+        stop = max(stop, start + 1)
+        yield batch.slice(start, stop - start)
+        start = stop
 
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -53,7 +76,8 @@ class PartWriter:
         table = table.select(self.schema.names).cast(self.schema)
         if self._writer is None:
             self._writer = self._open()
-        self._writer.write_table(table)
+        for piece in slices_by_bytes(table, MAX_GROUP_BYTES):
+            self._writer.write_table(piece)
         self.rows += table.num_rows
         self._rows_in_part += table.num_rows
         if self._rows_in_part >= self.rows_per_part:
@@ -105,9 +129,9 @@ def part_paths(uri: str) -> list[str]:
 
 
 def iter_batches(
-    uri: str, columns: Sequence[str] | None = None, batch_rows: int = 2048
+    uri: str, columns: Sequence[str] | None = None, batch_rows: int = 2048, max_bytes: int = MAX_BATCH_BYTES
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of a partition, at most `batch_rows` rows each.
+    """Record batches of a partition: at most `batch_rows` rows and `max_bytes` of content each.
 
     Reads one row group at a time with no readahead: peak memory is one row group plus one
     batch, whatever the partition size (a dataset scanner prefetches many batches of content).
@@ -116,8 +140,9 @@ def iter_batches(
     for part in part_paths(uri):
         with fs.open_input_file(part) as handle:
             pf = pq.ParquetFile(handle, pre_buffer=False)  # pre-buffering holds whole column chunks
-            yield from pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns else None,
-                                       use_threads=False)
+            for batch in pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns else None,
+                                         use_threads=False):
+                yield from slices_by_bytes(batch, max_bytes)
 
 
 def duckdb_source(uri: str) -> str:
