@@ -6,7 +6,7 @@ from pydantic import Field
 
 from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
-from seedcoder_assets.core.filters.syntax import DEFAULT_MAX_ERROR_SHARE, SyntaxParams
+from seedcoder_assets.core.filters.syntax import DEFAULT_MAX_ERROR_SHARE, DEFAULT_UNCHECKED, SyntaxParams
 from seedcoder_assets.core.ingest.archives import ExtractParams
 
 
@@ -32,11 +32,14 @@ class DedupConfig(dg.Config):
 
 
 class SyntaxConfig(dg.Config):
-    default_max_error_share: float = Field(0.0, description="Max error share for languages not listed (0 = strict)")
+    default_max_error_share: float = Field(0.02, description="Max error share for languages not listed (0 = strict)")
     max_error_share: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_ERROR_SHARE),
                                               description="Per-language max share of bytes under ERROR/MISSING nodes")
+    unchecked_languages: list[str] = Field(default_factory=lambda: sorted(DEFAULT_UNCHECKED),
+                                           description="Languages whose grammar is not trusted: pass as unchecked")
     recheck_sample: int = Field(2000, description="Kept files re-parsed by the no_syntax_errors_left check")
 
     def to_params(self) -> SyntaxParams:
         return SyntaxParams(default_max_error_share=self.default_max_error_share,
-                            max_error_share=self.max_error_share)
+                            max_error_share=self.max_error_share,
+                            unchecked_languages=frozenset(self.unchecked_languages))

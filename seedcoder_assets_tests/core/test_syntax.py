@@ -33,7 +33,7 @@ def test_check(code: str, lang: str, path: str, verdict: str) -> None:
 
 
 def test_macro_noise_is_tolerated_only_where_configured() -> None:
-    verdict, share = check(C_WITH_MACROS, "C", "m.c", SyntaxParams(max_error_share={}))
+    verdict, share = check(C_WITH_MACROS, "C", "m.c", SyntaxParams(max_error_share={}, default_max_error_share=0.0))
     assert verdict == "syntax_error" and 0 < share < P.limit("C")  # a literal has_error rule drops valid C
 
 
@@ -48,3 +48,8 @@ def test_grammar_mismatches_are_unchecked(path: str) -> None:
     from seedcoder_assets.core.languages import language_of
 
     assert check("cdef int x = 1\n", language_of(path), path, P) == ("unchecked", None)
+
+
+def test_untrusted_grammars_pass_as_unchecked_and_are_configurable() -> None:
+    assert check("SELECT 1;", "SQL", "q.sql", P) == ("unchecked", None)
+    assert check("SELECT 1;", "SQL", "q.sql", SyntaxParams(unchecked_languages=frozenset()))[0] == "ok"

@@ -22,23 +22,31 @@ from seedcoder_assets.core.parquet_io import PartWriter, iter_batches
 from seedcoder_assets.core.schemas import FILE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
-# Calibrated with benchmarks/bench_syntax.py on released sdists (table in the README): the largest
-# error share a file of that language may have. 0.0 = any ERROR/MISSING node drops the file, which
-# costs < 1% of released Python, JavaScript, JSON, Rust, Java, Go, C#. C-family code keeps macro
-# noise up to 5% of its bytes (3-5% of released files still exceed it; ~80% of cut files are caught).
+# Calibrated with benchmarks/bench_syntax.py on ~230 released sdists (table in the README): the
+# largest error share a file of that language may have. 0.0 = any ERROR/MISSING node drops the
+# file; that costs < 1% of released Python, JavaScript, JSON, Java, Go, Rust and C#. C-family code
+# keeps macro noise up to 5-10% of its bytes (3-5% of released files still exceed it, ~78% of cut
+# files are caught). Languages never measured get `default_max_error_share`.
 DEFAULT_MAX_ERROR_SHARE: dict[str, float] = {
-    "C": 0.05, "C++": 0.05, "CUDA": 0.05, "Objective-C++": 0.05,
-    "HTML": 0.1, "CSS": 0.1, "TypeScript": 0.005, "TeX": 0.02, "R": 0.002, "Shell": 0.01,
-    "Makefile": 0.1, "PowerShell": 0.1, "Verilog": 0.002, "SystemVerilog": 0.002,
+    "Python": 0.0, "JavaScript": 0.0, "JSON": 0.0, "Java": 0.0, "Go": 0.0, "Rust": 0.0, "C#": 0.0,
+    "Fortran": 0.0, "CMake": 0.0, "Dockerfile": 0.0, "YAML": 0.0, "XSLT": 0.0, "Emacs Lisp": 0.0, "Lua": 0.0,
+    "R": 0.002, "TypeScript": 0.02, "Scheme": 0.02, "TeX": 0.02,
+    "C": 0.05, "CUDA": 0.05, "CSS": 0.05, "Protocol Buffer": 0.05,
+    "C++": 0.1, "Objective-C++": 0.1, "HTML": 0.1, "Kotlin": 0.1, "PowerShell": 0.1,
     "Markdown": 1.0, "reStructuredText": 1.0,  # markup: every text is a document
 }
+
+# The bundled grammar disagrees with released code at every limit (benchmarks/bench_syntax.py):
+# judging these would drop good files, so they pass as "unchecked" and are counted.
+DEFAULT_UNCHECKED: frozenset[str] = frozenset({"Makefile", "Perl", "SQL", "Ruby", "Scala", "Verilog", "SystemVerilog"})
 
 
 class SyntaxParams(BaseModel, frozen=True):
     """Per-language maximum error share; languages not listed use `default_max_error_share`."""
 
-    default_max_error_share: float = 0.0
+    default_max_error_share: float = 0.02
     max_error_share: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_ERROR_SHARE))
+    unchecked_languages: frozenset[str] = DEFAULT_UNCHECKED
 
     def limit(self, language: str) -> float:
         return self.max_error_share.get(language, self.default_max_error_share)
@@ -72,7 +80,7 @@ def error_share(root: Node, size: int) -> float:
 def check(content: str, language: str | None, path: str, params: SyntaxParams) -> tuple[str, float | None]:
     """("ok" | "syntax_error" | "unchecked", error share or None when unchecked)."""
     grammar = grammar_of(language, path)
-    if grammar is None:
+    if grammar is None or language in params.unchecked_languages:
         return "unchecked", None
     data = content.encode("utf-8")
     share = error_share(parser_for(grammar).parse(data).root_node, len(data))
