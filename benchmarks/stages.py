@@ -38,7 +38,7 @@ def run(stage: str, home: str, crawl: str, prior: list[str]) -> dict:
         return LineageWriter(lake, name, crawl, "bench")
 
     p, rule = MinHashParams(), SurvivorRule.stars_newest_lexical
-    index, conn = DedupIndex(f"{home}/index/dedup.sqlite"), connect("2GB", f"{home}/duckdb_tmp")
+    index, conn = DedupIndex(f"{home}/index/dedup.sqlite"), connect("1GB", f"{home}/duckdb_tmp")
     raw, repos, code = u("ingest", "raw_repo_files"), u("ingest", "crawl_repos"), u("filters", "code_files")
     exact, sigs, clusters = u("dedup", "exact_deduped_files"), u("dedup", "minhash_signatures"), u("dedup", "near_dup_clusters")
     near = u("dedup", "near_deduped_files")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 SUCCESS_MARKER = "_SUCCESS"
 MAX_GROUP_BYTES = 64 << 20  # a row group (and so a read) never holds more content than this
-MAX_BATCH_BYTES = 32 << 20  # a batch handed to a stage never holds more content than this
+MAX_BATCH_BYTES = 8 << 20  # a batch handed to a stage never holds more content than this
 
 
 def slices_by_bytes(batch: pa.RecordBatch | pa.Table, max_bytes: int, column: str = "content"):

@@ -20,7 +20,7 @@ def resources() -> dg.Definitions:
             lake_root=env("SEEDCODER_LAKE_ROOT", f"{home}/lake"),
             landing_root=env("SEEDCODER_LANDING_ROOT", f"{home}/landing"),
             index_path=env("SEEDCODER_INDEX_PATH", f"{home}/index/dedup_index.sqlite"),
-            duckdb_memory_limit=env("SEEDCODER_DUCKDB_MEMORY", "2GB"),
+            duckdb_memory_limit=env("SEEDCODER_DUCKDB_MEMORY", "1GB"),
         ),
         "catalog_db": CatalogResource(database=env("SEEDCODER_CATALOG", f"{home}/catalog.duckdb")),
     })

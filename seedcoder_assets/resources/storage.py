@@ -19,7 +19,7 @@ class StorageResource(dg.ConfigurableResource):
     lake_root: str = Field(description="Root of the Parquet lake: <root>/<group>/<asset>/crawl=<crawl>/")
     landing_root: str = Field(description="Where crawls land: <landing_root>/<crawl>/{repos.jsonl, archives}")
     index_path: str = Field(description="Local path of the persisted dedup index (SQLite)")
-    duckdb_memory_limit: str = Field("2GB", description="Memory cap of DuckDB group-bys/joins; beyond it they spill")
+    duckdb_memory_limit: str = Field("1GB", description="Memory cap of DuckDB group-bys/joins; beyond it they spill")
 
     def uri(self, asset_key: dg.AssetKey | Sequence[str], crawl: str) -> str:
         path = asset_key.path if isinstance(asset_key, dg.AssetKey) else list(asset_key)

@@ -14,7 +14,7 @@ from seedcoder_assets.core.schemas import FILE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
 
-def connect(memory_limit: str = "2GB", temp_dir: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(memory_limit: str = "1GB", temp_dir: str | None = None) -> duckdb.DuckDBPyConnection:
     """DuckDB with a memory cap: group-bys and joins spill to disk instead of growing."""
     conn = duckdb.connect(config={"autoinstall_known_extensions": False})
     conn.execute(f"SET memory_limit = '{memory_limit}'")

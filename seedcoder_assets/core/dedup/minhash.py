@@ -53,23 +53,28 @@ def shingle_hashes(texts: Sequence[str], ngram: int, seed: int) -> tuple[np.ndar
     words = pl.Series(values=list(texts), dtype=pl.String).str.extract_all(_WORD)
     lens = words.list.len().fill_null(0).to_numpy().astype(np.int64)
     h = words.explode(empty_as_null=True).drop_nulls().hash(seed=seed).to_numpy()
+    del words
     n_docs, total = len(lens), int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.uint64), np.zeros(n_docs + 1, np.uint64)
-    starts = np.zeros(n_docs + 1, np.int64)
-    np.cumsum(lens, out=starts[1:])
-    doc = np.repeat(np.arange(n_docs), lens)
-    pos = np.arange(total)
-    g = h.copy()
-    with np.errstate(over="ignore"):
-        for k in range(1, ngram):
-            g[: total - k] = g[: total - k] * _P + h[k:]
-    long_doc = lens[doc] >= ngram
-    keep = np.where(long_doc, pos + ngram <= starts[doc + 1], True)
-    values = np.where(long_doc, g, h)[keep]
     counts = np.where(lens >= ngram, lens - ngram + 1, lens)
     offsets = np.zeros(n_docs + 1, np.uint64)
     np.cumsum(counts, out=offsets[1:])
+    if total == 0:
+        return np.zeros(0, np.uint64), offsets
+    # g[i] mixes words i..i+ngram-1 (wrapping multiply-add); positions whose window crosses
+    # a document end are masked out. Short documents keep their word hashes instead.
+    g = h.copy()
+    with np.errstate(over="ignore"):
+        for k in range(1, ngram):
+            g[: total - k] *= _P
+            g[: total - k] += h[k:]
+    starts = np.zeros(n_docs + 1, np.int64)
+    np.cumsum(lens, out=starts[1:])
+    end_of = np.repeat(starts[1:], lens)  # end offset of each word's document
+    long_doc = np.repeat(lens >= ngram, lens)
+    keep = ~long_doc | (np.arange(total) + ngram <= end_of)
+    del end_of
+    np.copyto(g, h, where=~long_doc)
+    values = g[keep]
     return values.astype(np.uint64, copy=False), offsets
 
 
@@ -152,17 +157,27 @@ def star_clusters(n: int, priority: np.ndarray, edges: np.ndarray, edge_sim: np.
     sim = np.ones(n, np.float32)
     for row, (_, s) in (pre_assigned or {}).items():
         survivor[row], sim[row] = -1, s
-    adj: dict[int, list[tuple[int, float]]] = {}
-    for (a, b), s in zip(edges.tolist(), edge_sim.tolist()):
-        adj.setdefault(a, []).append((b, s))
-        adj.setdefault(b, []).append((a, s))
+    # Adjacency as CSR arrays (both directions): memory is 12 bytes per edge end, not a Python tuple.
+    src = np.concatenate([edges[:, 0], edges[:, 1]]) if len(edges) else np.zeros(0, np.int64)
+    dst = np.concatenate([edges[:, 1], edges[:, 0]]) if len(edges) else np.zeros(0, np.int64)
+    wts = np.concatenate([edge_sim, edge_sim]).astype(np.float32) if len(edges) else np.zeros(0, np.float32)
+    order = np.argsort(src, kind="stable")
+    dst, wts = dst[order], wts[order]
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
     for row in priority.tolist():
         if survivor[row] != -2:
             continue
         survivor[row] = row
-        for other, s in adj.get(row, ()):
-            if survivor[other] == -2:
-                survivor[other], sim[other] = row, s
+        lo, hi = indptr[row], indptr[row + 1]
+        if lo == hi:
+            continue
+        nbrs, w = dst[lo:hi], wts[lo:hi]
+        free = survivor[nbrs] == -2
+        survivor[nbrs[free]] = row
+        sim[nbrs[free]] = w[free]
+    unvisited = np.flatnonzero(survivor == -2)  # rows missing from `priority` survive on their own
+    survivor[unvisited] = unvisited
     return survivor, sim
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.index import DedupIndex
@@ -121,18 +122,17 @@ def near_clusters(kind: str, crawl: str, ids: list[str], sigs: np.ndarray, n_shi
                 pre[row] = (pid, s)
                 prior_crawl_of[pid] = pcrawl
     survivor, sim_to = minhash.star_clusters(n, _priority(meta, ids, rule, conn), pairs[verified], sim[verified], pre)
-    meta_by_id = {r["id"]: r for r in meta.to_pylist()}
-    rows = []
     members: dict[str, list[int]] = {}
-    for row in range(n):
-        s = survivor[row]
-        if s == -1:
-            members.setdefault(pre[row][0], []).append(row)
-        elif s != row:
-            members.setdefault(ids[s], []).append(row)
+    for row in np.flatnonzero(survivor != np.arange(n)).tolist():
+        head = pre[row][0] if survivor[row] == -1 else ids[survivor[row]]
+        members.setdefault(head, []).append(row)
+    member_rows = {r for head, rws in members.items() for r in rws} | {
+        _row_of(ids, head) for head in members if head not in prior_crawl_of}
+    wanted = pa.array([ids[r] for r in member_rows], pa.string())
+    meta_by_id = {r["id"]: r for r in meta.filter(pc.is_in(meta.column("id"), wanted)).to_pylist()}
+    rows = []
     for head, rws in members.items():
-        is_prior = head in prior_crawl_of
-        if not is_prior:
+        if head not in prior_crawl_of:
             rws = [_row_of(ids, head), *rws]
         for row in rws:
             m = meta_by_id.get(ids[row], {})
