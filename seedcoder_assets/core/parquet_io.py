@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -148,14 +149,9 @@ def iter_batches(
 def duckdb_source(uri: str) -> str:
     """A DuckDB `read_parquet(...)` over a finished partition; DuckDB streams its row groups itself."""
     parts = part_paths(uri)
-    fs, _ = resolve(uri)
     prefix = "s3://" if uri.startswith("s3://") else ""
     listed = ", ".join("'" + (prefix + p).replace("'", "''") + "'" for p in parts)
     return f"read_parquet([{listed}])"
-
-
-def count_rows(uri: str) -> int:
-    return dataset(uri).count_rows()
 
 
 def read_table(uri: str, columns: Sequence[str] | None = None) -> pa.Table:
@@ -167,8 +163,6 @@ def read_table(uri: str, columns: Sequence[str] | None = None) -> pa.Table:
 
 def sample_rows(uri: str, columns: Sequence[str], k: int, seed: int = 0) -> list[dict[str, Any]]:
     """A seeded uniform sample of `k` rows, by reservoir sampling over the batches (bounded memory)."""
-    import random
-
     rng = random.Random(seed)
     reservoir: list[dict[str, Any]] = []
     seen = 0
