@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
-from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source
+from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches
 from seedcoder_assets.core.schemas import FILE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
@@ -19,6 +20,7 @@ def connect(memory_limit: str = "1GB", temp_dir: str | None = None) -> duckdb.Du
     conn = duckdb.connect(config={"autoinstall_known_extensions": False})
     conn.execute(f"SET memory_limit = '{memory_limit}'")
     conn.execute("SET preserve_insertion_order = false")
+    conn.execute("SET enable_progress_bar = false")
     if temp_dir:
         conn.execute(f"SET temp_directory = '{temp_dir}'")
     return conn
@@ -61,11 +63,12 @@ def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWr
                 lineage.dropped(id_, "exact_dup", size, cluster=sha, survivor=first_id)
             else:
                 lineage.kept(id_, size, cluster=sha, survivor=id_)
-    kept_sql = "SELECT f.* FROM files f SEMI JOIN " \
-               "(SELECT id FROM decisions WHERE prior_id IS NULL AND id = first_id) d ON f.id = d.id"
+    # DuckDB decides (group-by on hashes only); the content itself streams through our bounded reader.
+    kept_ids = conn.execute("SELECT id FROM decisions WHERE prior_id IS NULL AND id = first_id").arrow()
+    kept_ids = (kept_ids.read_all() if isinstance(kept_ids, pa.RecordBatchReader) else kept_ids).column("id")
     with PartWriter(dst_uri, FILE_SCHEMA) as out:
-        for batch in conn.execute(kept_sql).fetch_record_batch(1024):
-            out.write_table(batch)
+        for batch in iter_batches(files_uri, batch_rows=1024):
+            out.write_table(batch.filter(pc.is_in(batch.column("id"), value_set=kept_ids.combine_chunks())))
     index.add_file_hashes(lineage.crawl, conn.execute(
         "SELECT sha256, id FROM decisions WHERE prior_id IS NULL AND id = first_id").fetchall())
     sizes = dict(conn.execute("SELECT n, count(*) FROM (SELECT count(*) AS n FROM decisions GROUP BY sha256 "

@@ -152,16 +152,14 @@ class DedupIndex:
         self.conn.execute("DELETE FROM band WHERE kind = ? AND crawl = ?", (kind, crawl))
         self.conn.execute("DELETE FROM signature WHERE kind = ? AND crawl = ?", (kind, crawl))
         n, bands = (band_keys.shape if len(ids) else (0, 0))
-        # Insert in primary-key order: B-tree appends instead of random page splits (~5x faster).
-        band_col = np.repeat(np.arange(bands)[None, :], n, axis=0).ravel()
-        row_col = np.repeat(np.arange(n), bands)
-        key_col = band_keys.ravel() if n else np.zeros(0, np.int64)
-        order = np.lexsort((row_col, key_col, band_col))
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO band VALUES (?, ?, ?, ?, ?)",
-            ((kind, b, k, crawl, ids[r]) for b, k, r in
-             zip(band_col[order].tolist(), key_col[order].tolist(), row_col[order].tolist())),
-        )
+        # Band by band, each sorted by key: rows arrive in primary-key order, so SQLite appends to
+        # its B-tree instead of splitting random pages (~5x faster), holding one band at a time.
+        for b in range(bands):
+            order = np.argsort(band_keys[:, b], kind="stable")
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO band VALUES (?, ?, ?, ?, ?)",
+                ((kind, b, k, crawl, ids[r]) for k, r in zip(band_keys[order, b].tolist(), order.tolist())),
+            )
         self.conn.executemany("INSERT OR REPLACE INTO signature VALUES (?, ?, ?, ?)",
                               ((kind, ids[r], crawl, signatures[r].tobytes()) for r in range(len(ids))))
         self.conn.execute("COMMIT")

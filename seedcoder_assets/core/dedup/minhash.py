@@ -32,7 +32,7 @@ class MinHashParams(BaseModel, frozen=True):
     seed: int = 42
     max_bucket_pairs: int = 32_640  # all pairs for buckets up to 256 members; larger ones: head + chain links
     exact_margin: float = 0.1  # pairs whose estimate is this close to the threshold get exact Jaccard
-    max_exact_files: int = 200_000  # cap on files re-shingled for exact verification (memory bound)
+    exact_block_files: int = 4_096  # files re-shingled per pass of the exact check (bounds its memory)
 
     @model_validator(mode="after")
     def _bands_fit(self) -> MinHashParams:
@@ -102,6 +102,16 @@ def band_keys(sigs: np.ndarray, params: MinHashParams) -> np.ndarray:
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Estimated Jaccard of row pairs: share of equal MinHash values."""
     return (a == b).mean(axis=-1, dtype=np.float32)
+
+
+def pair_similarity(sigs: np.ndarray, pairs: np.ndarray, chunk: int = 32_768) -> np.ndarray:
+    """Estimated Jaccard of each (i, j) row pair, in chunks: gathering both sides of 400k pairs
+    at once would hold 400 MB of signature copies."""
+    out = np.empty(len(pairs), np.float32)
+    for start in range(0, len(pairs), chunk):
+        p = pairs[start:start + chunk]
+        out[start:start + len(p)] = similarity(sigs[p[:, 0]], sigs[p[:, 1]])
+    return out
 
 
 def candidate_pairs(keys: np.ndarray, valid: np.ndarray, max_bucket_pairs: int) -> np.ndarray:

@@ -43,11 +43,15 @@ def compute_signatures(src_uri: str, dst_uri: str, params: MinHashParams, batch_
 
 
 def _load_signatures(sig_uri: str, num_perm: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ids sorted, uint32 [n, num_perm] signatures, shingle counts), read without per-row objects."""
     table = read_table(sig_uri, ["id", "n_shingles", "signature"]).sort_by("id")
     ids = table.column("id").to_pylist()
-    raw = b"".join(table.column("signature").to_pylist())
-    sigs = np.frombuffer(raw, dtype=np.uint32).reshape(len(ids), num_perm) if ids else \
-        np.zeros((0, num_perm), np.uint32)
+    if not ids:
+        return ids, np.zeros((0, num_perm), np.uint32), np.zeros(0, np.int32)
+    arr = table.column("signature").combine_chunks()
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset: arr.offset + len(arr) + 1]
+    values = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
+    sigs = values.view(np.uint32).reshape(len(ids), num_perm)  # every signature has num_perm values
     return ids, sigs, table.column("n_shingles").to_numpy()
 
 
@@ -65,25 +69,44 @@ def refine_exact(pairs: np.ndarray, sim: np.ndarray, ids: list[str], files_uri: 
     """Replace the estimate by the exact Jaccard for pairs within `exact_margin` of the threshold.
 
     With 128 permutations the estimate's standard deviation is ~0.04 near J=0.7, so those pairs
-    decide precision and recall; they are few, and only their files are shingled again.
+    decide precision and recall. Their files are shingled again in blocks of at most
+    `exact_block_files` files, one streaming pass per block, so memory does not grow with the crawl.
     """
     unsure = np.flatnonzero(np.abs(sim - params.threshold) < params.exact_margin)
-    rows = np.unique(pairs[unsure]) if len(unsure) else np.zeros(0, np.int64)
-    if len(rows) == 0 or len(rows) > params.max_exact_files:
+    if len(unsure) == 0:
         return sim, 0
-    wanted = {ids[r]: r for r in rows.tolist()}
-    sets: dict[int, np.ndarray] = {}
-    for batch in iter_batches(files_uri, ["id", "content"], batch_rows=1024):
-        picked = [(wanted[i], t) for i, t in zip(batch.column("id").to_pylist(), batch.column("content").to_pylist())
-                  if i in wanted]
-        if picked:
-            for (r, _), sh in zip(picked, minhash.shingle_sets([t for _, t in picked], params)):
-                sets[r] = sh
     sim = sim.copy()
-    for k in unsure.tolist():
-        a, b = pairs[k]
-        sim[k] = minhash.exact_jaccard(sets[a], sets[b])
+    for block in _pair_blocks(pairs[unsure], unsure, params.exact_block_files):
+        rows = np.unique(pairs[block])
+        wanted = {ids[r]: r for r in rows.tolist()}
+        sets: dict[int, np.ndarray] = {}
+        for batch in iter_batches(files_uri, ["id", "content"], batch_rows=1024):
+            picked = [(wanted[i], t) for i, t in zip(batch.column("id").to_pylist(),
+                                                     batch.column("content").to_pylist()) if i in wanted]
+            if picked:
+                sets.update(zip((r for r, _ in picked), minhash.shingle_sets([t for _, t in picked], params)))
+        for k in block.tolist():
+            a, b = pairs[k]
+            sim[k] = minhash.exact_jaccard(sets[a], sets[b])
     return sim, len(unsure)
+
+
+def _pair_blocks(unsure_pairs: np.ndarray, index: np.ndarray, max_files: int) -> list[np.ndarray]:
+    """Split pair indices into blocks whose pairs touch at most `max_files` distinct files."""
+    order = np.argsort(unsure_pairs[:, 0], kind="stable")
+    blocks, current, files = [], [], set()
+    for k in order.tolist():
+        a, b = unsure_pairs[k]
+        new = {a, b} - files
+        if current and len(files) + len(new) > max_files:
+            blocks.append(np.array(current, np.int64))
+            current, files = [], set()
+            new = {a, b}
+        current.append(int(index[k]))
+        files |= new
+    if current:
+        blocks.append(np.array(current, np.int64))
+    return blocks
 
 
 def near_clusters(kind: str, crawl: str, ids: list[str], sigs: np.ndarray, n_shingles: np.ndarray,
@@ -103,7 +126,7 @@ def near_clusters(kind: str, crawl: str, ids: list[str], sigs: np.ndarray, n_shi
     keys = minhash.band_keys(sigs, params)
     valid = n_shingles > 0
     pairs = minhash.candidate_pairs(keys, valid, params.max_bucket_pairs)
-    sim = minhash.similarity(sigs[pairs[:, 0]], sigs[pairs[:, 1]]) if len(pairs) else np.zeros(0, np.float32)
+    sim = minhash.pair_similarity(sigs, pairs)
     exact_checked = 0
     if files_uri is not None and len(pairs):
         sim, exact_checked = refine_exact(pairs, sim, ids, files_uri, params)
