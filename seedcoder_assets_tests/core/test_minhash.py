@@ -75,3 +75,23 @@ def test_index_only_sees_crawls_registered_before(tmp_path: Path) -> None:
         assert {pid for _, pid, _ in index.band_candidates("file", keys[1:], ["y"], ["c1"])} == {"x"}
         assert index.band_candidates("file", keys[1:], ["y"], ["c2"]) == []
         assert index.signatures("file", ["x"])["x"] == sigs[0].tobytes()
+
+
+def test_index_lookups_are_driven_by_the_probes(tmp_path: Path) -> None:
+    """The new crawl's keys drive each join (one seek per key), never a walk over the history."""
+    sigs, _ = minhash.signatures(["alpha beta gamma delta epsilon zeta eta theta"], P)
+    keys = minhash.band_keys(sigs, P)
+    with DedupIndex(tmp_path / "i.sqlite") as index:
+        index.add_file_hashes("c1", [("h1", "a")])
+        index.add_bands("file", "c1", ["x"], keys, sigs)
+        ran: list[str] = []
+        index.conn.set_trace_callback(ran.append)
+        index.known_file_hashes(["h1"], ["c1"])
+        index.band_candidates("file", keys, ["y"], ["c1"])
+        index.conn.set_trace_callback(None)
+        lookups = [q for q in ran if q.lstrip().startswith("SELECT") and "JOIN" in q]
+        assert len(lookups) == 2
+        for sql in lookups:
+            steps = [row[3] for row in index.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+            assert steps[0].startswith("SCAN p"), steps
+            assert steps[1].startswith("SEARCH t") and ("key=?" in steps[1] or "sha256=?" in steps[1]), steps

@@ -76,7 +76,9 @@ class DedupIndex:
             self.conn.execute("DELETE FROM probe")
             self.conn.executemany("INSERT OR IGNORE INTO probe VALUES (?)", [(h,) for h in hashes[i:i + _CHUNK]])
             rows = self.conn.execute(
-                f"SELECT t.sha256, t.crawl, t.{col} FROM probe p JOIN {table} t ON t.sha256 = p.h "
+                # CROSS JOIN pins the probe table as the outer loop: one primary-key seek per probe.
+                # Left to itself the planner may walk the history by crawl: O(history x probes).
+                f"SELECT t.sha256, t.crawl, t.{col} FROM probe p CROSS JOIN {table} t ON t.sha256 = p.h "
                 "WHERE t.crawl IN (SELECT crawl FROM prior)"
             ).fetchall()
             for h, crawl, ident in rows:  # earliest crawl wins, then smallest id: deterministic
@@ -109,7 +111,7 @@ class DedupIndex:
                 ((b, int(block[r, b]), start + r) for r in range(block.shape[0]) for b in range(bands)),
             )
             out.update(self.conn.execute(
-                "SELECT p.row, t.id, t.crawl FROM bprobe p JOIN band t "
+                "SELECT p.row, t.id, t.crawl FROM bprobe p CROSS JOIN band t "  # probe-driven, see above
                 "ON t.kind = ? AND t.band = p.band AND t.key = p.key "
                 "WHERE t.crawl IN (SELECT crawl FROM prior)", (kind,)
             ).fetchall())
