@@ -81,7 +81,7 @@ class LineageWriter:
             {"id": id_, "crawl": self.crawl, "stage": self.stage, "decision": decision, "reason": reason,
              "run_id": self.run_id, **fields}
         )
-        if len(self._rows) >= 50_000:
+        if len(self._rows) >= 8192:  # a fixed, small buffer: memory must not depend on partition size
             self.flush()
 
     def flush(self) -> None:
