@@ -10,11 +10,6 @@ def partition_uri(root: str, asset_key: Sequence[str], crawl: str) -> str:
     return "/".join([root.rstrip("/"), *asset_key, f"crawl={crawl}"])
 
 
-def asset_uri(root: str, asset_key: Sequence[str]) -> str:
-    """`<root>/<key...>`: the folder of all partitions of an asset (hive layout)."""
-    return "/".join([root.rstrip("/"), *asset_key])
-
-
 def lineage_uri(root: str, stage: str, crawl: str) -> str:
     """Lineage rows of one stage for one crawl."""
     return "/".join([root.rstrip("/"), "lineage", f"stage={stage}", f"crawl={crawl}"])

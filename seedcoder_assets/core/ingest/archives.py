@@ -108,15 +108,6 @@ def iter_zip(path_or_file: str | IO[bytes], params: ExtractParams) -> Iterator[M
                     yield Member(path, f.read(params.max_file_bytes + 1))
 
 
-def iter_archive(path: str, params: ExtractParams) -> Iterator[Member]:
-    lower = path.lower()
-    if lower.endswith(".zip"):
-        return iter_zip(path, params)
-    if any(lower.endswith(s) for s in (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
-        return iter_tar(path, params)
-    raise ValueError(f"unsupported archive type: {posixpath.basename(path)}")
-
-
 def strip_common_root(members: list[Member]) -> list[Member]:
     """Drop a single top-level folder shared by every member (`pkg-1.0/src/x.py` -> `src/x.py`)."""
     inside = [m for m in members if m.reason != "path_traversal"]  # those keep their raw name for the record

@@ -57,13 +57,12 @@ def repo_hash(file_hashes: list[str]) -> str:
 
 
 def _open_archive(fs: pafs.FileSystem, path: str, params: ExtractParams) -> Iterator[Member]:
+    """Members of a .zip or tar archive on `fs`; an unsupported type raises (-> `bad_archive`)."""
     lower = path.lower()
-    handle = fs.open_input_file(path)
-    if lower.endswith(".zip"):
-        return iter_zip(handle, params)
-    if lower.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
-        return iter_tar(handle, params)
-    raise ValueError(f"unsupported archive type: {posixpath.basename(path)}")
+    if not lower.endswith((".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
+        raise ValueError(f"unsupported archive type: {posixpath.basename(path)}")
+    with fs.open_input_file(path) as handle:
+        yield from (iter_zip if lower.endswith(".zip") else iter_tar)(handle, params)
 
 
 class CrawlIngest:
