@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # All benchmarks, in order, on the large real crawl; tables go to benchmarks/out/*.md.
 set -euo pipefail
+mkdir -p "$(dirname "$0")/out"
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 bash benchmarks/setup_envs.sh
@@ -8,3 +9,4 @@ $PY benchmarks/bench_github_branch.py "$@" | tee benchmarks/out/github_branch.md
 W=benchmarks/out/work/full/lake
 $PY benchmarks/bench_near_dedup.py --files "$W/dedup/exact_deduped_files/crawl=full" --n 20000 | tee benchmarks/out/near_dedup.md
 $PY benchmarks/bench_syntax.py --files "$W/filters/code_files/crawl=full" --per-language 3000 | tee benchmarks/out/syntax.md
+$PY benchmarks/bench_incremental.py --history benchmarks/out/work/full | tee benchmarks/out/incremental.md
