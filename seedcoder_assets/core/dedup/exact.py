@@ -64,11 +64,11 @@ def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWr
             else:
                 lineage.kept(id_, size, cluster=sha, survivor=id_)
     # DuckDB decides (group-by on hashes only); the content itself streams through our bounded reader.
-    kept_ids = conn.execute("SELECT id FROM decisions WHERE prior_id IS NULL AND id = first_id").arrow()
-    kept_ids = (kept_ids.read_all() if isinstance(kept_ids, pa.RecordBatchReader) else kept_ids).column("id")
+    kept_ids = conn.execute("SELECT id FROM decisions WHERE prior_id IS NULL AND id = first_id") \
+        .fetch_arrow_table().column("id").combine_chunks()
     with PartWriter(dst_uri, FILE_SCHEMA) as out:
         for batch in iter_batches(files_uri, batch_rows=1024):
-            out.write_table(batch.filter(pc.is_in(batch.column("id"), value_set=kept_ids.combine_chunks())))
+            out.write_table(batch.filter(pc.is_in(batch.column("id"), value_set=kept_ids)))
     index.add_file_hashes(lineage.crawl, conn.execute(
         "SELECT sha256, id FROM decisions WHERE prior_id IS NULL AND id = first_id").fetchall())
     sizes = dict(conn.execute("SELECT n, count(*) FROM (SELECT count(*) AS n FROM decisions GROUP BY sha256 "

@@ -190,9 +190,7 @@ def file_near_clusters(sig_uri: str, files_uri: str, repos_uri: str, dst_uri: st
     ids, sigs, n_sh = _load_signatures(sig_uri, params.num_perm)
     meta = conn.execute(f"SELECT f.id, f.repo, f.path, r.stars, r.pushed_at FROM {duckdb_source(files_uri)} f "
                         f"LEFT JOIN (SELECT repo, stars, pushed_at FROM {duckdb_source(repos_uri)}) r USING (repo)"
-                        ).arrow()
-    if isinstance(meta, pa.RecordBatchReader):
-        meta = meta.read_all()
+                        ).fetch_arrow_table()
     table, figures = near_clusters("file", crawl, ids, sigs, n_sh, meta, params, rule, index, prior_crawls, conn,
                                    files_uri=files_uri)
     with PartWriter(dst_uri, CLUSTER_SCHEMA) as out:

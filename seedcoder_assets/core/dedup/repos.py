@@ -51,8 +51,8 @@ def dedup_repos(code_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWri
                 conn: duckdb.DuckDBPyConnection) -> StageStats:
     """Decide every repository of the crawl: kept, `repo_exact_dup(_prior_crawl)` or `repo_near_dup(_prior_crawl)`."""
     crawl = lineage.crawl
-    repos = conn.execute(f"SELECT *, '' AS path FROM {duckdb_source(repos_uri)} ORDER BY {rule.order_by()}").arrow()
-    repos = repos.read_all() if isinstance(repos, pa.RecordBatchReader) else repos
+    repos = conn.execute(f"SELECT *, '' AS path FROM {duckdb_source(repos_uri)} ORDER BY {rule.order_by()}") \
+        .fetch_arrow_table()
     names, sigs, n_shingles = repo_signatures(code_uri, params)
     # Repos without files have no signature row; give them an empty file set.
     by_name = {r["repo"]: r for r in repos.drop_columns(["path"]).to_pylist()}
