@@ -19,7 +19,7 @@ LANGUAGES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "AppleScript": (("applescript", "scpt"), ()),
     "Assembly": (("asm", "a51", "nasm", "s"), ()),
     "Augeas": (("aug",), ()),
-    "Awk": (("awk", "gawk", "mawk", "nawk"), ()),
+    "AWK": (("awk", "gawk", "mawk", "nawk"), ()),
     "Batchfile": (("bat", "cmd"), ()),
     "Bluespec": (("bsv",), ()),
     "C": (("c", "h"), ()),
@@ -51,9 +51,10 @@ LANGUAGES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "JavaScript": (("js", "mjs", "cjs", "jsx"), ()),
     "JSON": (("json",), ()),
     "Julia": (("jl",), ()),
-    "Jupyter Notebook": (("ipynb",), ()),
     "Kotlin": (("kt", "kts"), ()),
     "Lean": (("lean",), ()),
+    "Literate Agda": (("lagda",), ()),
+    "Literate CoffeeScript": (("litcoffee",), ()),
     "Literate Haskell": (("lhs",), ()),
     "Lua": (("lua",), ()),
     "Makefile": (("mk", "mak", "make"), ("Makefile", "GNUmakefile", "makefile")),
@@ -61,9 +62,7 @@ LANGUAGES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "Markdown": (("md", "markdown"), ()),
     "Mathematica": (("nb", "wl", "wls"), ()),
     "MATLAB": (("matlab",), ()),
-    "Objective-C++": (("mm",), ()),
     "OCaml": (("ml", "mli"), ()),
-    "OpenCL": (("cl",), ()),
     "Pascal": (("pas", "pp", "dpr", "lpr"), ()),
     "Perl": (("pl", "pm", "t"), ()),
     "PHP": (("php", "phtml"), ()),
@@ -88,6 +87,7 @@ LANGUAGES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "Stan": (("stan",), ()),
     "Standard ML": (("sml", "sig"), ()),
     "Stata": (("do", "ado"), ()),
+    "Swift": (("swift",), ()),
     "SystemVerilog": (("sv", "svh"), ()),
     "Tcl": (("tcl",), ()),
     "Tcsh": (("tcsh", "csh"), ()),
@@ -107,7 +107,7 @@ LANGUAGES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
 # (linguist would look at the content; a file-name rule keeps this stage O(1) per file).
 _EXTENSION_OWNER: Final[dict[str, str]] = {"cl": "Common Lisp", "m": "MATLAB"}
 
-# tree-sitter-language-pack 0.13 grammar per language; languages missing here (Awk, Prolog,
+# tree-sitter-language-pack 0.13 grammar per language; languages missing here (AWK, Prolog,
 # Smalltalk, Bluespec, ... have no bundled grammar) pass the syntax stage as "unchecked".
 GRAMMARS: Final[dict[str, str]] = {
     "Ada": "ada", "Agda": "agda", "Assembly": "asm", "C": "c", "C#": "csharp", "C++": "cpp", "Clojure": "clojure", "CMake": "cmake", "Common Lisp": "commonlisp",
@@ -115,10 +115,10 @@ GRAMMARS: Final[dict[str, str]] = {
     "Emacs Lisp": "elisp", "Erlang": "erlang", "F#": "fsharp", "Fortran": "fortran", "GLSL": "glsl", "Go": "go",
     "Groovy": "groovy", "Haskell": "haskell", "HTML": "html", "Java": "java", "JavaScript": "javascript",
     "JSON": "json", "Julia": "julia", "Kotlin": "kotlin", "Lua": "lua", "Makefile": "make",
-    "Markdown": "markdown", "MATLAB": "matlab", "Objective-C++": "objc", "OCaml": "ocaml", "Pascal": "pascal",
+    "Markdown": "markdown", "MATLAB": "matlab", "OCaml": "ocaml", "Pascal": "pascal",
     "Perl": "perl", "PHP": "php", "PowerShell": "powershell", "Protocol Buffer": "proto",
     "Python": "python", "R": "r", "Racket": "racket", "reStructuredText": "rst", "Ruby": "ruby", "Rust": "rust",
-    "Scala": "scala", "Scheme": "scheme", "Shell": "bash", "Solidity": "solidity",
+    "Scala": "scala", "Scheme": "scheme", "Shell": "bash", "Solidity": "solidity", "Swift": "swift",
     "SPARQL": "sparql", "SQL": "sql", "SystemVerilog": "verilog", "Tcl": "tcl", "TeX": "latex",
     "Thrift": "thrift", "TypeScript": "typescript", "Verilog": "verilog", "VHDL": "vhdl", "XSLT": "xml",
     "YAML": "yaml", "Zig": "zig",
@@ -135,7 +135,7 @@ GRAMMAR_BY_EXTENSION: Final[dict[str, str]] = {
 
 # When the first grammar reports errors, these are tried too and the best parse counts:
 # C headers are routinely C++ (`extern "C" {` guards, classes in .h), and C is nearly a subset of C++.
-FALLBACK_GRAMMARS: Final[dict[str, tuple[str, ...]]] = {"c": ("cpp",), "cuda": ("cpp",), "objc": ("cpp",)}
+FALLBACK_GRAMMARS: Final[dict[str, tuple[str, ...]]] = {"c": ("cpp",), "cuda": ("cpp",)}
 
 
 def _build_index() -> tuple[dict[str, str], dict[str, str]]:

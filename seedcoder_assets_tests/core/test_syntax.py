@@ -26,7 +26,7 @@ int main(void) { printf("%d\\n", get_counter()); return 0; }
     ('{"a": [1, 2,, }', "JSON", "a.json", "syntax_error"),
     (C_WITH_MACROS, "C", "m.c", "ok"),
     (C_WITH_MACROS[: len(C_WITH_MACROS) // 2] + "\n}}} ((( int int int ;;; [[[", "C", "m.c", "syntax_error"),
-    ("BEGIN { print 1 }", "Awk", "a.awk", "unchecked"),
+    ("BEGIN { print 1 }", "AWK", "a.awk", "unchecked"),
 ])
 def test_check(code: str, lang: str, path: str, verdict: str) -> None:
     assert check(code, lang, path, P)[0] == verdict

@@ -32,7 +32,7 @@ DEFAULT_MAX_ERROR_SHARE: dict[str, float] = {
     "Fortran": 0.0, "CMake": 0.0, "Dockerfile": 0.0, "YAML": 0.0, "XSLT": 0.0, "Emacs Lisp": 0.0, "Lua": 0.0,
     "R": 0.002, "TypeScript": 0.02, "Scheme": 0.02, "TeX": 0.02,
     "C": 0.05, "CUDA": 0.05, "CSS": 0.05, "Protocol Buffer": 0.05,
-    "C++": 0.1, "Objective-C++": 0.1, "HTML": 0.1, "Kotlin": 0.1, "PowerShell": 0.1,
+    "C++": 0.1, "HTML": 0.1, "Kotlin": 0.1, "PowerShell": 0.1,
     "Markdown": 1.0, "reStructuredText": 1.0,  # markup: every text is a document
 }
 
