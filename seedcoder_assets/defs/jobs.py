@@ -9,3 +9,21 @@ github_files_job = dg.define_asset_job(
 )
 
 catalog_job = dg.define_asset_job("catalog_job", selection=dg.AssetSelection.groups("catalog"))
+
+# The quality branch runs as three jobs because the scorer is one model for all crawls (unpartitioned)
+# while labels and scores are per crawl.
+oracle_labels_job = dg.define_asset_job(
+    "oracle_labels_job",
+    selection=dg.AssetSelection.assets(["quality", "oracle_label_sample"], ["quality", "oracle_labels"]),
+    description="Sample a crawl's syntax-checked files by language and have the oracle rate them (cached).",
+)
+scorer_job = dg.define_asset_job(
+    "scorer_job", selection=dg.AssetSelection.assets(["quality", "quality_scorer"]),
+    description="Train and evaluate the quality scorer on every crawl's oracle labels.",
+)
+scoring_job = dg.define_asset_job(
+    "scoring_job",
+    selection=dg.AssetSelection.assets(["quality", "file_quality_scores"], ["quality", "quality_files"],
+                                       ["quality", "repo_level_corpus"], ["quality", "repo_quality"]),
+    description="Score every file of a crawl and build its file-level and repository-level corpora.",
+)

@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from seedcoder_assets.resources.catalog import CatalogResource
+from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -21,6 +22,15 @@ def resources() -> dg.Definitions:
             landing_root=env("SEEDCODER_LANDING_ROOT", f"{home}/landing"),
             index_path=env("SEEDCODER_INDEX_PATH", f"{home}/index/dedup_index.sqlite"),
             duckdb_memory_limit=env("SEEDCODER_DUCKDB_MEMORY", "1GB"),
+            model_root=env("SEEDCODER_MODEL_ROOT", f"{home}/models"),
+        ),
+        "oracle": OracleResource(
+            base_url=env("SEEDCODER_ORACLE_URL", ""),
+            model=env("SEEDCODER_ORACLE_MODEL", ""),
+            max_concurrency=int(env("SEEDCODER_ORACLE_CONCURRENCY", "32")),
+            timeout_s=float(env("SEEDCODER_ORACLE_TIMEOUT_S", "120")),
+            structured_output=env("SEEDCODER_ORACLE_STRUCTURED", "vllm"),
+            explanation=env("SEEDCODER_ORACLE_EXPLANATION", "1") == "1",
         ),
         "catalog_db": CatalogResource(database=env("SEEDCODER_CATALOG", f"{home}/catalog.duckdb")),
     })

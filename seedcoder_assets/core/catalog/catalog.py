@@ -43,11 +43,12 @@ def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
     if fs.get_file_info(f"{root}/lineage").type == pafs.FileType.Directory:
         glob = f"{_prefix(lake_root)}{root}/lineage/*/*/*.parquet"
         conn.execute(f"CREATE OR REPLACE VIEW {LINEAGE_VIEW} AS SELECT * FROM read_parquet('{glob}', "
-                     "hive_partitioning = true)")
+                     "hive_partitioning = true, union_by_name = true)")
     return conn
 
 
-STAGE_ORDER = ["ingest", "language", "repo_dedup", "repo_level", "exact_dedup", "near_dedup", "syntax"]
+STAGE_ORDER = ["ingest", "language", "repo_dedup", "repo_level", "exact_dedup", "near_dedup", "syntax", "quality",
+               "repo_quality"]
 
 
 def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
@@ -62,13 +63,13 @@ def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
             SELECT DISTINCT id, crawl FROM {LINEAGE_VIEW}
             WHERE id = $needle OR (stage = 'ingest' AND detail LIKE '%' || $needle || '%')
         )
-        SELECT l.id, l.crawl, l.stage, l.decision, l.reason, l.survivor, l.cluster, l.detail, l.run_id
+        SELECT l.id, l.crawl, l.stage, l.decision, l.reason, l.survivor, l.cluster, l.detail, l.score, l.run_id
         FROM {LINEAGE_VIEW} l JOIN hits USING (id, crawl)
         ORDER BY l.crawl, l.id, list_position($stages, l.stage)
         """,
         {"needle": needle, "stages": STAGE_ORDER},
     ).fetchall()
-    cols = ["id", "crawl", "stage", "decision", "reason", "survivor", "cluster", "detail", "run_id"]
+    cols = ["id", "crawl", "stage", "decision", "reason", "survivor", "cluster", "detail", "score", "run_id"]
     return [dict(zip(cols, r)) for r in rows]
 
 
@@ -94,7 +95,7 @@ def balance(conn: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 # stage -> the stage whose kept records are its input (file-level stages only).
 STAGE_INPUT = {"language": "ingest", "repo_level": "language", "exact_dedup": "language",
-               "near_dedup": "exact_dedup", "syntax": "near_dedup"}
+               "near_dedup": "exact_dedup", "syntax": "near_dedup", "quality": "syntax", "repo_quality": "repo_level"}
 
 
 def chain_violations(conn: duckdb.DuckDBPyConnection, crawl: str | None = None) -> list[str]:

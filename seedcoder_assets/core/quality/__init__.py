@@ -1,0 +1,1 @@
+"""The model curates the data: oracle prompt and rating parser, label sample, quality scorer."""

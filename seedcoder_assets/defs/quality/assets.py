@@ -1,0 +1,295 @@
+"""The model curates the data: oracle labels, the quality scorer, scores, and the corpora they select."""
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from seedcoder_assets.core.parquet_io import PartWriter, is_complete, iter_batches, read_table
+from seedcoder_assets.core.quality.corpus import (
+    score_files,
+    score_repo_level,
+    score_threshold,
+    select_quality_files,
+)
+from seedcoder_assets.core.quality.labels import (
+    LABEL_SCHEMA,
+    SAMPLE_SCHEMA,
+    LabelCache,
+    label_sample,
+    stratified_sample,
+)
+from seedcoder_assets.core.quality.prompt import PROMPT_VERSION
+from seedcoder_assets.core.quality.scorer import (
+    Example,
+    QualityScorer,
+    fingerprint_dir,
+    fingerprint_labels,
+    minilm_path,
+    scorer_version,
+    train_scorer,
+)
+from seedcoder_assets.defs.configs import LabelSampleConfig, OracleLabelConfig, QualityCorpusConfig, ScorerConfigDg
+from seedcoder_assets.defs.dedup.assets import REPO_LEVEL_FILES
+from seedcoder_assets.defs.filters.assets import SYNTAX_CHECKED_FILES
+from seedcoder_assets.lib.dagster_utils import balanced_check, bar_chart_markdown, stats_metadata
+from seedcoder_assets.lib.k8s import GPU_STEP_TAGS
+from seedcoder_assets.lib.plots import boxplot_by_rating_markdown, histograms_by_language_markdown, line_markdown
+from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions
+from seedcoder_assets.resources.oracle import OracleResource
+from seedcoder_assets.resources.storage import StorageResource
+
+LABEL_SAMPLE = dg.AssetKey(["quality", "oracle_label_sample"])
+ORACLE_LABELS = dg.AssetKey(["quality", "oracle_labels"])
+QUALITY_SCORER = dg.AssetKey(["quality", "quality_scorer"])
+FILE_SCORES = dg.AssetKey(["quality", "file_quality_scores"])
+QUALITY_FILES = dg.AssetKey(["quality", "quality_files"])
+REPO_LEVEL_CORPUS = dg.AssetKey(["quality", "repo_level_corpus"])
+REPO_QUALITY = dg.AssetKey(["quality", "repo_quality"])
+
+ORACLE_DEPENDENT = [ORACLE_LABELS, QUALITY_SCORER, FILE_SCORES, QUALITY_FILES, REPO_LEVEL_CORPUS, REPO_QUALITY]
+
+
+@dg.asset(key=LABEL_SAMPLE, group_name="quality", partitions_def=crawl_partitions, deps=[SYNTAX_CHECKED_FILES],
+          code_version="label-sample-v1")
+def oracle_label_sample(context: dg.AssetExecutionContext, config: LabelSampleConfig,
+                        storage: StorageResource) -> dg.MaterializeResult:
+    """Which syntax-checked files the oracle rates: a seeded sample stratified by language (the paper's Table 17)."""
+    crawl, quotas = context.partition_key, config.scaled()
+    sample = stratified_sample(storage.uri(SYNTAX_CHECKED_FILES, crawl), quotas, config.seed,
+                               storage.duckdb_memory_limit)
+    dst = storage.uri(LABEL_SAMPLE, crawl)
+    with PartWriter(dst, SAMPLE_SCHEMA) as out:
+        out.write_table(sample)
+    per_language = {v["values"]: v["counts"] for v in sample["language"].value_counts().to_pylist()}
+    short = {lang: f"{per_language.get(lang, 0)}/{q}" for lang, q in quotas.items() if per_language.get(lang, 0) < q}
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": sample.num_rows, "requested": sum(quotas.values()), "seed": config.seed,
+        "languages_short_of_quota": dg.MetadataValue.json(short),
+        "per_language": bar_chart_markdown("files to label per language", per_language, "language"),
+        "uri": dg.MetadataValue.path(dst)})
+
+
+@dg.asset(
+    key=ORACLE_LABELS, group_name="quality", partitions_def=crawl_partitions, deps=[LABEL_SAMPLE, SYNTAX_CHECKED_FILES],
+    code_version=f"oracle-labels-v1-{PROMPT_VERSION}", pool="oracle", op_tags=GPU_STEP_TAGS,
+    check_specs=[dg.AssetCheckSpec("labels_answered", asset=ORACLE_LABELS)],
+)
+def oracle_labels(context: dg.AssetExecutionContext, config: OracleLabelConfig, storage: StorageResource,
+                  oracle: OracleResource) -> dg.MaterializeResult:
+    """The oracle's 0-10 rating of every sampled file (paper A.2.1 prompt), cached by (file, model, prompt version).
+
+    Only files without a cached answer are sent; answers are cached as they arrive, so an outage or a
+    crash loses nothing that was answered, and the next run resumes.
+    """
+    settings = oracle.require()
+    crawl = context.partition_key
+    sample = read_table(storage.uri(LABEL_SAMPLE, crawl))
+    cache = LabelCache(storage.label_cache_uri(), settings.model)
+    labels, run = label_sample(sample, storage.uri(SYNTAX_CHECKED_FILES, crawl), settings, cache, context.run.run_id,
+                               config.max_content_chars, config.retry_parse_failures)
+    dst = storage.uri(ORACLE_LABELS, crawl)
+    with PartWriter(dst, LABEL_SCHEMA) as out:
+        out.write_table(labels)
+    ok = labels.filter(pc.equal(labels["status"], "ok"))
+    ratings = {v["values"]: v["counts"] for v in ok["rating"].value_counts().to_pylist()}
+    failures = labels.filter(pc.equal(labels["status"], "parse_failure"))
+    ok_share = ok.num_rows / max(1, labels.num_rows)
+    metadata = {
+        "dagster/row_count": labels.num_rows, "oracle_model": settings.model, "prompt_version": PROMPT_VERSION,
+        "statuses": dg.MetadataValue.json(dict(run.statuses)), "cached": run.cached, "asked": run.asked,
+        "retries": run.oracle.retries, "truncated": run.truncated,
+        "requests_per_s": round(run.oracle.requests_per_s, 2), "oracle_seconds": round(run.oracle.seconds, 2),
+        "completion_tokens": run.oracle.completion_tokens,
+        "ratings": bar_chart_markdown("oracle ratings", {r: ratings.get(r, 0) for r in range(11)}, "rating"),
+        "parse_failure_examples": dg.MetadataValue.json(
+            [{"id": r["id"], "raw": (r["raw"] or "")[:300]} for r in failures.slice(0, 5).to_pylist()]),
+        "uri": dg.MetadataValue.path(dst),
+    }
+    if run.oracle.aborted:
+        context.log.error(f"oracle judged down: {run.oracle.aborted}; {run.statuses['not_asked']} files left for a re-run")
+    check = dg.AssetCheckResult(check_name="labels_answered", passed=ok_share >= config.min_ok_fraction,
+                                metadata={"ok_share": round(ok_share, 4), "bound": config.min_ok_fraction})
+    if run.oracle.aborted:  # the answers are kept (cache and partition); the run still says it is incomplete
+        raise dg.Failure(description=f"Oracle unreachable mid-run ({run.oracle.aborted}). {run.cached + run.asked} "
+                                     "answers are cached; re-materialize to resume.", metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def _label_partitions(context: dg.AssetExecutionContext, storage: StorageResource) -> list[str]:
+    crawls = context.instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME)
+    return [c for c in crawls if is_complete(storage.uri(ORACLE_LABELS, c))]
+
+
+def _examples(storage: StorageResource, crawls: list[str]) -> tuple[list[Example], int]:
+    """Rated files with their content (read back from the syntax-checked partition); and how many vanished."""
+    examples, missing = [], 0
+    for crawl in crawls:
+        labels = read_table(storage.uri(ORACLE_LABELS, crawl), ["id", "status", "rating"])
+        rated = labels.filter(pc.equal(labels["status"], "ok"))
+        rating = dict(zip(rated["id"].to_pylist(), rated["rating"].to_pylist()))
+        found = 0
+        for batch in iter_batches(storage.uri(SYNTAX_CHECKED_FILES, crawl), ["id", "language", "content"]):
+            batch = batch.filter(pc.is_in(batch["id"], pa.array(list(rating), pa.string())))
+            for row in batch.to_pylist():
+                examples.append(Example(row["id"], row["language"], row["content"], float(rating[row["id"]])))
+                found += 1
+        missing += len(rating) - found
+    return examples, missing
+
+
+def _backbone(config: ScorerConfigDg) -> str:
+    backbone = config.backbone or os.environ.get("SEEDCODER_SCORER_BACKBONE", "") or minilm_path() or ""
+    if not backbone or not Path(backbone, "config.json").exists():
+        raise dg.Failure(description=f"No scorer backbone: {backbone!r} is not a local Hugging Face checkpoint. Set "
+                                     "the asset's `backbone` config or SEEDCODER_SCORER_BACKBONE to a model folder.")
+    return backbone
+
+
+@dg.asset(
+    key=QUALITY_SCORER, group_name="quality", deps=[ORACLE_LABELS], code_version="quality-scorer-v1",
+    op_tags=GPU_STEP_TAGS, check_specs=[dg.AssetCheckSpec("scorer_mae_within_bound", asset=QUALITY_SCORER)],
+)
+def quality_scorer(context: dg.AssetExecutionContext, config: ScorerConfigDg,
+                   storage: StorageResource) -> dg.MaterializeResult:
+    """A regression model fine-tuned on the oracle's ratings, versioned by (labels, backbone, config).
+
+    Its data version is that hash, so a new model marks every score built from the old one stale.
+    """
+    backbone = _backbone(config)
+    crawls = _label_partitions(context, storage)
+    examples, missing = _examples(storage, crawls)
+    params = config.to_params()
+    version = scorer_version(fingerprint_labels(examples), fingerprint_dir(backbone), params)
+    root = storage.models() / "quality_scorer"
+    out = root / version
+    report_path = out / "report.json"
+    if report_path.exists():  # same inputs, same model: training again would only cost time
+        report = json.loads(report_path.read_text())
+        context.log.info(f"scorer {version} already trained from the same inputs; reusing it")
+    else:
+        tmp = root / f".{version}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        trained = train_scorer(examples, backbone, tmp, params, version, log=context.log.info)
+        report = asdict(trained)
+        (tmp / "report.json").write_text(json.dumps(report))
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)  # a half-written model is never visible under its version
+    (root / "CURRENT").write_text(version)
+    ev = report["evaluation"]
+    table = "| rating | n | MAE | mean pred | median pred |\n|---|---|---|---|---|\n" + "\n".join(
+        f"| {r['rating']} | {r['n']} | {r['mae']:.2f} | {r['mean_pred']:.2f} | {r['median_pred']:.2f} |"
+        for r in ev["per_rating"])
+    passed = ev["mae"] <= config.max_mae
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "version": version, "backbone": backbone, "label_crawls": dg.MetadataValue.json(crawls),
+            "labels_without_content": missing, "n_train": report["n_train"], "n_test": report["n_test"],
+            "mae": round(ev["mae"], 4), "cmae": round(ev["cmae"], 4), "baseline_mae": round(ev["baseline_mae"], 4),
+            "ratings_missing_from_test": dg.MetadataValue.json(ev["ratings_missing"]),
+            "per_rating": dg.MetadataValue.md(table),
+            "predicted_by_true_rating": boxplot_by_rating_markdown(ev["predictions"], ev["targets"]),
+            "loss_curve": line_markdown("training loss (MSE, rating units)", report["loss_curve"], "step / 10"),
+            "train_seconds": round(report["train_seconds"], 2),
+            "train_tokens_per_s": round(report["train_tokens"] / max(report["train_seconds"], 1e-9), 1),
+            "device": report["device"], "precision": report["precision"], "input_format": report["input_format"],
+            "path": dg.MetadataValue.path(str(out)),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name="scorer_mae_within_bound", passed=passed,
+            metadata={"mae": round(ev["mae"], 4), "bound": config.max_mae, "cmae": round(ev["cmae"], 4)})],
+    )
+
+
+def _current_scorer(storage: StorageResource, batch_threads: int = 0) -> QualityScorer:
+    pointer = storage.models() / "quality_scorer" / "CURRENT"
+    if not pointer.exists():
+        raise dg.Failure(description="No quality scorer has been trained yet: materialize quality/quality_scorer.")
+    return QualityScorer.load(pointer.parent / pointer.read_text().strip(), threads=batch_threads)
+
+
+@dg.asset(key=FILE_SCORES, group_name="quality", partitions_def=crawl_partitions,
+          deps=[SYNTAX_CHECKED_FILES, QUALITY_SCORER], code_version="file-scores-v1", op_tags=GPU_STEP_TAGS)
+def file_quality_scores(context: dg.AssetExecutionContext, config: QualityCorpusConfig,
+                        storage: StorageResource) -> dg.MaterializeResult:
+    """The scorer's quality score for every syntax-checked file of the crawl (batched, length-bucketed, streamed)."""
+    scorer = _current_scorer(storage)
+    crawl = context.partition_key
+    dst = storage.uri(FILE_SCORES, crawl)
+    stats = score_files(scorer, storage.uri(SYNTAX_CHECKED_FILES, crawl), dst, config.batch_size)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": stats.files, "scorer_version": scorer.version, "device": scorer.device,
+        "files_per_s": round(stats.files_per_s, 2), "tokens_per_s": round(stats.tokens_per_s, 1),
+        "mb_per_s": round(stats.bytes / 1e6 / max(stats.seconds, 1e-9), 3), "seconds": round(stats.seconds, 2),
+        "scores": bar_chart_markdown("files per score bucket", stats.histogram, "floor(score)"),
+        "uri": dg.MetadataValue.path(dst)})
+
+
+@dg.asset(
+    key=QUALITY_FILES, group_name="quality", partitions_def=crawl_partitions,
+    deps=[SYNTAX_CHECKED_FILES, FILE_SCORES], code_version="quality-files-v1",
+    check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=QUALITY_FILES),
+                 dg.AssetCheckSpec("no_file_below_threshold", asset=QUALITY_FILES)],
+)
+def quality_files(context: dg.AssetExecutionContext, config: QualityCorpusConfig,
+                  storage: StorageResource) -> dg.MaterializeResult:
+    """The file-level corpus: syntax-checked files at or above the score threshold (or in the top quantile)."""
+    crawl = context.partition_key
+    scores_uri = storage.uri(FILE_SCORES, crawl)
+    threshold = score_threshold(scores_uri, config.min_score, config.keep_quantile)
+    version = pc.unique(read_table(scores_uri, ["scorer_version"])["scorer_version"]).to_pylist()
+    dst = storage.uri(QUALITY_FILES, crawl)
+    stats = select_quality_files(storage.uri(SYNTAX_CHECKED_FILES, crawl), scores_uri, dst,
+                                 storage.lineage("quality", crawl, context.run.run_id), threshold,
+                                 ",".join(v for v in version if v), storage.duckdb_memory_limit)
+    before = read_table(scores_uri, ["language", "score"])
+    after = read_table(dst, ["language", "score"])
+    low = pc.sum(pc.less(after["score"], threshold)).as_py() or 0
+    return dg.MaterializeResult(
+        metadata={**stats_metadata(stats, dst), "threshold": round(threshold, 4),
+                  "scorer_version": dg.MetadataValue.json(version),
+                  "scores_by_language": histograms_by_language_markdown(before, after, threshold)},
+        check_results=[balanced_check(stats),
+                       dg.AssetCheckResult(check_name="no_file_below_threshold", passed=low == 0,
+                                           metadata={"below": low, "threshold": threshold})],
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(REPO_LEVEL_CORPUS, group_name="quality", deps=[REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER],
+                     description="Repository-level files (repo dedup kept them whole), each with its quality score",
+                     code_version="repo-level-corpus-v1"),
+        dg.AssetSpec(REPO_QUALITY, group_name="quality", deps=[REPO_LEVEL_FILES],
+                     description="Per repository: files, bytes and mean file quality score (long-context selection)",
+                     code_version="repo-level-corpus-v1"),
+    ],
+    partitions_def=crawl_partitions, op_tags=GPU_STEP_TAGS,
+    check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=REPO_LEVEL_CORPUS)],
+)
+def repo_level_corpus(context: dg.AssetExecutionContext, config: QualityCorpusConfig, storage: StorageResource):
+    scorer = _current_scorer(storage)
+    crawl = context.partition_key
+    files_dst, repos_dst = storage.uri(REPO_LEVEL_CORPUS, crawl), storage.uri(REPO_QUALITY, crawl)
+    stats, scoring = score_repo_level(scorer, storage.uri(REPO_LEVEL_FILES, crawl), storage.uri(FILE_SCORES, crawl),
+                                      files_dst, repos_dst, storage.lineage("repo_quality", crawl, context.run.run_id),
+                                      config.batch_size, storage.duckdb_memory_limit)
+    repos = read_table(repos_dst, ["mean_score"])
+    yield dg.MaterializeResult(asset_key=REPO_LEVEL_CORPUS, metadata={
+        **stats_metadata(stats, files_dst), "scorer_version": scorer.version, "scores_reused": scoring.reused,
+        "scored_here": scoring.files - scoring.reused, "files_per_s": round(scoring.files_per_s, 2),
+        "scores": bar_chart_markdown("repo-level files per score bucket", scoring.histogram, "floor(score)")})
+    buckets: dict[int, int] = {}
+    for s in repos["mean_score"].to_pylist():
+        buckets[int(s)] = buckets.get(int(s), 0) + 1
+    yield dg.MaterializeResult(asset_key=REPO_QUALITY, metadata={
+        "dagster/row_count": repos.num_rows, "scorer_version": scorer.version,
+        "mean_score": bar_chart_markdown("repositories per mean file score", buckets, "floor(mean score)"),
+        "uri": dg.MetadataValue.path(repos_dst)})
+    yield balanced_check(stats, REPO_LEVEL_CORPUS)

@@ -1,0 +1,81 @@
+"""Pictures for asset metadata, as markdown images the Dagster UI renders inline."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+
+
+def _figure(width: float = 7.0, height: float = 3.4):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(figsize=(width, height), dpi=90)
+
+
+def _markdown(plt, fig, title: str) -> dg.MetadataValue:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+
+
+def boxplot_by_rating_markdown(predictions: Sequence[float], targets: Sequence[int]) -> dg.MetadataValue:
+    """The paper's Figure 13: predicted scores per ground-truth rating, means as white squares."""
+    plt, fig, ax = _figure()
+    pred, true = np.asarray(predictions), np.asarray(targets)
+    ratings = [r for r in range(11) if (true == r).any()]
+    groups = [pred[true == r] for r in ratings]
+    if groups:
+        ax.boxplot(groups, positions=ratings, widths=0.6, showmeans=True, showfliers=False,
+                   meanprops={"marker": "s", "markerfacecolor": "white", "markeredgecolor": "black"})
+    ax.plot([0, 10], [0, 10], ls=":", color="grey")
+    ax.set_xlim(-0.7, 10.7)
+    ax.set_ylim(-0.5, 10.5)
+    ax.set_xlabel("oracle rating")
+    ax.set_ylabel("predicted score")
+    ax.set_title("held-out predictions per oracle rating")
+    return _markdown(plt, fig, "predicted score per oracle rating")
+
+
+def line_markdown(title: str, values: Sequence[float], xlabel: str) -> dg.MetadataValue:
+    plt, fig, ax = _figure(height=2.8)
+    ax.plot(list(values), color="#4f6fb3")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    return _markdown(plt, fig, title)
+
+
+def histograms_by_language_markdown(before: pa.Table, after: pa.Table, threshold: float,
+                                    top: int = 8) -> dg.MetadataValue:
+    """Score histograms of the most common languages, all files vs. kept files, with the threshold."""
+    langs = [v["values"] for v in before["language"].value_counts().to_pylist()]
+    langs = sorted(langs, key=lambda lang: -before.filter(pa.compute.equal(before["language"], lang)).num_rows)[:top]
+    cols = 4
+    rows = max(1, (len(langs) + cols - 1) // cols)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.4 * rows), dpi=80, squeeze=False)
+    bins = np.linspace(0, 10, 21)
+    for ax, lang in zip(axes.flat, langs):
+        b = before.filter(pa.compute.equal(before["language"], lang))["score"].to_numpy()
+        a = after.filter(pa.compute.equal(after["language"], lang))["score"].to_numpy()
+        ax.hist(b, bins=bins, color="#c9d3ea", label=f"all ({len(b)})")
+        ax.hist(a, bins=bins, color="#4f6fb3", label=f"kept ({len(a)})")
+        ax.axvline(threshold, color="#b33", lw=1)
+        ax.set_title(lang, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(langs):]:
+        ax.axis("off")
+    return _markdown(plt, fig, "quality scores per language, before and after the cut")

@@ -1,0 +1,62 @@
+"""The oracle: any OpenAI-compatible endpoint (a vLLM server in deployment)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from seedcoder_assets.core.quality.oracle import OracleSettings, check_reachable
+from seedcoder_assets.core.quality.prompt import EXPLAINED_RATING_REGEX, RATING_ONLY_REGEX
+
+NOT_CONFIGURED = (
+    "No oracle endpoint is configured, so the oracle-dependent assets (quality/oracle_labels and what is built "
+    "from it) cannot run. Point them at a server with SEEDCODER_ORACLE_URL (e.g. http://127.0.0.1:8000/v1) and "
+    "SEEDCODER_ORACLE_MODEL (the served model name); start a local vLLM CPU server on a model folder with "
+    "`seedcoder oracle serve --model /path/to/model` (see README: 'The oracle')."
+)
+
+
+class OracleResource(dg.ConfigurableResource):
+    """Where the oracle is and how hard to push it. The API key is read from `api_key_env` at use time."""
+
+    base_url: str = Field("", description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1 (empty: none)")
+    model: str = Field("", description="Model name the server serves")
+    api_key_env: str = Field("SEEDCODER_ORACLE_API_KEY", description="Environment variable holding the API key")
+    timeout_s: float = Field(120.0, description="Per-request timeout")
+    max_concurrency: int = Field(32, description="Requests in flight at once")
+    max_retries: int = Field(5, description="Retries per request on timeouts, 429/5xx and dropped connections")
+    backoff_s: float = Field(0.5, description="First retry delay; doubles per retry (with jitter)")
+    temperature: float = Field(0.0, description="Sampling temperature (0: deterministic ratings)")
+    max_tokens: int = Field(512, description="Reply budget: explanation plus rating")
+    structured_output: Literal["vllm", "none"] = Field(
+        "vllm", description="vllm: send `structured_outputs.regex` so replies end in 'Rating: [[X]]'; none: plain")
+    explanation: bool = Field(True, description="Let the model explain before the rating (False: rating only)")
+    api: Literal["chat", "completions"] = Field("chat", description="Which OpenAI endpoint to call")
+    abort_after_errors: int = Field(50, description="Consecutive failed files (after retries) that stop the run")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url and self.model)
+
+    def settings(self) -> OracleSettings:
+        regex = None
+        if self.structured_output == "vllm":
+            regex = EXPLAINED_RATING_REGEX if self.explanation else RATING_ONLY_REGEX
+        return OracleSettings(
+            base_url=self.base_url, model=self.model, api_key=os.environ.get(self.api_key_env) or None,
+            timeout_s=self.timeout_s, max_concurrency=self.max_concurrency, max_retries=self.max_retries,
+            backoff_s=self.backoff_s, temperature=self.temperature, max_tokens=self.max_tokens,
+            structured_regex=regex, api=self.api, abort_after_errors=self.abort_after_errors)
+
+    def require(self) -> OracleSettings:
+        """Settings of a reachable oracle, or a dg.Failure that says how to configure one."""
+        if not self.configured:
+            raise dg.Failure(description=NOT_CONFIGURED)
+        settings = self.settings()
+        problem = check_reachable(settings)
+        if problem:
+            raise dg.Failure(description=f"The oracle is configured but not usable: {problem}. {NOT_CONFIGURED}")
+        return settings

@@ -1,0 +1,183 @@
+"""The quality branch end to end on the small real crawl, against a local OpenAI-compatible server with faults."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from seedcoder_assets.core.catalog import catalog
+from seedcoder_assets.core.parquet_io import iter_batches
+from seedcoder_assets.core.quality.scorer import build_tiny_llama
+from seedcoder_assets.definitions import defs
+from seedcoder_assets.resources.catalog import CatalogResource
+from seedcoder_assets.resources.oracle import OracleResource
+from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.fake_oracle import FakeOracle, Faults
+
+FAULTS = Faults(p_500=0.15, p_drop=0.05, p_torn=0.05, p_delay=0.05, delay_s=3.0, p_unparseable=0.04)
+SAMPLE = {"quotas": {"Python": 200, "C": 30, "JavaScript": 20, "Shell": 10, "Markdown": 30, "HTML": 10},
+          "scale": 1.0, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path):
+    home = tmp_path_factory.mktemp("qhome")
+    shutil.copytree(small_crawl, home / "landing" / "c1")
+    storage = StorageResource(lake_root=str(home / "lake"), landing_root=str(home / "landing"),
+                              index_path=str(home / "index" / "dedup.sqlite"), model_root=str(home / "models"))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("crawl", ["c1"])
+    base = {"storage": storage, "catalog_db": CatalogResource(database=str(home / "catalog.duckdb"))}
+    assert defs().resolve_job_def("github_files_job").execute_in_process(
+        resources=base, instance=instance, partition_key="c1").success
+
+    def texts():
+        for batch in iter_batches(f"{home}/lake/filters/syntax_checked_files/crawl=c1", ["content"]):
+            yield from batch.column("content").to_pylist()
+
+    backbone = build_tiny_llama(texts(), home / "tiny-llama")
+    with FakeOracle(FAULTS, model="judge") as server:
+        oracle = OracleResource(base_url=server.base_url, model="judge", timeout_s=1.0, max_concurrency=16,
+                                backoff_s=0.01, max_retries=4, structured_output="none")
+        yield {"home": home, "instance": instance, "base": base, "server": server, "oracle": oracle,
+               "backbone": str(backbone)}
+
+
+def _job(env, name: str, crawl: str | None = "c1", oracle: OracleResource | None = None, config=None,
+         raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    resources = {**env["base"], "oracle": oracle or env["oracle"]}
+    return defs().resolve_job_def(name).execute_in_process(
+        resources=resources, instance=env["instance"], partition_key=crawl, run_config=config or {},
+        raise_on_error=raise_on_error)
+
+
+def _labels_config(sample=SAMPLE) -> dict:
+    return {"ops": {"quality__oracle_label_sample": {"config": sample}}}
+
+
+def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    return {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+            for e in result.get_asset_materialization_events()}[asset]
+
+
+def test_no_oracle_configured_stops_with_one_clear_message(env) -> None:
+    result = _job(env, "oracle_labels_job", oracle=OracleResource(), config=_labels_config(), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert "SEEDCODER_ORACLE_URL" in message and "seedcoder oracle serve" in message
+    # The sample itself does not need the oracle and was materialized.
+    assert any(e.asset_key.to_user_string() == "quality/oracle_label_sample"
+               for e in result.get_asset_materialization_events())
+
+
+def test_labels_survive_faults_and_are_never_asked_twice(env) -> None:
+    server = env["server"]
+    result = _job(env, "oracle_labels_job", config=_labels_config())
+    md = _metadata(result, "quality/oracle_labels")
+    labels = pl.read_parquet(f"{env['home']}/lake/quality/oracle_labels/crawl=c1/*.parquet")
+    assert labels.height == md["dagster/row_count"].value > 250
+    statuses = dict(labels.group_by("status").len().iter_rows())
+    assert set(statuses) <= {"ok", "parse_failure"} and statuses["ok"] > 0.9 * labels.height
+    # 500s, dropped connections, torn bodies and stalls were all retried into answers.
+    assert md["retries"].value > 0
+    # A reply without a rating is kept with its text and never becomes a number.
+    failures = labels.filter(pl.col("status") == "parse_failure")
+    assert failures.height > 0 and failures["rating"].null_count() == failures.height
+    assert all("Rating" not in r and r for r in failures["raw"])
+    ok = labels.filter(pl.col("status") == "ok")
+    assert ok["rating"].null_count() == 0 and ok["rating"].is_between(0, 10).all()
+    assert labels.filter(pl.col("language") == "Python").height == 200
+    assert result.get_asset_check_evaluations()[0].passed
+
+    asked = server.state.requests
+    again = _job(env, "oracle_labels_job", config=_labels_config())
+    assert server.state.requests == asked  # everything came from the cache
+    assert _metadata(again, "quality/oracle_labels")["asked"].value == 0
+    relabeled = pl.read_parquet(f"{env['home']}/lake/quality/oracle_labels/crawl=c1/*.parquet")
+    assert relabeled.sort("id").select("id", "status", "rating").equals(labels.sort("id").select("id", "status", "rating"))
+
+
+def test_a_wider_sample_and_an_outage_ask_only_for_what_is_missing(env) -> None:
+    server, home = env["server"], env["home"]
+    before = pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/*.parquet")
+    wider = {**SAMPLE, "quotas": {**SAMPLE["quotas"], "Python": 260, "C": 40}}
+    server.state.faults = Faults(down=True)
+    down = _job(env, "oracle_labels_job", oracle=env["oracle"].model_copy(update={"abort_after_errors": 5,
+                                                                                 "max_retries": 1}),
+                config=_labels_config(wider), raise_on_error=False)
+    assert not down.success
+    failure = next(e for e in down.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "re-materialize to resume" in str(failure.event_specific_data.error)
+
+    server.state.faults = FAULTS
+    requests_before = server.state.requests
+    result = _job(env, "oracle_labels_job", config=_labels_config(wider))
+    md = _metadata(result, "quality/oracle_labels")
+    after = pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/*.parquet")
+    assert md["asked"].value == after.height - before.height == 70
+    assert md["cached"].value == before.height
+    assert server.state.requests - requests_before >= 70
+    # The earlier picks are still in the wider sample, with the same answers.
+    kept = after.join(before.select("id", "rating"), on="id", suffix="_before")
+    assert kept.height == before.height and (kept["rating"].eq_missing(kept["rating_before"])).all()
+
+
+def test_scorer_scores_and_corpora(env) -> None:
+    home = env["home"]
+    scorer_config = {"ops": {"quality__quality_scorer": {"config": {
+        "backbone": env["backbone"], "learning_rate": 1e-3, "max_tokens": 256, "batch_size": 16, "max_mae": 2.5}}}}
+    trained = _job(env, "scorer_job", crawl=None, config=scorer_config)
+    md = _metadata(trained, "quality/quality_scorer")
+    assert md["mae"].value < md["baseline_mae"].value  # it learned something beyond the mean
+    assert md["cmae"].value > 0 and "image/png;base64" in md["predicted_by_true_rating"].value
+    assert "| rating | n | MAE |" in md["per_rating"].value
+    version = md["version"].value
+    assert all(e.passed for e in trained.get_asset_check_evaluations())
+
+    corpus_config = {"ops": {"quality__quality_files": {"config": {"keep_quantile": 0.6}}}}
+    scored = _job(env, "scoring_job", config=corpus_config)
+    assert all(e.passed for e in scored.get_asset_check_evaluations())
+    scores = pl.read_parquet(f"{home}/lake/quality/file_quality_scores/crawl=c1/*.parquet")
+    files = pl.read_parquet(f"{home}/lake/filters/syntax_checked_files/crawl=c1/*.parquet")
+    assert sorted(scores["id"]) == sorted(files["id"]) and (scores["scorer_version"] == version).all()
+    kept = pl.read_parquet(f"{home}/lake/quality/quality_files/crawl=c1/*.parquet")
+    threshold = _metadata(scored, "quality/quality_files")["threshold"].value
+    assert 0.6 * files.height <= kept.height < files.height and kept["score"].min() >= threshold  # ties at the cut stay
+    smd = _metadata(scored, "quality/file_quality_scores")
+    assert smd["files_per_s"].value > 0 and smd["tokens_per_s"].value > 0
+    repo_files = pl.read_parquet(f"{home}/lake/quality/repo_level_corpus/crawl=c1/*.parquet")
+    level = pl.read_parquet(f"{home}/lake/dedup/repo_level_files/crawl=c1/*.parquet")
+    assert repo_files.height == level.height and repo_files["score"].null_count() == 0
+    repos = pl.read_parquet(f"{home}/lake/quality/repo_quality/crawl=c1/*.parquet")
+    assert repos["n_files"].sum() == level.height and repos["mean_score"].is_between(0, 10).all()
+    rmd = _metadata(scored, "quality/repo_level_corpus")
+    assert rmd["scores_reused"].value > 0  # syntax-checked content was not scored twice
+
+    # Lineage: every syntax-checked file has one quality row with its score and the scorer version.
+    _job(env, "catalog_job", crawl=None)
+    conn = catalog.open_catalog(str(home / "catalog.duckdb"), str(home / "lake"))
+    rows = conn.execute("SELECT decision, reason, score, detail FROM lineage WHERE stage = 'quality'").fetchall()
+    assert len(rows) == files.height and all(version in r[3] and r[2] is not None for r in rows)
+    assert {r[1] for r in rows if r[0] == "dropped"} == {"low_quality_score"}
+    assert catalog.chain_violations(conn) == []
+
+    # Same inputs, same model version; a new config is a new version that makes the scores stale.
+    assert _metadata(_job(env, "scorer_job", crawl=None, config=scorer_config),
+                     "quality/quality_scorer")["version"].value == version
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+
+    def stale() -> StaleStatus:
+        resolver = CachingStaleStatusResolver(env["instance"], defs().resolve_asset_graph())
+        return resolver.get_status(dg.AssetKey(["quality", "file_quality_scores"]), "c1")
+
+    _job(env, "scoring_job", config=corpus_config)
+    assert stale() == StaleStatus.FRESH
+    scorer_config["ops"]["quality__quality_scorer"]["config"]["seed"] = 1
+    retrained = _job(env, "scorer_job", crawl=None, config=scorer_config)
+    assert _metadata(retrained, "quality/quality_scorer")["version"].value != version
+    assert stale() == StaleStatus.STALE
