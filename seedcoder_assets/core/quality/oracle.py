@@ -108,7 +108,9 @@ async def ask(client: httpx.AsyncClient, settings: OracleSettings, prompt: str,
             text = _reply_text(settings, payload)
             usage = payload.get("usage") or {}
             rating = parse_rating(text)
-            return OracleReply("ok" if rating is not None else "parse_failure", rating, text, None, attempt,
+            # A reply cut by max_tokens explains most parse failures: say so next to the raw text.
+            note = None if rating is not None else f"finish_reason={payload['choices'][0].get('finish_reason')}"
+            return OracleReply("ok" if rating is not None else "parse_failure", rating, text, note, attempt,
                                time.perf_counter() - start, usage.get("prompt_tokens"), usage.get("completion_tokens"))
         except (_Retryable, httpx.TransportError, ValueError, KeyError, IndexError, TypeError) as exc:
             # Transport errors cover timeouts, refused and dropped connections; the others a torn or
