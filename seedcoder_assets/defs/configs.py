@@ -71,7 +71,7 @@ class ScorerConfigDg(dg.Config):
     learning_rate: float = Field(5e-5, description="AdamW learning rate (tiny random backbones want ~1e-3)")
     epochs: int = Field(1, description="Passes over the labels (the paper: one)")
     test_fraction: float = Field(0.1, description="Held-out share of the labels, chosen by file id")
-    input_format: str = Field("auto", description="prompt | content | auto (prompt when the backbone takes 2k tokens)")
+    input_format: str = Field("auto", description="prompt | content | auto (the A.2.1 prompt when max_tokens leaves >= 256 tokens for the file)")
     precision: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
     max_mae: float = Field(2.0, description="The scorer_mae_within_bound check fails above this held-out MAE")
     seed: int = Field(0)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from seedcoder_assets.core.quality.prompt import render_prompt
+from seedcoder_assets.core.quality.prompt import PROMPT_TEMPLATE
 
 SCORER_CARD = "scorer.json"
 RATINGS = tuple(range(11))
@@ -37,7 +37,7 @@ class ScorerConfig:
     seed: int = 0
     # "prompt": the A.2.1 prompt around the file, as the paper does from labelling to inference;
     # "content": the language and the file alone, for backbones with short context (MiniLM: 512).
-    # "auto" picks "prompt" when the backbone takes at least 2,048 positions.
+    # "auto" picks "prompt" when max_tokens leaves at least 256 tokens for the file inside it.
     input_format: Literal["auto", "prompt", "content"] = "auto"
     device: str = "auto"  # auto: cuda when present
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
@@ -118,10 +118,51 @@ def is_held_out(file_id: str, test_fraction: float, seed: int) -> bool:
     return h / 2**64 < test_fraction
 
 
-def scorer_text(language: str, content: str, input_format: str, max_chars: int) -> str:
-    if input_format == "prompt":
-        return render_prompt(language, content, max_chars).text
-    return f"{language}\n{content[:max_chars]}"
+class Encoder:
+    """Token ids for (language, content) pairs, the way the scorer reads them.
+
+    "prompt": the A.2.1 prompt with the file inside, cut so the whole prompt fits `max_tokens`
+    (the file is shortened, never the instructions' end); "content": the language line and the file.
+    """
+
+    def __init__(self, tokenizer, input_format: str, max_tokens: int) -> None:
+        self.tokenizer, self.input_format, self.max_tokens = tokenizer, input_format, max_tokens
+        # The special tokens a backbone wraps text in ([CLS] ... [SEP], <s> ...), found by example.
+        bare = self._ids("a")
+        full = tokenizer("a", add_special_tokens=True)["input_ids"]
+        at = next(i for i in range(len(full)) if full[i:i + len(bare)] == bare)
+        self._prefix, self._suffix = full[:at], full[at + len(bare):]
+        self._special = len(self._prefix) + len(self._suffix)
+        self._frames: dict[str, tuple[list[int], list[int]]] = {}
+
+    def frame(self, language: str) -> tuple[list[int], list[int]]:
+        """Token ids of the prompt before and after {CONTENT}, per language (cached)."""
+        if language not in self._frames:
+            head, tail = PROMPT_TEMPLATE.replace("{LANGUAGE}", language).split("{CONTENT}")
+            self._frames[language] = (self._ids(head), self._ids(tail))
+        return self._frames[language]
+
+    def content_budget(self, language: str = "Python") -> int:
+        if self.input_format == "content":
+            return self.max_tokens - self._special - len(self._ids(language + "\n"))
+        head, tail = self.frame(language)
+        return self.max_tokens - self._special - len(head) - len(tail)
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def __call__(self, items: Sequence[tuple[str, str]]):
+        rows = []
+        for language, content in items:
+            # Cut by characters first (a token is rarely under 1 char) so huge files tokenize cheaply.
+            if self.input_format == "prompt":
+                head, tail = self.frame(language)
+            else:
+                head, tail = self._ids(language + "\n"), []
+            budget = max(0, self.max_tokens - self._special - len(head) - len(tail))
+            body = self._ids(content[: budget * 8])[:budget]
+            rows.append(self._prefix + head + body + tail + self._suffix)
+        return self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt")
 
 
 def evaluate(predictions: Sequence[float], targets: Sequence[int]) -> Evaluation:
@@ -143,7 +184,7 @@ def evaluate(predictions: Sequence[float], targets: Sequence[int]) -> Evaluation
                       "q75": float(np.quantile(p, 0.75))})
     mae = float(err.mean()) if len(err) else math.nan
     cmae = float(np.mean([row["mae"] for row in table])) if table else math.nan
-    return Evaluation(len(err), mae, cmae, table, missing, pred.tolist(), true.tolist())
+    return Evaluation(len(err), mae, cmae, table, missing, predictions=pred.tolist(), targets=true.tolist())
 
 
 def _device_and_dtype(config: ScorerConfig):
@@ -199,20 +240,19 @@ def train_scorer(examples: Sequence[Example], backbone: str, out_dir: str | Path
     device, dtype, precision = _device_and_dtype(config)
     tokenizer, model = _load_for_regression(backbone)  # fp32 master weights; bf16/fp16 through autocast
     model.to(device)
-    input_format = config.input_format
-    if input_format == "auto":
-        input_format = "prompt" if _max_positions(model) >= 2048 else "content"
     max_tokens = min(config.max_tokens, _max_positions(model) or config.max_tokens)
-    max_chars = max_tokens * 6  # cut long files before tokenizing; the tokenizer cuts exactly
+    input_format = config.input_format
+    if input_format == "auto":  # the paper's prompt when it leaves room for the file, else the file alone
+        input_format = "prompt" if Encoder(tokenizer, "prompt", max_tokens).content_budget() >= 256 else "content"
+    encode = Encoder(tokenizer, input_format, max_tokens)
+    if encode.content_budget() < 32:
+        raise ValueError(f"max_tokens={max_tokens} leaves {encode.content_budget()} tokens for the file in "
+                         f"{input_format!r} format: raise max_tokens or use input_format='content'")
 
     train = [e for e in examples if not is_held_out(e.id, config.test_fraction, config.seed)]
     test = [e for e in examples if is_held_out(e.id, config.test_fraction, config.seed)]
     if not train or not test:
         raise ValueError(f"need labelled files on both sides of the split: {len(train)} train, {len(test)} test")
-
-    def encode(batch: Sequence[Example]):
-        texts = [scorer_text(e.language, e.content, input_format, max_chars) for e in batch]
-        return tokenizer(texts, truncation=True, max_length=max_tokens, padding=True, return_tensors="pt")
 
     # The head learns a standardized target (ratings crowd around a few values); scores are mapped back.
     shift = float(np.mean([e.rating for e in train]))
@@ -227,7 +267,7 @@ def train_scorer(examples: Sequence[Example], backbone: str, out_dir: str | Path
     model.train()
     losses, tokens, start = [], 0, time.perf_counter()
     for step, idx in enumerate(batches):
-        enc = encode([train[i] for i in idx]).to(device)
+        enc = encode([(train[i].language, train[i].content) for i in idx]).to(device)
         target = torch.tensor([(train[i].rating - shift) / scale for i in idx], dtype=torch.float32, device=device)
         with torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype is not None):
             logits = model(**enc).logits.squeeze(-1)
@@ -289,12 +329,10 @@ class QualityScorer:
         """Predicted scores for (language, content) pairs, in input order; length-bucketed batches."""
         torch = _torch()
         out = np.zeros(len(items), dtype=np.float32)
-        max_chars = self.max_tokens * 6
+        encode = Encoder(self.tokenizer, self.input_format, self.max_tokens)
         with torch.inference_mode():
             for idx in self._batches(items, batch_size):
-                texts = [scorer_text(items[i][0], items[i][1], self.input_format, max_chars) for i in idx]
-                enc = self.tokenizer(texts, truncation=True, max_length=self.max_tokens, padding=True,
-                                     return_tensors="pt").to(self.device)
+                enc = encode([items[i] for i in idx]).to(self.device)
                 self.tokens_seen += int(enc["attention_mask"].sum())
                 with torch.autocast(device_type=self.device.split(":")[0], dtype=self.dtype,
                                     enabled=self.dtype is not None):
