@@ -134,9 +134,10 @@ class LabelRun:
 
 def _prompts(src_uri: str, todo: set[str], max_chars: int, info: dict[str, dict[str, Any]]
              ) -> Iterator[tuple[str, str]]:
+    wanted = pa.array(sorted(todo), pa.string())
     for batch in iter_batches(src_uri, ["id", "crawl", "language", "path", "sha256", "content"], batch_rows=512):
-        mask = pc.is_in(batch.column("id"), pa.array(list(todo), pa.string())) if todo else None
-        if mask is None or not pc.any(mask).as_py():
+        mask = pc.is_in(batch.column("id"), wanted)
+        if not pc.any(mask).as_py():
             continue
         for row in batch.filter(mask).to_pylist():
             rendered = render_prompt(row["language"], row["content"], max_chars)
