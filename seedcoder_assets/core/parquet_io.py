@@ -13,6 +13,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from seedcoder_assets.core.object_store import resolve
+
 SUCCESS_MARKER = "_SUCCESS"
 MAX_GROUP_BYTES = 64 << 20  # a row group (and so a read) never holds more content than this
 MAX_BATCH_BYTES = 8 << 20  # a batch handed to a stage never holds more content than this
@@ -35,13 +37,6 @@ def slices_by_bytes(batch: pa.RecordBatch | pa.Table, max_bytes: int, column: st
         stop = max(stop, start + 1)
         yield batch.slice(start, stop - start)
         start = stop
-
-
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """Filesystem and path for a local path or `s3://` URI."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), uri
-    return pafs.FileSystem.from_uri(uri)
 
 
 class PartWriter:

@@ -1,26 +1,50 @@
-"""Where the lake, the landing area and the dedup index live."""
+"""Where the lake, the landing area, the models and the dedup index live: local folders or S3."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import boto3
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from seedcoder_assets.core import paths
+from seedcoder_assets.core import object_store, paths
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.stats import LineageWriter
 
 
 class StorageResource(dg.ConfigurableResource):
-    """Storage roots: a local folder by default; `s3://bucket/prefix` in production."""
+    """Storage roots: a local folder by default; `s3://bucket/prefix` in production.
+
+    Endpoint and credentials of S3 come from the dagster-aws `S3Resource` (explicit keys, a
+    profile, or boto3's default chain: environment, IRSA web identity, instance role).
+    """
 
     lake_root: str = Field(description="Root of the Parquet lake: <root>/<group>/<asset>/crawl=<crawl>/")
     landing_root: str = Field(description="Where crawls land: <landing_root>/<crawl>/{repos.jsonl, archives}")
     index_path: str = Field(description="Local path of the persisted dedup index (SQLite)")
     duckdb_memory_limit: str = Field("1GB", description="Memory cap of DuckDB group-bys/joins; beyond it they spill")
-    model_root: str = Field("", description="Local folder of trained models (scorers); default <index dir>/../models")
+    model_root: str = Field("", description="Trained models (scorers): a folder or s3://; default <index dir>/../models")
+    s3: S3Resource = Field(default_factory=S3Resource, description="How to reach S3 when a root is s3://")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if any(object_store.is_s3(r) for r in (self.lake_root, self.landing_root, self.model_root)):
+            object_store.configure_s3(self.s3_settings())
+
+    def s3_settings(self) -> object_store.S3Settings:
+        """Credentials resolved once by boto3 (the same chain the S3Resource's clients use)."""
+        s3 = self.s3
+        session = boto3.session.Session(
+            profile_name=s3.profile_name, aws_access_key_id=s3.aws_access_key_id,
+            aws_secret_access_key=s3.aws_secret_access_key, aws_session_token=s3.aws_session_token)
+        creds = session.get_credentials()
+        frozen = creds.get_frozen_credentials() if creds is not None else None
+        return object_store.S3Settings(
+            region=s3.region_name or session.region_name or "us-east-1", endpoint_url=s3.endpoint_url,
+            access_key=frozen.access_key if frozen else None, secret_key=frozen.secret_key if frozen else None,
+            session_token=frozen.token if frozen else None)
 
     def uri(self, asset_key: dg.AssetKey | Sequence[str], crawl: str) -> str:
         path = asset_key.path if isinstance(asset_key, dg.AssetKey) else list(asset_key)
@@ -36,9 +60,51 @@ class StorageResource(dg.ConfigurableResource):
         return DedupIndex(self.index_path)
 
     def models(self) -> Path:
-        root = Path(self.model_root) if self.model_root else Path(self.index_path).parent.parent / "models"
+        """Local folder where models are trained and loaded; with an S3 model root, a cache of it."""
+        if self.model_root and not object_store.is_s3(self.model_root):
+            root = Path(self.model_root)
+        else:
+            root = Path(self.index_path).parent.parent / "models"
         root.mkdir(parents=True, exist_ok=True)
         return root
+
+    def _remote_models(self) -> str | None:
+        return self.model_root.rstrip("/") if object_store.is_s3(self.model_root) else None
+
+    def publish_model(self, name: str, version: str) -> None:
+        """Make `models()/name/version` the current model for every step, on any machine."""
+        local = self.models() / name
+        remote = self._remote_models()
+        if remote:  # steps run in other pods: the model and its pointer live on S3
+            if not object_store.exists(f"{remote}/{name}/{version}/report.json"):
+                object_store.copy_tree(str(local / version), f"{remote}/{name}/{version}")
+            object_store.write_text(f"{remote}/{name}/CURRENT", version)
+        (local / "CURRENT").write_text(version)
+
+    def current_model(self, name: str) -> Path | None:
+        """Local folder of the current model (fetched from S3 if this machine lacks it), or None."""
+        remote = self._remote_models()
+        pointer = f"{remote}/{name}/CURRENT" if remote else str(self.models() / name / "CURRENT")
+        if not object_store.exists(pointer):
+            return None
+        version = object_store.read_text(pointer).strip()
+        local = self.models() / name / version
+        if remote and not (local / "report.json").exists():
+            tmp = local.parent / f".{version}.fetch"
+            object_store.copy_tree(f"{remote}/{name}/{version}", str(tmp))
+            tmp.rename(local)
+        return local
+
+    def model_report(self, name: str, version: str) -> str | None:
+        """A trained model's report.json (its text), locally or on S3; None if never trained."""
+        local = self.models() / name / version / "report.json"
+        if local.exists():
+            return local.read_text()
+        remote = self._remote_models()
+        if remote and object_store.exists(f"{remote}/{name}/{version}/report.json"):
+            object_store.copy_tree(f"{remote}/{name}/{version}", str(local.parent))
+            return local.read_text()
+        return None
 
     def label_cache_uri(self) -> str:
         """Oracle answers, kept across runs and partitions (under `_cache`, outside the catalog's views)."""

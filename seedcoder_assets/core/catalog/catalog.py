@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import pyarrow.fs as pafs
 
-from seedcoder_assets.core.parquet_io import resolve
+from seedcoder_assets.core.object_store import duckdb_connect, is_s3, resolve
 
 LINEAGE_VIEW = "lineage"
 
@@ -35,7 +35,7 @@ def _prefix(uri: str) -> str:
 def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the catalog and (re)create its views over the current lake."""
     Path(database).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(database)
+    conn = duckdb_connect(database, s3=is_s3(lake_root))
     for name, glob in _asset_dirs(lake_root):
         conn.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{glob}', "
                      "hive_partitioning = true, union_by_name = true)")

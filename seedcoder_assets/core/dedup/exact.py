@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
+from seedcoder_assets.core.object_store import duckdb_connect
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches
 from seedcoder_assets.core.schemas import FILE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
@@ -17,13 +18,7 @@ from seedcoder_assets.core.stats import LineageWriter, StageStats
 
 def connect(memory_limit: str = "1GB", temp_dir: str | None = None) -> duckdb.DuckDBPyConnection:
     """DuckDB with a memory cap: group-bys and joins spill to disk instead of growing."""
-    conn = duckdb.connect(config={"autoinstall_known_extensions": False})
-    conn.execute(f"SET memory_limit = '{memory_limit}'")
-    conn.execute("SET preserve_insertion_order = false")
-    conn.execute("SET enable_progress_bar = false")
-    if temp_dir:
-        conn.execute(f"SET temp_directory = '{temp_dir}'")
-    return conn
+    return duckdb_connect(memory_limit=memory_limit, temp_dir=temp_dir)
 
 
 def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWriter, index: DedupIndex,

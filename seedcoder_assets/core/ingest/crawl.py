@@ -24,7 +24,8 @@ from seedcoder_assets.core.ingest.archives import (
     strip_common_root,
     to_row,
 )
-from seedcoder_assets.core.parquet_io import PartWriter, resolve
+from seedcoder_assets.core.object_store import resolve
+from seedcoder_assets.core.parquet_io import PartWriter
 from seedcoder_assets.core.schemas import FILE_SCHEMA, REPO_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 

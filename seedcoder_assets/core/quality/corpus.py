@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from seedcoder_assets.core.object_store import duckdb_connect
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, slices_by_bytes
 from seedcoder_assets.core.quality.scorer import QualityScorer
 from seedcoder_assets.core.schemas import FILE_SCHEMA
@@ -75,7 +75,7 @@ def score_threshold(scores_uri: str, min_score: float | None, keep_quantile: flo
     """The cut: a fixed score, or the score that keeps the top `keep_quantile` of the files."""
     if keep_quantile is None:
         return float(min_score if min_score is not None else 0.0)
-    con = duckdb.connect()
+    con = duckdb_connect()
     cut = con.execute(f"SELECT quantile_cont(score, ?) FROM {duckdb_source(scores_uri)}",
                       [1.0 - keep_quantile]).fetchone()[0]
     con.close()
@@ -88,8 +88,7 @@ def select_quality_files(src_uri: str, scores_uri: str, dst_uri: str, lineage: L
 
     A file without a score (scores older than the files) is dropped as `unscored`, never passed silently.
     """
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit='{memory_limit}'")
+    con = duckdb_connect(memory_limit=memory_limit)
     reader = con.execute(f"""
         SELECT f.*, q.score, q.scorer_version FROM {duckdb_source(src_uri)} f
         LEFT JOIN (SELECT id, score, scorer_version FROM {duckdb_source(scores_uri)}) q USING (id)
@@ -126,8 +125,7 @@ def score_repo_level(scorer: QualityScorer, repo_files_uri: str, file_scores_uri
     scored here with the same scorer version.
     """
     scoring, start, tokens0 = ScoringStats(), time.perf_counter(), scorer.tokens_seen
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit='{memory_limit}'")
+    con = duckdb_connect(memory_limit=memory_limit)
     reader = con.execute(f"""
         SELECT f.*, k.score AS known FROM {duckdb_source(repo_files_uri)} f
         LEFT JOIN (SELECT sha256, any_value(score) AS score FROM {duckdb_source(file_scores_uri)}

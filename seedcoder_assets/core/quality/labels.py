@@ -15,14 +15,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from seedcoder_assets.core.parquet_io import duckdb_source, iter_batches, resolve
+from seedcoder_assets.core.object_store import duckdb_connect, resolve
+from seedcoder_assets.core.parquet_io import duckdb_source, iter_batches
 from seedcoder_assets.core.quality.oracle import OracleReply, OracleRunStats, OracleSettings, label
 from seedcoder_assets.core.quality.prompt import PROMPT_VERSION, render_prompt
 
@@ -67,8 +67,7 @@ def stratified_sample(src_uri: str, quotas: Mapping[str, int], seed: int,
     """
     if not quotas:
         return SAMPLE_SCHEMA.empty_table()
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit='{memory_limit}'")
+    con = duckdb_connect(memory_limit=memory_limit)
     con.register("quotas", pa.table({"language": list(quotas), "quota": list(quotas.values())}))
     table = con.execute(
         f"""

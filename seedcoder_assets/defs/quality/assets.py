@@ -151,6 +151,9 @@ def _backbone(config: ScorerConfigDg) -> str:
     return backbone
 
 
+SCORER_DIR = "quality_scorer"  # <model root>/quality_scorer/<version>/ and its CURRENT pointer
+
+
 @dg.asset(
     key=QUALITY_SCORER, group_name="quality", deps=[ORACLE_LABELS], code_version="quality-scorer-v1",
     op_tags=GPU_STEP_TAGS, check_specs=[dg.AssetCheckSpec("scorer_mae_within_bound", asset=QUALITY_SCORER)],
@@ -166,11 +169,11 @@ def quality_scorer(context: dg.AssetExecutionContext, config: ScorerConfigDg,
     examples, missing = _examples(storage, crawls)
     params = config.to_params()
     version = scorer_version(fingerprint_labels(examples), fingerprint_dir(backbone), params)
-    root = storage.models() / "quality_scorer"
+    root = storage.models() / SCORER_DIR
     out = root / version
-    report_path = out / "report.json"
-    if report_path.exists():  # same inputs, same model: training again would only cost time
-        report = json.loads(report_path.read_text())
+    known = storage.model_report(SCORER_DIR, version)
+    if known is not None:  # same inputs, same model: training again would only cost time
+        report = json.loads(known)
         context.log.info(f"scorer {version} already trained from the same inputs; reusing it")
     else:
         tmp = root / f".{version}.tmp"
@@ -180,7 +183,7 @@ def quality_scorer(context: dg.AssetExecutionContext, config: ScorerConfigDg,
         (tmp / "report.json").write_text(json.dumps(report))
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)  # a half-written model is never visible under its version
-    (root / "CURRENT").write_text(version)
+    storage.publish_model(SCORER_DIR, version)
     ev = report["evaluation"]
     table = "| rating | n | MAE | mean pred | median pred |\n|---|---|---|---|---|\n" + "\n".join(
         f"| {r['rating']} | {r['n']} | {r['mae']:.2f} | {r['mean_pred']:.2f} | {r['median_pred']:.2f} |"
@@ -208,10 +211,10 @@ def quality_scorer(context: dg.AssetExecutionContext, config: ScorerConfigDg,
 
 
 def _current_scorer(storage: StorageResource, batch_threads: int = 0) -> QualityScorer:
-    pointer = storage.models() / "quality_scorer" / "CURRENT"
-    if not pointer.exists():
+    path = storage.current_model(SCORER_DIR)
+    if path is None:
         raise dg.Failure(description="No quality scorer has been trained yet: materialize quality/quality_scorer.")
-    return QualityScorer.load(pointer.parent / pointer.read_text().strip(), threads=batch_threads)
+    return QualityScorer.load(path, threads=batch_threads)
 
 
 @dg.asset(key=FILE_SCORES, group_name="quality", partitions_def=crawl_partitions,
