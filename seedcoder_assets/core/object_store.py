@@ -144,6 +144,17 @@ def copy_tree(src_uri: str, dst_uri: str) -> None:
     pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs, use_threads=True)
 
 
+def copy_file(src_uri: str, dst_uri: str) -> None:
+    """Copy one file between any two roots, streaming (never whole in memory)."""
+    src_fs, src = resolve(src_uri)
+    dst_fs, dst = resolve(dst_uri)
+    if not is_s3(dst_uri):
+        dst_fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+    with src_fs.open_input_stream(src) as reader, dst_fs.open_output_stream(dst) as writer:
+        while chunk := reader.read(8 << 20):
+            writer.write(chunk)
+
+
 def list_dirs(uri: str) -> list[str]:
     """Names of the folders directly under `uri` (S3 "folders" are common prefixes); [] if absent."""
     fs, path = resolve(uri)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.oracle import OracleResource
@@ -23,6 +24,10 @@ def resources() -> dg.Definitions:
             index_path=env("SEEDCODER_INDEX_PATH", f"{home}/index/dedup_index.sqlite"),
             duckdb_memory_limit=env("SEEDCODER_DUCKDB_MEMORY", "1GB"),
             model_root=env("SEEDCODER_MODEL_ROOT", f"{home}/models"),
+            index_uri=env("SEEDCODER_INDEX_URI", ""),
+            # Any root may be s3://bucket/prefix; keys come from boto3's chain (env, IRSA, instance role).
+            s3=S3Resource(endpoint_url=env("SEEDCODER_S3_ENDPOINT_URL") or None,
+                          region_name=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None),
         ),
         "oracle": OracleResource(
             base_url=env("SEEDCODER_ORACLE_URL", ""),

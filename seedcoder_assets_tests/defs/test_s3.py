@@ -87,7 +87,8 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     assert _upload_tree(client, small_crawl, "landing/c1") > 20
     storage = StorageResource(
         lake_root=f"s3://{BUCKET}/lake", landing_root=f"s3://{BUCKET}/landing", model_root=f"s3://{BUCKET}/models",
-        index_path=str(tmp_path / "index" / "dedup.sqlite"), s3=S3Resource(endpoint_url=s3_endpoint))
+        index_path=str(tmp_path / "index" / "dedup.sqlite"), index_uri=f"s3://{BUCKET}/index/dedup.sqlite",
+        s3=S3Resource(endpoint_url=s3_endpoint))
     resources = {"storage": storage, "catalog_db": CatalogResource(database=str(tmp_path / "catalog.duckdb"))}
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("crawl", ["c1"])
@@ -101,6 +102,7 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     for asset in ("ingest/raw_repo_files", "dedup/exact_deduped_files", "filters/syntax_checked_files"):
         assert f"lake/{asset}/crawl=c1/_SUCCESS" in keys
     assert any(k.startswith("lake/lineage/stage=near_dedup/crawl=c1/part-") for k in keys)
+    assert "index/dedup.sqlite" in _keys(client, "index/")  # the next pod starts from this copy
     assert not list(tmp_path.glob("**/*.parquet")), "nothing of the lake may land on local disk"
 
     # The quality branch: label cache, model and its CURRENT pointer all on S3; steps fetch the model.
