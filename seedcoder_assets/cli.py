@@ -41,6 +41,30 @@ def cmd_register(args: argparse.Namespace) -> None:
         print(f"{c}: {'registered' if c in new else 'already registered'}")
 
 
+def cmd_backfill(args: argparse.Namespace) -> None:
+    """What the nightly schedules would run now (missing or stale partitions), run here in order."""
+    from seedcoder_assets.definitions import defs
+    from seedcoder_assets.lib.backfill import crawl_states, plan_backfill
+    from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+
+    d, instance = defs(), _instance()
+    oracle = d.resources["oracle"]
+    states, scorer = crawl_states(instance, instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME))
+    plan = [p for p in plan_backfill(states, oracle.configured, scorer) if not args.job or p[0] == args.job]
+    if not plan:
+        print("every crawl is up to date")
+    ok = True
+    for job, crawl, why in plan:
+        print(f"{job}[{crawl}]: {why}")
+        if not args.dry_run:
+            result = d.resolve_job_def(job).execute_in_process(instance=instance, partition_key=crawl,
+                                                               raise_on_error=False,
+                                                               tags={"seedcoder/backfill_reason": why})
+            ok &= _report(f"{job}[{crawl}]", result)
+    if not ok:
+        sys.exit(1)
+
+
 def cmd_materialize(args: argparse.Namespace) -> None:
     import dagster as dg
 
@@ -175,6 +199,10 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("crawls", nargs="+")
     s.add_argument("--skip-quality", action="store_true", help="only the GitHub branch and the catalog")
     s.set_defaults(fn=cmd_materialize)
+    s = sub.add_parser("backfill", help="run every crawl partition that is missing or stale (as the nightly schedules)")
+    s.add_argument("--job", choices=["github_files_job", "oracle_labels_job", "scoring_job"], help="only this job")
+    s.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    s.set_defaults(fn=cmd_backfill)
     s = sub.add_parser("oracle", help="the oracle server")
     o = s.add_subparsers(required=True).add_parser("serve", help="start a vLLM (CPU or GPU) server on a model folder")
     o.add_argument("--model", required=True, help="local Hugging Face model folder")

@@ -90,9 +90,13 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
         index_path=str(tmp_path / "index" / "dedup.sqlite"), index_uri=f"s3://{BUCKET}/index/dedup.sqlite",
         s3=S3Resource(endpoint_url=s3_endpoint))
     resources = {"storage": storage, "catalog_db": CatalogResource(database=str(tmp_path / "catalog.duckdb"))}
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("crawl", ["c1"])
     d = defs()
+    instance = dg.DagsterInstance.ephemeral()
+    # The new-crawl sensor sees the crawl land under the S3 prefix and registers it.
+    with dg.build_sensor_context(instance=instance, resources={"storage": storage}) as context:
+        tick = d.get_sensor_def("new_crawl_sensor")(context)
+    assert [r.partition_key for r in tick.run_requests] == ["c1"]
+    instance.add_dynamic_partitions("crawl", list(tick.dynamic_partitions_requests[0].partition_keys))
 
     result = d.resolve_job_def("github_files_job").execute_in_process(
         resources=resources, instance=instance, partition_key="c1")

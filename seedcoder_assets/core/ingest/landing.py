@@ -1,0 +1,111 @@
+"""The landing area: which crawls have fully landed, whether their manifests are sound, and what is new.
+
+A crawl is a folder `<landing>/<crawl>/`. It has landed when its manifest is there: `repos.jsonl`
+(archives crawl; uploaders write it last) or `_READY` (Parquet crawl). Folders without one are
+still uploading and are looked at again on the next tick.
+"""
+
+from __future__ import annotations
+
+import codecs
+import itertools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pyarrow.fs as pafs
+
+from seedcoder_assets.core.ingest.crawl import MANIFEST, parse_manifest_line
+from seedcoder_assets.core.object_store import list_dirs, resolve
+
+READY_MARKER = "_READY"
+CRAWL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MANIFEST_PROBE_LINES = 1_000  # a manifest is judged on its head: ingest itself counts every bad line
+REGISTERED = "registered"
+
+
+@dataclass(frozen=True)
+class LandedCrawl:
+    name: str
+    manifest: str  # path within the landing filesystem
+    fingerprint: str  # size and mtime of the manifest: a changed manifest is looked at again
+
+
+def landed_crawls(landing_root: str, skip: frozenset[str] = frozenset()) -> list[LandedCrawl]:
+    """Crawls whose manifest has landed, except those in `skip` (already decided: no I/O for them)."""
+    fs, root = resolve(landing_root)
+    out = []
+    for name in list_dirs(landing_root):
+        if name in skip:
+            continue
+        for marker in (MANIFEST, READY_MARKER):
+            info = fs.get_file_info(f"{root}/{name}/{marker}")
+            if info.type == pafs.FileType.File:
+                mtime = info.mtime.timestamp() if info.mtime else 0
+                out.append(LandedCrawl(name, info.path, f"{info.size}:{mtime:.0f}"))
+                break
+    return out
+
+
+def manifest_problem(landing_root: str, crawl: LandedCrawl) -> str | None:
+    """Why a landed crawl must not be registered, or None when it is sound."""
+    if not CRAWL_NAME.match(crawl.name):
+        return f"crawl name {crawl.name!r} is not a valid partition key (letters, digits, '.', '_', '-'; ≤100)"
+    fs, root = resolve(landing_root)
+    if crawl.manifest.endswith(READY_MARKER):
+        parts = [i for i in fs.get_file_info(pafs.FileSelector(f"{root}/{crawl.name}"))
+                 if i.base_name.endswith(".parquet") and i.size]
+        return None if parts else f"{READY_MARKER} is present but there is no non-empty .parquet file"
+    reasons: Counter[str] = Counter()
+    valid = 0
+    try:
+        with fs.open_input_stream(crawl.manifest) as handle:  # the head only; a cut character is fine
+            head = codecs.getincrementaldecoder("utf-8")().decode(handle.read(4 << 20), final=False)
+    except UnicodeDecodeError:
+        return f"{MANIFEST} is not UTF-8 text"
+    for line in itertools.islice((x for x in head.splitlines() if x.strip()), MANIFEST_PROBE_LINES):
+        entry, reason = parse_manifest_line(line)
+        if entry is None:
+            reasons[reason or "bad_line"] += 1
+        else:
+            valid += 1
+    if valid:
+        return None
+    if not reasons:
+        return f"{MANIFEST} is empty"
+    detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
+    return f"{MANIFEST} has no valid repository entry (needs 'name' and 'archive') in its first lines: {detail}"
+
+
+@dataclass
+class TickPlan:
+    """What one sensor tick does: crawls to register (and run), things to report, the next cursor."""
+
+    register: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    cursor: dict[str, str] = field(default_factory=dict)
+
+
+def plan_tick(landing_root: str, cursor: dict[str, str], registered: set[str]) -> TickPlan:
+    """Decide each newly landed crawl once.
+
+    The cursor maps a crawl to `registered` (never looked at again) or to the fingerprint of a
+    rejected manifest (looked at again only when the manifest changes, e.g. after a fix).
+    """
+    plan = TickPlan(cursor=dict(cursor))
+    done = frozenset(c for c, state in cursor.items() if state == REGISTERED)
+    for crawl in landed_crawls(landing_root, skip=done):
+        if cursor.get(crawl.name) == crawl.fingerprint:
+            continue  # rejected before and unchanged: reported once is enough
+        if crawl.name in registered:
+            plan.reports.append(f"{crawl.name}: already registered (not registered twice)")
+            plan.cursor[crawl.name] = REGISTERED
+            continue
+        problem = manifest_problem(landing_root, crawl)
+        if problem:
+            plan.reports.append(f"{crawl.name}: malformed, not registered: {problem}")
+            plan.cursor[crawl.name] = crawl.fingerprint
+        else:
+            plan.register.append(crawl.name)
+            plan.cursor[crawl.name] = REGISTERED
+    return plan

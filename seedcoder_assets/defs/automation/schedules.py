@@ -1,0 +1,37 @@
+"""Nightly backfills: every crawl partition that is missing or stale is rebuilt, one job at a time."""
+
+import os
+
+import dagster as dg
+
+from seedcoder_assets.defs.jobs import github_files_job, oracle_labels_job, scoring_job
+from seedcoder_assets.lib.backfill import crawl_states, plan_backfill
+from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+from seedcoder_assets.resources.oracle import OracleResource
+
+
+def _status() -> dg.DefaultScheduleStatus:
+    on = os.environ.get("SEEDCODER_AUTOMATION", "off") == "on"
+    return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
+
+
+def _backfill_schedule(job, cron: str) -> dg.ScheduleDefinition:
+    @dg.schedule(name=f"nightly_{job.name.removesuffix('_job')}_backfill", job=job, cron_schedule=cron,
+                 execution_timezone="UTC", default_status=_status(),
+                 description=f"Runs {job.name} for every crawl whose partitions are missing or stale.")
+    def _schedule(context: dg.ScheduleEvaluationContext, oracle: OracleResource):
+        crawls = context.instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME)
+        states, scorer = crawl_states(context.instance, crawls)
+        requests = [dg.RunRequest(run_key=f"{crawl}:{context.scheduled_execution_time:%Y%m%d}", partition_key=crawl,
+                                  tags={"seedcoder/backfill_reason": why})
+                    for name, crawl, why in plan_backfill(states, oracle.configured, scorer) if name == job.name]
+        return requests or dg.SkipReason(f"every crawl is up to date for {job.name}")
+
+    return _schedule
+
+
+# Staggered so each job sees the previous one's output; runs queue behind the `oracle`, `dedup_index`
+# and `duckdb` pools, so a long night never overruns the oracle server or the catalog.
+nightly_github_files_backfill = _backfill_schedule(github_files_job, "0 1 * * *")
+nightly_oracle_labels_backfill = _backfill_schedule(oracle_labels_job, "0 3 * * *")
+nightly_scoring_backfill = _backfill_schedule(scoring_job, "0 6 * * *")

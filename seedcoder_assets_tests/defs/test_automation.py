@@ -1,0 +1,189 @@
+"""The new-crawl sensor, the follow-up sensor and the nightly backfills, evaluated as the daemon does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from seedcoder_assets.core.ingest.landing import REGISTERED, plan_tick
+from seedcoder_assets.definitions import defs
+from seedcoder_assets.lib.backfill import CrawlState, plan_backfill
+from seedcoder_assets.resources.catalog import CatalogResource
+from seedcoder_assets.resources.oracle import OracleResource
+from seedcoder_assets.resources.storage import StorageResource
+
+
+def _storage(home: Path) -> StorageResource:
+    return StorageResource(lake_root=str(home / "lake"), landing_root=str(home / "landing"),
+                           index_path=str(home / "index" / "dedup.sqlite"))
+
+
+def _one_repo_crawl(small_crawl: Path, dest: Path, archive: str = "six-1.16.0.tar.gz") -> Path:
+    """A real one-repository crawl (an sdist from the small crawl and its manifest line)."""
+    dest.mkdir(parents=True)
+    shutil.copy(small_crawl / archive, dest / archive)
+    line = next(x for x in (small_crawl / "repos.jsonl").read_text().splitlines() if json.loads(x)["archive"] == archive)
+    (dest / "repos.jsonl").write_text(line + "\n")
+    return dest
+
+
+def _tick(sensor, instance: dg.DagsterInstance, storage: StorageResource, cursor: str | None):
+    """One sensor evaluation, then what the daemon does with its result (add partitions)."""
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage}) as context:
+        result = sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def test_new_crawl_sensor_registers_each_landed_crawl_once(tmp_path: Path, small_crawl: Path) -> None:
+    landing = tmp_path / "landing"
+    _one_repo_crawl(small_crawl, landing / "c1")
+    bad = landing / "c-bad"
+    bad.mkdir(parents=True)
+    (bad / "repos.jsonl").write_text("not json\n{\"name\": 3}\n")
+    uploading = landing / "c-uploading"  # archives arrive first; the manifest is written last
+    uploading.mkdir()
+    shutil.copy(small_crawl / "six-1.17.0.tar.gz", uploading)
+    (landing / "bad name!").mkdir()
+    (landing / "bad name!" / "repos.jsonl").write_text((small_crawl / "repos.jsonl").read_text())
+    parquet_crawl = landing / "c-parquet"
+    parquet_crawl.mkdir()
+    pq.write_table(pa.table({"repo": ["r"], "path": ["a.py"], "content": ["print(1)\n"]}), parquet_crawl / "x.parquet")
+    (parquet_crawl / "_READY").write_text("")
+
+    instance = dg.DagsterInstance.ephemeral()
+    storage = _storage(tmp_path)
+    sensor = defs().get_sensor_def("new_crawl_sensor")
+
+    first = _tick(sensor, instance, storage, None)
+    assert sorted(r.partition_key for r in first.run_requests) == ["c-parquet", "c1"]
+    assert {r.job_name or "github_files_job" for r in first.run_requests} == {"github_files_job"}
+    assert sorted(instance.get_dynamic_partitions("crawl")) == ["c-parquet", "c1"]
+    cursor = json.loads(first.cursor)
+    assert cursor["c1"] == REGISTERED and cursor["c-bad"] != REGISTERED and "c-uploading" not in cursor
+
+    plan = plan_tick(str(landing), {}, set())  # the reports, as the tick logged them
+    reports = "\n".join(plan.reports)
+    assert "c-bad: malformed, not registered" in reports and "1 bad_manifest_fields, 1 bad_manifest_json" in reports
+    assert "bad name!: malformed" in reports and "not a valid partition key" in reports
+
+    # Nothing new: no run, no partition, and the malformed crawl is not reported again.
+    second = _tick(sensor, instance, storage, first.cursor)
+    assert not second.run_requests and second.skip_reason.skip_message == "no new crawl has landed"
+
+    # The upload finishes and the bad manifest is fixed: both register on the next tick.
+    _one_repo_crawl(small_crawl, tmp_path / "staging", "six-1.17.0.tar.gz")
+    shutil.copy(tmp_path / "staging" / "repos.jsonl", uploading / "repos.jsonl")
+    shutil.copy(small_crawl / "six-1.16.0.tar.gz", bad)
+    (bad / "repos.jsonl").write_text((landing / "c1" / "repos.jsonl").read_text() + "\n")
+    third = _tick(sensor, instance, storage, second.cursor)
+    assert sorted(r.partition_key for r in third.run_requests) == ["c-bad", "c-uploading"]
+
+    # A second sighting (cursor lost, or registered by hand first) is reported, not registered twice.
+    instance.add_dynamic_partitions("crawl", ["c-by-hand"])
+    _one_repo_crawl(small_crawl, landing / "c-by-hand")
+    fourth = _tick(sensor, instance, storage, None)
+    assert not fourth.run_requests
+    assert "c-by-hand: already registered" in fourth.skip_reason.skip_message
+    assert "c1: already registered" in fourth.skip_reason.skip_message
+    assert sorted(instance.get_dynamic_partitions("crawl")) == ["c-bad", "c-by-hand", "c-parquet", "c-uploading", "c1"]
+
+
+def test_followup_sensor_chains_a_crawls_jobs(tmp_path: Path, small_crawl: Path) -> None:
+    _one_repo_crawl(small_crawl, tmp_path / "landing" / "c1")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("crawl", ["c1"])
+    d = defs()
+    result = d.resolve_job_def("github_files_job").execute_in_process(
+        instance=instance, partition_key="c1",
+        resources={"storage": _storage(tmp_path), "catalog_db": CatalogResource(database=str(tmp_path / "c.duckdb"))})
+    assert result.success
+    run = instance.get_run_by_id(result.run_id)
+    event = next(e for e in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)).dagster_event
+    sensor = d.get_sensor_def("crawl_followup_sensor")
+
+    def requests(oracle: OracleResource) -> list[tuple[str, str | None]]:
+        context = dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_event=event,
+                                                     dagster_instance=instance, dagster_run=run,
+                                                     resources={"oracle": oracle})
+        out = sensor(context)
+        return sorted((r.job_name, r.partition_key) for r in out)
+
+    assert requests(OracleResource()) == [("catalog_job", None)]
+    assert requests(OracleResource(base_url="http://127.0.0.1:1/v1", model="m")) == [
+        ("catalog_job", None), ("oracle_labels_job", "c1")]
+    instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["quality", "quality_scorer"]),
+                                                                metadata={"version": "qs-1"}))
+    assert ("scoring_job", "c1") in requests(OracleResource())
+
+
+def test_backfill_plan_covers_missing_and_stale_partitions() -> None:
+    states = {
+        "new": CrawlState(),
+        "unlabelled": CrawlState(files_at=1.0),
+        "old-scorer": CrawlState(files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-1", corpus_at=4.0),
+        "files-newer": CrawlState(files_at=5.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2", corpus_at=4.0),
+        "corpus-missing": CrawlState(files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2"),
+        "fresh": CrawlState(files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2", corpus_at=4.0),
+    }
+    plan = plan_backfill(states, oracle_configured=True, scorer="qs-2")
+    assert [(j, c) for j, c, _ in plan] == [
+        ("scoring_job", "corpus-missing"), ("scoring_job", "files-newer"), ("github_files_job", "new"),
+        ("scoring_job", "old-scorer"), ("oracle_labels_job", "unlabelled"), ("scoring_job", "unlabelled")]
+    assert "current scorer is qs-2" in dict(((j, c), w) for j, c, w in plan)[("scoring_job", "old-scorer")]
+    # No oracle and no scorer: only the GitHub branch is backfilled.
+    assert [(j, c) for j, c, _ in plan_backfill(states, False, None)] == [("github_files_job", "new")]
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:  # schedules need an instance with a ref (not ephemeral)
+        yield instance
+
+
+def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterInstance) -> None:
+    instance.add_dynamic_partitions("crawl", ["c1", "c2", "c3"])
+
+    def report(key: list[str], crawl: str | None = None, **metadata) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(key), partition=crawl,
+                                                                    metadata=metadata))
+
+    for key in (["filters", "syntax_checked_files"], ["quality", "oracle_labels"]):
+        report(key, "c1")
+    report(["quality", "quality_scorer"], version="qs-1")
+    report(["quality", "file_quality_scores"], "c1", scorer_version="qs-1")
+    report(["quality", "quality_files"], "c1")
+    report(["filters", "syntax_checked_files"], "c3")
+    report(["quality", "quality_scorer"], version="qs-2")  # a new scorer: c1's scores are stale
+
+    d = defs()
+    when = dt.datetime(2026, 11, 22, 6, tzinfo=dt.UTC)
+
+    def evaluate(name: str, oracle: OracleResource = OracleResource()) -> dict[str, str]:
+        schedule = d.get_schedule_def(name)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                       resources={"oracle": oracle}) as context:
+            out = schedule(context)
+        if isinstance(out, dg.SkipReason):
+            return {}
+        return {r.partition_key: r.tags["seedcoder/backfill_reason"] for r in out}
+
+    assert evaluate("nightly_github_files_backfill") == {"c2": "no syntax-checked files yet"}
+    assert evaluate("nightly_scoring_backfill") == {"c1": "scored by qs-1, current scorer is qs-2",
+                                                     "c3": "never scored"}
+    assert evaluate("nightly_oracle_labels_backfill") == {}
+    assert evaluate("nightly_oracle_labels_backfill", OracleResource(base_url="http://127.0.0.1:1/v1", model="m")) \
+        == {"c3": "no oracle labels yet"}
+
+
+@pytest.mark.parametrize("name", ["new_crawl_sensor", "crawl_followup_sensor"])
+def test_automation_is_off_unless_the_deployment_turns_it_on(name: str) -> None:
+    assert defs().get_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
