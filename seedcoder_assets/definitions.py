@@ -1,4 +1,8 @@
-"""The code location: everything under defs/ is autoloaded; the executor is picked by one env var."""
+"""The code location: everything under defs/ is autoloaded; the executor is picked by one env var.
+
+SEEDCODER_EXECUTOR = multiprocess (default: steps are local processes) | in_process | k8s (each step
+its own Kubernetes pod, sized by its `dagster-k8s/config` op tags; see lib/k8s.py).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,22 @@ from pathlib import Path
 import dagster as dg
 
 
+def executor_from_env() -> dg.ExecutorDefinition:
+    kind = os.environ.get("SEEDCODER_EXECUTOR", "multiprocess")
+    if kind == "in_process":
+        return dg.in_process_executor
+    if kind == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        # Image, namespace, env and secrets come from the run launcher (Helm values); this caps the
+        # pods one run may hold at once so a backfill cannot claim every GPU node.
+        return k8s_job_executor.configured({"max_concurrent": int(os.environ.get("SEEDCODER_MAX_CONCURRENT", "8"))})
+    if kind != "multiprocess":
+        raise ValueError(f"SEEDCODER_EXECUTOR={kind!r}: expected multiprocess, in_process or k8s")
+    return dg.multiprocess_executor.configured({"max_concurrent": int(os.environ.get("SEEDCODER_MAX_CONCURRENT", "2"))})
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    if os.environ.get("SEEDCODER_EXECUTOR", "multiprocess") == "in_process":
-        executor = dg.in_process_executor
-    else:
-        executor = dg.multiprocess_executor.configured({"max_concurrent": int(os.environ.get("SEEDCODER_MAX_CONCURRENT", "2"))})
-    return dg.Definitions.merge(loaded, dg.Definitions(executor=executor))
+    return dg.Definitions.merge(loaded, dg.Definitions(executor=executor_from_env()))

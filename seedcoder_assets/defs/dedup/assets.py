@@ -19,6 +19,7 @@ from seedcoder_assets.lib.dagster_utils import (
     prior_crawls,
     stats_metadata,
 )
+from seedcoder_assets.lib.k8s import CPU_STEP_TAGS
 from seedcoder_assets.partitions import crawl_partitions
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -102,7 +103,7 @@ def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
 
 @dg.asset(
     key=MINHASH_SIGNATURES, group_name="dedup", partitions_def=crawl_partitions, deps=[EXACT_DEDUPED_FILES],
-    code_version=CODE_VERSION,
+    code_version=CODE_VERSION, op_tags=CPU_STEP_TAGS,
 )
 def minhash_signatures(context: dg.AssetExecutionContext, config: DedupConfig,
                        storage: StorageResource) -> dg.MaterializeResult:
@@ -116,6 +117,7 @@ def minhash_signatures(context: dg.AssetExecutionContext, config: DedupConfig,
 @dg.asset(
     key=NEAR_DUP_CLUSTERS, group_name="dedup", partitions_def=crawl_partitions,
     deps=[MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS], code_version=CODE_VERSION, pool="dedup_index",
+    op_tags=CPU_STEP_TAGS,
 )
 def near_dup_clusters(context: dg.AssetExecutionContext, config: DedupConfig,
                       storage: StorageResource) -> dg.MaterializeResult:

@@ -10,6 +10,7 @@ from seedcoder_assets.core.parquet_io import read_table, sample_rows
 from seedcoder_assets.defs.configs import SyntaxConfig
 from seedcoder_assets.defs.ingest.assets import RAW_REPO_FILES
 from seedcoder_assets.lib.dagster_utils import balanced_check, bar_chart_markdown, stats_metadata
+from seedcoder_assets.lib.k8s import CPU_STEP_TAGS
 from seedcoder_assets.partitions import crawl_partitions
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -46,7 +47,7 @@ def code_files(context: dg.AssetExecutionContext, storage: StorageResource) -> d
 
 @dg.asset(
     key=SYNTAX_CHECKED_FILES, group_name="filters", partitions_def=crawl_partitions, deps=[NEAR_DEDUPED_FILES],
-    code_version="syntax-v1",
+    code_version="syntax-v1", op_tags=CPU_STEP_TAGS,
     check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=SYNTAX_CHECKED_FILES),
                  dg.AssetCheckSpec("no_syntax_errors_left", asset=SYNTAX_CHECKED_FILES)],
 )

@@ -9,6 +9,7 @@ from seedcoder_assets.core.ingest.crawl import CrawlIngest
 from seedcoder_assets.core.parquet_io import read_table
 from seedcoder_assets.defs.configs import IngestConfig
 from seedcoder_assets.lib.dagster_utils import balanced_check, bar_chart_markdown, stats_metadata
+from seedcoder_assets.lib.k8s import CPU_STEP_TAGS
 from seedcoder_assets.partitions import crawl_partitions
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -17,6 +18,7 @@ CRAWL_REPOS = dg.AssetKey(["ingest", "crawl_repos"])
 
 
 @dg.multi_asset(
+    op_tags=CPU_STEP_TAGS,
     specs=[
         dg.AssetSpec(RAW_REPO_FILES, group_name="ingest", code_version="ingest-v1",
                      description="Source files of a crawl, one row per file: id, repo, path, language, size, "
