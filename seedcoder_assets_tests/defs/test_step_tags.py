@@ -1,8 +1,10 @@
 """GPU steps carry the Kubernetes GPU request; every other step does not."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from seedcoder_assets.definitions import defs
 
@@ -51,11 +53,13 @@ def _step_pods(tmp_path) -> dict[str, dict]:
 
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(KUBECONFIG)
+    values = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "helm" / "values.yaml").read_text())
+    config = values["runLauncher"]["config"]["k8sRunLauncher"]
     launcher = K8sRunLauncher(
-        service_account_name="dagster", instance_config_map="dagster-instance", dagster_home="/opt/dagster/dagster_home",
-        postgres_password_secret="dagster-postgresql-secret", job_image="seedcoder-assets:test",
-        job_namespace="seedcoder", load_incluster_config=False, kubeconfig_file=str(kubeconfig),
-        env_secrets=["seedcoder-s3", "seedcoder-oracle"])
+        service_account_name=values["global"]["serviceAccountName"], instance_config_map="dagster-instance",
+        dagster_home="/opt/dagster/dagster_home", postgres_password_secret=values["global"]["postgresqlSecretName"],
+        job_image="seedcoder-assets:test", job_namespace=config["jobNamespace"], load_incluster_config=False,
+        kubeconfig_file=str(kubeconfig), env_secrets=[s["name"] for s in config["envSecrets"]])
     d = defs()
     pods = {}
     with dg.instance_for_test() as instance:
