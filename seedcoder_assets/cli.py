@@ -65,6 +65,19 @@ def cmd_backfill(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _load_run_config(path: str | None) -> dict:
+    """A Dagster run config (YAML, `ops: {op: {config: ...}}`); each job gets the ops it has."""
+    if not path:
+        return {}
+    import yaml
+
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    unknown = set(config) - {"ops"}
+    if unknown:
+        sys.exit(f"{path}: only `ops:` is supported here, not {sorted(unknown)}")
+    return config
+
+
 def cmd_materialize(args: argparse.Namespace) -> None:
     import dagster as dg
 
@@ -75,9 +88,13 @@ def cmd_materialize(args: argparse.Namespace) -> None:
     instance = _instance()
     ok = True
 
+    run_config = _load_run_config(args.config)
+
     def run(job: str, crawl: str | None = None, only=None) -> bool:
-        result = d.resolve_job_def(job).execute_in_process(instance=instance, partition_key=crawl,
-                                                           raise_on_error=False, asset_selection=only)
+        job_def = d.resolve_job_def(job)
+        ops = {k: v for k, v in run_config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
+        result = job_def.execute_in_process(instance=instance, partition_key=crawl, raise_on_error=False,
+                                            asset_selection=only, run_config={"ops": ops} if ops else None)
         return _report(f"{job}[{crawl}]" if crawl else job, result)
 
     for crawl in args.crawls:
@@ -198,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("materialize", help="run the GitHub branch, the quality branch (with an oracle) and the catalog")
     s.add_argument("crawls", nargs="+")
     s.add_argument("--skip-quality", action="store_true", help="only the GitHub branch and the catalog")
+    s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`) applied to every job's ops")
     s.set_defaults(fn=cmd_materialize)
     s = sub.add_parser("backfill", help="run every crawl partition that is missing or stale (as the nightly schedules)")
     s.add_argument("--job", choices=["github_files_job", "oracle_labels_job", "scoring_job"], help="only this job")
