@@ -92,6 +92,7 @@ def test_a_user_materializes_a_crawl_and_reads_its_assets(webserver: str, shots:
             skip.click()
         for group in ("ingest", "filters", "dedup", "quality", "catalog"):
             expect(page.get_by_text(group, exact=True).first).to_be_visible()
+        page.get_by_text("Hide navigation").click()  # room for the graph in the screenshot
         page.locator("button").filter(has=page.get_by_role("img", name="settings", exact=True)).last.click()
         page.locator("text=Expand all groups >> visible=true").first.click()  # the graph settings menu
         for asset in ("raw_repo_files", "code_files", "oracle_labels", "quality_files"):  # long names are elided
