@@ -12,3 +12,4 @@ $PY benchmarks/bench_syntax.py --files "$W/filters/code_files/crawl=full" --per-
 $PY benchmarks/bench_incremental.py --history benchmarks/out/work/full | tee benchmarks/out/incremental.md
 $PY benchmarks/bench_quality.py --files "$W/filters/syntax_checked_files/crawl=full" | tee benchmarks/out/quality.md
 $PY benchmarks/bench_oracle_clients.py --files benchmarks/out/work/quality/files | tee benchmarks/out/oracle_clients.md
+$PY benchmarks/bench_operations.py | tee benchmarks/out/operations.md
