@@ -69,9 +69,11 @@ def _read_limited(stream: IO[bytes], size: int, limit: int) -> bytes | None:
 
 
 def iter_tar(path_or_file: str | IO[bytes], params: ExtractParams) -> Iterator[Member]:
-    """Members of a tar / tar.gz / tar.bz2 / tar.xz archive, streamed."""
+    """Members of a tar / tar.gz / tar.bz2 / tar.xz archive, streamed front to back (a file object is
+    never seeked, so it may be a network stream)."""
     with tarfile.open(path_or_file if isinstance(path_or_file, str) else None,
-                      fileobj=None if isinstance(path_or_file, str) else path_or_file, mode="r:*") as tar:
+                      fileobj=None if isinstance(path_or_file, str) else path_or_file,
+                      mode="r:*" if isinstance(path_or_file, str) else "r|*") as tar:
         for info in tar:
             if info.isdir():
                 continue

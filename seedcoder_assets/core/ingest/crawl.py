@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import posixpath
 from collections import Counter
@@ -30,6 +31,7 @@ from seedcoder_assets.core.schemas import FILE_SCHEMA, REPO_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
 MANIFEST = "repos.jsonl"
+ARCHIVE_READ_BUFFER = 8 << 20
 _INT_FIELDS = ("stars", "forks", "commits")
 _STR_FIELDS = ("license", "created_at", "pushed_at")
 
@@ -62,8 +64,12 @@ def _open_archive(fs: pafs.FileSystem, path: str, params: ExtractParams) -> Iter
     lower = path.lower()
     if not lower.endswith((".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
         raise ValueError(f"unsupported archive type: {posixpath.basename(path)}")
-    with fs.open_input_file(path) as handle:
-        yield from (iter_zip if lower.endswith(".zip") else iter_tar)(handle, params)
+    if lower.endswith(".zip"):  # random access (central directory at the end), through a large buffer
+        with fs.open_input_file(path) as raw:
+            yield from iter_zip(io.BufferedReader(raw, ARCHIVE_READ_BUFFER), params)
+    else:  # tar is read front to back: one ranged request per buffer on S3, not one per 512-byte block
+        with fs.open_input_stream(path, compression=None, buffer_size=ARCHIVE_READ_BUFFER) as stream:
+            yield from iter_tar(stream, params)
 
 
 class CrawlIngest:
