@@ -113,7 +113,7 @@ def sensor_ticks(landing: str, n: int, make_dir) -> dict:
     for i in range(n):
         make_dir(f"crawl-{i:05d}", line)
     t0 = time.perf_counter()
-    first = plan_tick(landing, {}, set())
+    first = plan_tick(landing, {}, set(), max_new=n)  # every crawl in one tick: the whole cost
     t1 = time.perf_counter()
     second = plan_tick(landing, first.cursor, set(first.register))
     t2 = time.perf_counter()

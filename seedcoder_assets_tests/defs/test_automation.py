@@ -97,6 +97,21 @@ def test_new_crawl_sensor_registers_each_landed_crawl_once(tmp_path: Path, small
     assert sorted(instance.get_dynamic_partitions("crawl")) == ["c-bad", "c-by-hand", "c-parquet", "c-uploading", "c1"]
 
 
+def test_a_large_landing_area_is_decided_over_several_ticks(tmp_path: Path) -> None:
+    line = json.dumps({"name": "r", "archive": "r.tar.gz"}) + "\n"
+    for i in range(7):
+        (tmp_path / f"c{i}").mkdir()
+        (tmp_path / f"c{i}" / "repos.jsonl").write_text(line)
+    cursor: dict[str, str] = {}
+    registered: list[str] = []
+    for _ in range(3):
+        plan = plan_tick(str(tmp_path), cursor, set(registered), max_new=3, workers=4)
+        assert len(plan.register) <= 3
+        registered += plan.register
+        cursor = plan.cursor
+    assert sorted(registered) == [f"c{i}" for i in range(7)]  # each exactly once
+
+
 def test_followup_sensor_chains_a_crawls_jobs(tmp_path: Path, small_crawl: Path) -> None:
     _one_repo_crawl(small_crawl, tmp_path / "landing" / "c1")
     instance = dg.DagsterInstance.ephemeral()

@@ -11,6 +11,7 @@ import codecs
 import itertools
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
@@ -31,20 +32,25 @@ class LandedCrawl:
     fingerprint: str  # size and mtime of the manifest: a changed manifest is looked at again
 
 
-def landed_crawls(landing_root: str, skip: frozenset[str] = frozenset()) -> list[LandedCrawl]:
-    """Crawls whose manifest has landed, except those in `skip` (already decided: no I/O for them)."""
+def _landed(fs: pafs.FileSystem, root: str, name: str) -> LandedCrawl | None:
+    for marker in (MANIFEST, READY_MARKER):
+        info = fs.get_file_info(f"{root}/{name}/{marker}")
+        if info.type == pafs.FileType.File:
+            mtime = info.mtime.timestamp() if info.mtime else 0
+            return LandedCrawl(name, info.path, f"{info.size}:{mtime:.0f}")
+    return None
+
+
+def landed_crawls(landing_root: str, skip: frozenset[str] = frozenset(), workers: int = 16) -> list[LandedCrawl]:
+    """Crawls whose manifest has landed, except those in `skip` (already decided: no I/O for them).
+
+    One listing, then one metadata request per undecided folder, `workers` at a time (on S3 each
+    is a round trip).
+    """
     fs, root = resolve(landing_root)
-    out = []
-    for name in list_dirs(landing_root):
-        if name in skip:
-            continue
-        for marker in (MANIFEST, READY_MARKER):
-            info = fs.get_file_info(f"{root}/{name}/{marker}")
-            if info.type == pafs.FileType.File:
-                mtime = info.mtime.timestamp() if info.mtime else 0
-                out.append(LandedCrawl(name, info.path, f"{info.size}:{mtime:.0f}"))
-                break
-    return out
+    names = [n for n in list_dirs(landing_root) if n not in skip]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [c for c in pool.map(lambda n: _landed(fs, root, n), names) if c is not None]
 
 
 def manifest_problem(landing_root: str, crawl: LandedCrawl) -> str | None:
@@ -86,24 +92,27 @@ class TickPlan:
     cursor: dict[str, str] = field(default_factory=dict)
 
 
-def plan_tick(landing_root: str, cursor: dict[str, str], registered: set[str]) -> TickPlan:
-    """Decide each newly landed crawl once.
+def plan_tick(landing_root: str, cursor: dict[str, str], registered: set[str], max_new: int = 500,
+              workers: int = 16) -> TickPlan:
+    """Decide each newly landed crawl once, at most `max_new` per tick (the rest on the next ticks,
+    so a first tick over a large landing area stays within the sensor's time limit).
 
     The cursor maps a crawl to `registered` (never looked at again) or to the fingerprint of a
     rejected manifest (looked at again only when the manifest changes, e.g. after a fix).
     """
     plan = TickPlan(cursor=dict(cursor))
     done = frozenset(c for c, state in cursor.items() if state == REGISTERED)
-    for crawl in landed_crawls(landing_root, skip=done):
-        if cursor.get(crawl.name) == crawl.fingerprint:
-            continue  # rejected before and unchanged: reported once is enough
+    undecided = [c for c in landed_crawls(landing_root, done, workers) if cursor.get(c.name) != c.fingerprint]
+    undecided = undecided[:max_new]  # rejected before and unchanged ones were dropped: reported once is enough
+    fresh = [c for c in undecided if c.name not in registered]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        problems = dict(zip((c.name for c in fresh), pool.map(lambda c: manifest_problem(landing_root, c), fresh)))
+    for crawl in undecided:
         if crawl.name in registered:
             plan.reports.append(f"{crawl.name}: already registered (not registered twice)")
             plan.cursor[crawl.name] = REGISTERED
-            continue
-        problem = manifest_problem(landing_root, crawl)
-        if problem:
-            plan.reports.append(f"{crawl.name}: malformed, not registered: {problem}")
+        elif problems[crawl.name]:
+            plan.reports.append(f"{crawl.name}: malformed, not registered: {problems[crawl.name]}")
             plan.cursor[crawl.name] = crawl.fingerprint
         else:
             plan.register.append(crawl.name)
