@@ -64,7 +64,7 @@ def shingle_hashes(texts: Sequence[str], ngram: int, seed: int) -> tuple[np.ndar
     # a document end are masked out. Short documents keep their word hashes instead.
     g = h.copy()
     with np.errstate(over="ignore"):
-        for k in range(1, ngram):
+        for k in range(1, min(ngram, total)):  # a batch of fewer than `ngram` words has no full window
             g[: total - k] *= _P
             g[: total - k] += h[k:]
     starts = np.zeros(n_docs + 1, np.int64)
