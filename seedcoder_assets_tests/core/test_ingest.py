@@ -133,3 +133,156 @@ def test_small_real_crawl_ingests(small_crawl: Path, tmp_path: Path) -> None:
     langs = set(files["language"].drop_nulls())
     assert {"Python", "C", "HTML", "JavaScript", "CSS"} <= langs
     assert lineage.filter(pl.col("decision") == "dropped")["reason"].null_count() == 0
+
+
+# -- issue 9: nastier real-world input ------------------------------------------------------------
+
+def _manifest(crawl: Path, entries: list[dict], bom: bool = False) -> None:
+    text = "".join(json.dumps(e) + "\n" for e in entries)
+    (crawl / "repos.jsonl").write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+
+
+def _random_tar(path: Path, n: int, mode: str = "w:gz") -> None:
+    """`n` Python files of incompressible content, so a cut lands inside the member list."""
+    rng = __import__("random").Random(n)
+    with tarfile.open(path, mode) as tar:
+        for i in range(n):
+            data = "".join(f"v{rng.getrandbits(64):x} = {rng.getrandbits(64)}\n" for _ in range(20)).encode()
+            info = tarfile.TarInfo(f"r-1.0/f{i:02d}.py")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_a_member_name_that_is_not_utf8_costs_nothing(tmp_path: Path) -> None:
+    crawl = tmp_path / "c1"
+    crawl.mkdir()
+    with tarfile.open(crawl / "latin.tar", "w", format=tarfile.GNU_FORMAT, encoding="latin-1") as tar:
+        for name in ("odd-1.0/bad\xff\xfename.py", "odd-1.0/good.py"):
+            info = tarfile.TarInfo(name)
+            info.size = len(PY)
+            tar.addfile(info, io.BytesIO(PY))
+    _random_tar(crawl / "other.tar.gz", 3)
+    _manifest(crawl, [{"name": "odd", "archive": "latin.tar"}, {"name": "other", "archive": "other.tar.gz"}])
+    stats, files, lineage = _ingest(crawl, tmp_path / "lake")
+    # Kept under a lossless escaped path: the bytes 0xff 0xfe are readable back from the text.
+    assert sorted(files.filter(pl.col("repo") == "odd")["path"]) == ["bad\\xff\\xfename.py", "good.py"]
+    assert files.filter(pl.col("repo") == "other").height == 3 and not stats.drops
+
+
+def test_manifest_names_with_lone_surrogates_cost_their_line(tmp_path: Path) -> None:
+    crawl = tmp_path / "c1"
+    crawl.mkdir()
+    _random_tar(crawl / "a.tar.gz", 2)
+    (crawl / "repos.jsonl").write_text('{"name": "bad\\udcff", "archive": "a.tar.gz"}\n'
+                                       '{"name": "ok", "archive": "a.tar.gz", "license": "MIT\\udcff"}\n')
+    stats, files, _ = _ingest(crawl, tmp_path / "lake")
+    assert dict(stats.drops) == {"bad_manifest_fields": 1} and files.height == 2
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz", "w"])
+@pytest.mark.parametrize("keep", [0.5, 0.999])
+def test_a_truncated_archive_is_recorded_not_taken_for_a_whole_repository(tmp_path: Path, mode: str,
+                                                                          keep: float) -> None:
+    crawl = tmp_path / "c1"
+    crawl.mkdir()
+    _random_tar(crawl / "whole.tar", 30, mode)
+    data = (crawl / "whole.tar").read_bytes()
+    cut = int(len(data) * keep) if mode != "w" else int(30 * 1536 * keep)  # plain: inside the member list
+    (crawl / "cut.tar").write_bytes(data[:cut])
+    _random_tar(crawl / "fine.tar.gz", 2)
+    _manifest(crawl, [{"name": "cut", "archive": "cut.tar"}, {"name": "fine", "archive": "fine.tar.gz"}])
+    lake = tmp_path / "lake"
+    stats, files, lineage = _ingest(crawl, lake)
+    assert set(files["repo"]) == {"fine"}, "no file of a cut archive reaches the corpus"
+    repos = pl.read_parquet(paths.partition_uri(str(lake), ["ingest", "crawl_repos"], "c1") + "/*.parquet")
+    assert set(repos["repo"]) == {"fine"}, "a partial repository must not reach repository-level dedup"
+    reasons = set(lineage.filter(pl.col("decision") == "dropped")["reason"])
+    assert reasons <= {"truncated_archive", "bad_archive"} and stats.drops["truncated_archive"] >= 1, stats.drops
+    assert stats.balanced and lineage["id"].n_unique() == lineage.height
+
+
+def test_plain_tar_cut_at_a_member_boundary_is_truncated(tmp_path: Path) -> None:
+    from seedcoder_assets.core.ingest.archives import TruncatedArchive, iter_tar
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for i in range(3):
+            info = tarfile.TarInfo(f"r/f{i}.py")
+            info.size = len(PY)
+            tar.addfile(info, io.BytesIO(PY))
+    whole = buf.getvalue()
+    assert len(list(iter_tar(io.BytesIO(whole), ExtractParams()))) == 3
+    with pytest.raises(TruncatedArchive):
+        list(iter_tar(io.BytesIO(whole[:2048]), ExtractParams()))  # two whole members, no end block
+
+
+def test_a_manifest_with_a_byte_order_mark_keeps_its_first_repository(tmp_path: Path) -> None:
+    crawl = tmp_path / "c1"
+    crawl.mkdir()
+    _random_tar(crawl / "a.tar.gz", 2)
+    _manifest(crawl, [{"name": "first", "archive": "a.tar.gz"}], bom=True)
+    stats, files, _ = _ingest(crawl, tmp_path / "lake")
+    assert not stats.drops and set(files["repo"]) == {"first"}
+
+
+class _FlakyFS:
+    """The local filesystem, except that archive streams fail after `after` bytes with `error`."""
+
+    def __init__(self, error: BaseException, after: int = 4096) -> None:
+        import pyarrow.fs as pafs
+        self._fs, self.error, self.after = pafs.LocalFileSystem(), error, after
+
+    def __getattr__(self, name: str):
+        return getattr(self._fs, name)
+
+    def open_input_stream(self, path: str, **kw):
+        stream = self._fs.open_input_stream(path, **kw)
+        if not path.endswith(".tar.gz"):
+            return stream
+        outer = self
+
+        class Stream:
+            def __init__(self) -> None:
+                self.read_so_far = 0
+
+            def read(self, n: int = -1) -> bytes:
+                if self.read_so_far >= outer.after:
+                    raise outer.error
+                data = stream.read(min(n, outer.after) if n and n > 0 else outer.after)
+                self.read_so_far += len(data)
+                return data
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc) -> None:
+                stream.close()
+
+        return Stream()
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError("Connection reset by peer"),
+                                   OSError("AWS Error SLOW_DOWN during GetObject: 503"), MemoryError()])
+def test_storage_errors_fail_the_step_instead_of_dropping_the_repository(tmp_path: Path, monkeypatch,
+                                                                          error: BaseException) -> None:
+    from seedcoder_assets.core.ingest import crawl as crawl_mod
+    from seedcoder_assets.core.ingest.archives import StorageReadError
+    crawl = tmp_path / "c1"
+    crawl.mkdir()
+    _random_tar(crawl / "a.tar.gz", 30)
+    _manifest(crawl, [{"name": "a", "archive": "a.tar.gz"}])
+    real_resolve = crawl_mod.resolve
+    monkeypatch.setattr(crawl_mod, "resolve", lambda uri: (_FlakyFS(error), real_resolve(uri)[1]))
+    with pytest.raises(MemoryError if isinstance(error, MemoryError) else StorageReadError):
+        _ingest(crawl, tmp_path / "lake")
+
+
+def test_parquet_crawl_ids_follow_the_normalised_path(tmp_path: Path) -> None:
+    from seedcoder_assets.core.ingest.archives import file_id
+    crawl = tmp_path / "c1"
+    crawl.mkdir()
+    pq.write_table(pa.table({"repo": ["o/r", "o/r", "o/r"], "path": ["a//b.py", "a/b.py", "a/./c.py"],
+                             "content": ["x = 1\n", "x = 2\n", "y = 3\n"]}), crawl / "part-0.parquet")
+    stats, files, lineage = _ingest(crawl, tmp_path / "lake")
+    assert sorted(files["path"]) == ["a/b.py", "a/c.py"] and dict(stats.drops) == {"duplicate_path": 1}
+    assert set(files["id"]) == {file_id("c1", "o/r", "a/b.py"), file_id("c1", "o/r", "a/c.py")}
+    assert lineage["id"].n_unique() == lineage.height == 3

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import posixpath
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -15,12 +13,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from seedcoder_assets.core.ingest.archives import (
+    ARCHIVE_DATA_ERRORS,
+    CorruptArchive,
     ExtractParams,
     FileRow,
     Member,
     file_id,
-    iter_tar,
-    iter_zip,
+    open_archive,
     safe_member_path,
     strip_common_root,
     to_row,
@@ -44,32 +43,30 @@ def parse_manifest_line(line: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, "bad_manifest_json"
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not isinstance(obj.get("archive"), str):
         return None, "bad_manifest_fields"
+    if not (_is_text(obj["name"]) and _is_text(obj["archive"])):  # JSON may escape lone surrogates
+        return None, "bad_manifest_fields"
     entry: dict[str, Any] = {"repo": obj["name"], "archive": obj["archive"]}
     for key in _INT_FIELDS:
         value = obj.get(key)
         entry[key] = int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     for key in _STR_FIELDS:
         value = obj.get(key)
-        entry[key] = str(value) if value is not None else None
+        entry[key] = str(value).encode("utf-8", "backslashreplace").decode() if value is not None else None
     return entry, None
+
+
+def _is_text(value: str) -> bool:
+    """True when `value` is valid Unicode text (no lone surrogates), so it can be hashed and stored."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return bool(value)
 
 
 def repo_hash(file_hashes: list[str]) -> str:
     """Exact repository identity: hash of its sorted file hashes (paths and order do not matter)."""
     return hashlib.sha256("\n".join(sorted(file_hashes)).encode()).hexdigest()
-
-
-def _open_archive(fs: pafs.FileSystem, path: str, params: ExtractParams) -> Iterator[Member]:
-    """Members of a .zip or tar archive on `fs`; an unsupported type raises (-> `bad_archive`)."""
-    lower = path.lower()
-    if not lower.endswith((".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
-        raise ValueError(f"unsupported archive type: {posixpath.basename(path)}")
-    if lower.endswith(".zip"):  # random access (central directory at the end), through a large buffer
-        with fs.open_input_file(path) as raw:
-            yield from iter_zip(io.BufferedReader(raw, ARCHIVE_READ_BUFFER), params)
-    else:  # tar is read front to back: one ranged request per buffer on S3, not one per 512-byte block
-        with fs.open_input_stream(path, compression=None, buffer_size=ARCHIVE_READ_BUFFER) as stream:
-            yield from iter_tar(stream, params)
 
 
 class CrawlIngest:
@@ -108,8 +105,8 @@ class CrawlIngest:
     # -- archives + manifest ------------------------------------------------------------------
     def _ingest_archives(self, manifest: str) -> None:
         seen: set[str] = set()
-        with self.fs.open_input_stream(manifest) as f:
-            lines = f.read().decode("utf-8", errors="replace").splitlines()
+        with self.fs.open_input_stream(manifest) as f:  # utf-8-sig: editors on Windows write a byte-order mark
+            lines = f.read().decode("utf-8-sig", errors="replace").splitlines()
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -130,21 +127,17 @@ class CrawlIngest:
         if archive is None or self.fs.get_file_info(f"{self.root}/{archive}").type != pafs.FileType.File:
             self.lineage.dropped(repo_id, "missing_archive", detail=f"{repo}: {entry['archive']}")
             return
+        members: list[Member] = []
         try:  # one repository's members at a time: memory is bounded by max repo size, not crawl size
-            members = list(_open_archive(self.fs, f"{self.root}/{archive}", self.params))
-            if self.params.strip_top_dir:
-                members = strip_common_root(members)
-        except Exception as exc:  # corrupt/truncated archives are data, not a crash of the partition
-            self.lineage.dropped(repo_id, "bad_archive", detail=f"{repo}: {type(exc).__name__}: {exc}"[:300])
+            for member in open_archive(self.fs, f"{self.root}/{archive}", self.params):
+                members.append(member)
+        except ARCHIVE_DATA_ERRORS as exc:  # the archive's bytes are wrong: data, not a crash of the partition
+            reason = exc.reason if isinstance(exc, CorruptArchive) else "bad_archive"
+            self._drop_repo(repo, repo_id, members, reason, f"{type(exc).__name__}: {exc}")
             return
         hashes: list[str] = []
         nbytes = 0
-        seen_paths: Counter[str] = Counter()
-        for m in members:
-            seen_paths[m.path] += 1
-            # A repeated name is a record of its own: the n-th copy gets an id of its own.
-            copy = seen_paths[m.path]
-            fid = file_id(self.crawl, repo, m.path if copy == 1 else f"{m.path}\x00copy{copy}")
+        for fid, copy, m in self._identified(repo, members):
             detail = f"{repo}/{m.path}"
             if m.data is None:
                 self.lineage.dropped(fid, m.reason or "unreadable", detail=detail)
@@ -161,6 +154,24 @@ class CrawlIngest:
             self._emit(row, detail)
         self.repos.write_rows([{**entry, "crawl": self.crawl, "n_files": len(hashes), "n_bytes": nbytes,
                                 "repo_sha256": repo_hash(hashes)}])
+
+    def _identified(self, repo: str, members: list[Member]) -> Iterator[tuple[str, int, Member]]:
+        """(record id, copy number, member): a repeated name is a record of its own, the n-th copy
+        gets an id of its own."""
+        if self.params.strip_top_dir:
+            members = strip_common_root(members)
+        seen_paths: Counter[str] = Counter()
+        for m in members:
+            seen_paths[m.path] += 1
+            copy = seen_paths[m.path]
+            yield file_id(self.crawl, repo, m.path if copy == 1 else f"{m.path}\x00copy{copy}"), copy, m
+
+    def _drop_repo(self, repo: str, repo_id: str, members: list[Member], reason: str, why: str) -> None:
+        """A repository whose archive is unreadable or cut short: one row for it and one for every member
+        read before the fault, so neither the partial repository nor its files go on silently."""
+        for fid, _, m in self._identified(repo, members):
+            self.lineage.dropped(fid, reason, len(m.data or b""), detail=f"{repo}/{m.path}")
+        self.lineage.dropped(repo_id, reason, detail=f"{repo}: {why} ({len(members)} members read)"[:300])
 
     # -- Parquet crawls (one row per file, as public code datasets ship) --------------------
     def _ingest_parquet(self) -> None:
@@ -191,9 +202,11 @@ class CrawlIngest:
         path = safe_member_path(raw_path)
         info = repo_info.setdefault(repo, {"hashes": [], "bytes": 0, "paths": Counter(),
                                            **{k: rec.get(k) for k in (*_INT_FIELDS, *_STR_FIELDS)}})
-        info["paths"][raw_path] += 1
-        copy = info["paths"][raw_path]
-        fid = file_id(self.crawl, repo, raw_path if copy == 1 else f"{raw_path}\x00copy{copy}")
+        # Ids and repeats go by the normalised path, as in archives: `a//b.py` and `a/b.py` are one file.
+        key = path if path is not None else raw_path
+        info["paths"][key] += 1
+        copy = info["paths"][key]
+        fid = file_id(self.crawl, repo, key if copy == 1 else f"{key}\x00copy{copy}")
         if path is None:
             self.lineage.dropped(fid, "path_traversal", detail=f"{repo}/{raw_path}")
             return
