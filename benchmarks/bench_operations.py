@@ -66,11 +66,11 @@ def child(mode: str, home: Path, endpoint: str | None) -> None:
 
     if mode == "s3":
         storage = StorageResource(lake_root=f"s3://{BUCKET}/lake", landing_root=f"s3://{BUCKET}/landing",
-                                  index_path=str(home / "index" / "dedup.sqlite"),
+                                  local_dir=str(home / "local"),
                                   index_uri=f"s3://{BUCKET}/index/dedup.sqlite", s3=S3Resource(endpoint_url=endpoint))
     else:
         storage = StorageResource(lake_root=str(home / "lake"), landing_root=str(home / "landing"),
-                                  index_path=str(home / "index" / "dedup.sqlite"))
+                                  local_dir=str(home / "local"))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("crawl", ["bench"])
     start = time.perf_counter()

@@ -38,7 +38,7 @@ def run(stage: str, home: str, crawl: str, prior: list[str]) -> dict:
         return LineageWriter(lake, name, crawl, "bench")
 
     p, rule = MinHashParams(), SurvivorRule.stars_newest_lexical
-    index, conn = DedupIndex(f"{home}/index/dedup.sqlite"), connect("1GB", f"{home}/duckdb_tmp")
+    index, conn = DedupIndex(f"{lake}/_index"), connect("1GB", f"{home}/duckdb_tmp")
     raw, repos, code = u("ingest", "raw_repo_files"), u("ingest", "crawl_repos"), u("filters", "code_files")
     exact, sigs, clusters = u("dedup", "exact_deduped_files"), u("dedup", "minhash_signatures"), u("dedup", "near_dup_clusters")
     near = u("dedup", "near_deduped_files")
@@ -52,7 +52,9 @@ def run(stage: str, home: str, crawl: str, prior: list[str]) -> dict:
                                                lw("repo_level")),
         "exact_dedup": lambda: exact_dedup(code, repos, exact, lw("exact_dedup"), index, prior, rule, conn),
         "minhash_signatures": lambda: compute_signatures(exact, sigs, p),
-        "near_dup_clusters": lambda: file_near_clusters(sigs, exact, repos, clusters, crawl, p, rule, index, prior, conn),
+        "near_dup_clusters": lambda: file_near_clusters(
+            sigs, exact, repos, clusters, crawl, p, rule, index, prior, conn,
+            prior_files=lambda c: paths.partition_uri(lake, ("dedup", "exact_deduped_files"), c)),
         "near_dedup": lambda: apply_near_dedup(exact, clusters, sigs, near, lw("near_dedup"), p, index),
         "syntax": lambda: filter_syntax(near, u("filters", "syntax_checked_files"), lw("syntax"), SyntaxParams()),
     }

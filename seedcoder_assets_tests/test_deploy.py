@@ -85,7 +85,7 @@ def test_helm_values_configure_the_code_location_as_the_code_reads_it(values: di
         f"SEEDCODER_{pool}_{what}" for pool in ("GPU", "CPU") for what in ("NODE_SELECTOR", "TOLERATION")}
     assert {k for k in env if k.startswith("SEEDCODER_")} <= read, "values set a variable no code reads"
     assert env["SEEDCODER_EXECUTOR"] == "k8s"
-    for root in ("SEEDCODER_LAKE_ROOT", "SEEDCODER_LANDING_ROOT", "SEEDCODER_MODEL_ROOT", "SEEDCODER_INDEX_URI"):
+    for root in ("SEEDCODER_LAKE_ROOT", "SEEDCODER_LANDING_ROOT", "SEEDCODER_MODEL_ROOT", "SEEDCODER_INDEX_ROOT"):
         assert env[root].startswith("s3://"), root  # pods are throw-away: nothing durable on their disks
     # Secrets by reference only, the same ones for the code server and for run/step pods.
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
@@ -116,4 +116,4 @@ def test_local_instance_has_the_concurrency_pools_the_assets_use() -> None:
     graph = defs().resolve_asset_graph()
     pools = {graph.get(k).assets_def.op.pool for k in graph.get_all_asset_keys()
              if graph.get(k).assets_def.is_executable} - {None}
-    assert pools == {"dedup_index", "duckdb", "oracle"}
+    assert pools == {"duckdb", "oracle"}

@@ -141,6 +141,23 @@ def iter_batches(
                 yield from slices_by_bytes(batch, max_bytes)
 
 
+def read_rows(uri: str, ids: Sequence[str] | pa.Array, columns: Sequence[str], key: str = "id") -> pa.Table:
+    """The rows of a partition whose `key` is in `ids`, reading `columns` only of the row groups that
+    hold one of them (the key column is read first, on its own)."""
+    wanted = pa.array(ids, pa.string()) if not isinstance(ids, pa.Array) else ids
+    cols = list(dict.fromkeys([key, *columns]))
+    fs, _ = resolve(uri)
+    pieces = []
+    for part in part_paths(uri):
+        with fs.open_input_file(part) as handle:
+            pf = pq.ParquetFile(handle, pre_buffer=False)
+            for rg in range(pf.num_row_groups):
+                mask = pc.is_in(pf.read_row_group(rg, columns=[key]).column(key), value_set=wanted)
+                if pc.any(mask).as_py():
+                    pieces.append(pf.read_row_group(rg, columns=cols).filter(mask))
+    return pa.concat_tables(pieces) if pieces else pa.table({c: pa.array([], pa.string()) for c in cols})
+
+
 def duckdb_source(uri: str) -> str:
     """A DuckDB `read_parquet(...)` over a finished partition; DuckDB streams its row groups itself."""
     parts = part_paths(uri)

@@ -21,10 +21,10 @@ def resources() -> dg.Definitions:
         "storage": StorageResource(
             lake_root=env("SEEDCODER_LAKE_ROOT", f"{home}/lake"),
             landing_root=env("SEEDCODER_LANDING_ROOT", f"{home}/landing"),
-            index_path=env("SEEDCODER_INDEX_PATH", f"{home}/index/dedup_index.sqlite"),
+            local_dir=env("SEEDCODER_LOCAL_DIR", f"{home}/local"),
             duckdb_memory_limit=env("SEEDCODER_DUCKDB_MEMORY", "1GB"),
             model_root=env("SEEDCODER_MODEL_ROOT", f"{home}/models"),
-            index_uri=env("SEEDCODER_INDEX_URI", ""),
+            index_root=env("SEEDCODER_INDEX_ROOT", ""),
             # Any root may be s3://bucket/prefix; keys come from boto3's chain (env, IRSA, instance role).
             s3=S3Resource(endpoint_url=env("SEEDCODER_S3_ENDPOINT_URL") or None,
                           region_name=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None),

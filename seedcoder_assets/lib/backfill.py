@@ -24,7 +24,7 @@ def plan_backfill(states: dict[str, CrawlState], oracle_configured: bool, scorer
     crawl partitions. Labels are never re-asked for (they are cached per model and prompt).
     """
     plan = []
-    for crawl, s in sorted(states.items()):
+    for crawl, s in states.items():  # registration order: a crawl is deduplicated against the ones before it
         if s.files_at is None:
             plan.append(("github_files_job", crawl, "no syntax-checked files yet"))
             continue  # the rest follows once files exist (next tick, or the follow-up sensor)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 
+from seedcoder_assets.core.dedup.index import PriorCrawlsNotIndexed
 from seedcoder_assets.core.stats import StageStats
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
 
@@ -18,6 +20,34 @@ def prior_crawls(context: dg.AssetExecutionContext) -> list[str]:
     keys = list(context.instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME))
     crawl = context.partition_key
     return keys[: keys.index(crawl)] if crawl in keys else keys
+
+
+@contextmanager
+def earlier_crawls_indexed(context: dg.AssetExecutionContext, wait_s: float = 60.0,
+                           max_waits: int = 120) -> Iterator[None]:
+    """Dedup of crawl k needs the entries of every crawl registered before it.
+
+    If an earlier crawl's run is queued or in progress (the sensor starts crawls in any order), the
+    step asks Dagster to retry it later; if none is, it fails at once and says which crawls to
+    materialize first. Either way the duplicates of those crawls never survive unseen.
+    """
+    try:
+        yield
+    except PriorCrawlsNotIndexed as exc:
+        raise wait_or_fail(context.instance, context.run.run_id, exc, wait_s, max_waits) from exc
+
+
+def wait_or_fail(instance: dg.DagsterInstance, own_run_id: str, exc: PriorCrawlsNotIndexed, wait_s: float = 60.0,
+                 max_waits: int = 120) -> Exception:
+    """RetryRequested while a missing earlier crawl has a run queued or in progress, else a Failure."""
+    in_flight = instance.get_run_records(dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                  dg.DagsterRunStatus.STARTED]))
+    busy = sorted({r.dagster_run.tags.get("dagster/partition") for r in in_flight
+                   if r.dagster_run.run_id != own_run_id} & set(exc.missing))
+    if busy:
+        return dg.RetryRequested(max_retries=max_waits, seconds_to_wait=wait_s)
+    return dg.Failure(description=str(exc), metadata={"earlier_crawls_missing": exc.missing})
 
 
 def bar_chart_markdown(title: str, counts: Mapping[Any, int], xlabel: str, top: int = 30) -> dg.MetadataValue:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import boto3
@@ -25,15 +24,15 @@ class StorageResource(dg.ConfigurableResource):
 
     lake_root: str = Field(description="Root of the Parquet lake: <root>/<group>/<asset>/crawl=<crawl>/")
     landing_root: str = Field(description="Where crawls land: <landing_root>/<crawl>/{repos.jsonl, archives}")
-    index_path: str = Field(description="Local path of the persisted dedup index (SQLite)")
-    index_uri: str = Field("", description="Durable copy of the dedup index (s3://.../dedup_index.sqlite) when "
-                                           "steps run in throw-away pods; fetched before and published after each use")
+    local_dir: str = Field(description="This machine's scratch folder: DuckDB spill files, the model cache")
+    index_root: str = Field("", description="What every crawl kept (hashes, LSH bands, signatures) as Parquet, one "
+                                            "partition per crawl: a folder or s3://; default <lake_root>/_index")
     duckdb_memory_limit: str = Field("1GB", description="Memory cap of DuckDB group-bys/joins; beyond it they spill")
     model_root: str = Field("", description="Trained models (scorers): a folder or s3://; default <index dir>/../models")
     s3: S3Resource = Field(default_factory=S3Resource, description="How to reach S3 when a root is s3://")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if any(object_store.is_s3(r) for r in (self.lake_root, self.landing_root, self.model_root, self.index_uri)):
+        if any(object_store.is_s3(r) for r in (self.lake_root, self.landing_root, self.model_root, self.index_root)):
             object_store.configure_s3(self.s3_settings())
 
     def s3_settings(self) -> object_store.S3Settings:
@@ -59,23 +58,17 @@ class StorageResource(dg.ConfigurableResource):
     def lineage(self, stage: str, crawl: str, run_id: str) -> LineageWriter:
         return LineageWriter(self.lake_root, stage, crawl, run_id)
 
-    @contextmanager
-    def index(self) -> Iterator[DedupIndex]:
-        """The cross-crawl dedup index. Its users share the `dedup_index` pool (one at a time), so a
-        step in a fresh pod fetches the durable copy, and a successful step publishes it back."""
-        if self.index_uri and object_store.exists(self.index_uri):
-            object_store.copy_file(self.index_uri, self.index_path)
-        with DedupIndex(self.index_path) as index:
-            yield index
-        if self.index_uri:
-            object_store.copy_file(self.index_path, self.index_uri)
+    def index(self) -> DedupIndex:
+        """What earlier crawls kept. Each crawl writes its own partitions, so steps of different crawls
+        (and pods) read and write it concurrently; no step holds a lock on it."""
+        return DedupIndex(self.index_root or f"{self.lake_root.rstrip('/')}/_index")
 
     def models(self) -> Path:
         """Local folder where models are trained and loaded; with an S3 model root, a cache of it."""
         if self.model_root and not object_store.is_s3(self.model_root):
             root = Path(self.model_root)
         else:
-            root = Path(self.index_path).parent.parent / "models"
+            root = Path(self.local_dir) / "models"
         root.mkdir(parents=True, exist_ok=True)
         return root
 
@@ -122,6 +115,6 @@ class StorageResource(dg.ConfigurableResource):
         return f"{self.lake_root.rstrip('/')}/_cache/oracle_labels"
 
     def temp_dir(self) -> str:
-        tmp = Path(self.index_path).parent / "duckdb_tmp"
+        tmp = Path(self.local_dir) / "duckdb_tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         return str(tmp)

@@ -29,7 +29,7 @@ def test_survivor_rule_picks_the_copy(tmp_path: Path, rule: SurvivorRule, winner
     with PartWriter(repos, REPO_SCHEMA) as w:
         w.write_rows([{"crawl": "c1", "repo": r, "stars": s, "pushed_at": p} for r, (s, p) in meta.items()])
     out = paths.partition_uri(root, ["out"], "c1")
-    with DedupIndex(tmp_path / "i.sqlite") as index:
-        stats = exact_dedup(files, repos, out, LineageWriter(root, "exact", "c1", "t"), index, [], rule, connect())
+    index = DedupIndex(str(tmp_path / "index"))
+    stats = exact_dedup(files, repos, out, LineageWriter(root, "exact", "c1", "t"), index, [], rule, connect())
     assert read_table(out, ["repo"]).column("repo").to_pylist() == [winner]
     assert dict(stats.drops) == {"exact_dup": 2} and stats.balanced

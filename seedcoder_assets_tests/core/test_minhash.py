@@ -49,49 +49,45 @@ def test_estimate_tracks_exact_jaccard_on_real_files(small_crawl: Path) -> None:
 def test_star_clusters_do_not_chain() -> None:
     # 0~1 and 1~2 but not 0~2: 2 must survive, since it is not similar to the survivor 0.
     edges = np.array([[0, 1], [1, 2]])
-    survivor, _ = minhash.star_clusters(3, np.array([0, 1, 2]), edges, np.array([0.8, 0.8], np.float32))
-    assert survivor.tolist() == [0, 0, 2]
+    survivor, _, via = minhash.star_clusters(3, np.array([0, 1, 2]), edges, np.array([0.8, 0.8], np.float32))
+    assert survivor.tolist() == [0, 0, 2] and via.tolist() == [-1, 0, -1]
 
 
 def test_candidate_pairs_cover_large_buckets() -> None:
     keys = np.zeros((300, 1), np.int64)
     pairs = minhash.candidate_pairs(keys, np.ones(300, bool), P.max_bucket_pairs)
-    assert len(pairs) == 2 * 299 - 1  # head + chain links beyond the all-pairs bound
+    reach = P.max_bucket_pairs // 300  # each member: its bucket's head and the `reach` members before it
+    assert len(pairs) == sum(min(i, reach) for i in range(300)) + (300 - 1 - reach)
     pairs = minhash.candidate_pairs(keys[:100], np.ones(100, bool), P.max_bucket_pairs)
     assert len(pairs) == 100 * 99 // 2
 
 
 def test_index_only_sees_crawls_registered_before(tmp_path: Path) -> None:
-    with DedupIndex(tmp_path / "i.sqlite") as index:
-        index.add_file_hashes("c1", [("h1", "a"), ("h2", "b")])
-        index.add_file_hashes("c2", [("h3", "c")])
-        assert index.known_file_hashes(["h1", "h3", "zz"], ["c1"]) == {"h1": ("c1", "a")}
-        assert index.known_file_hashes(["h1", "h3"], []) == {}
-        index.add_file_hashes("c1", [("h9", "z")])  # re-indexing a crawl replaces its entries
-        assert index.known_file_hashes(["h1", "h9"], ["c1"]) == {"h9": ("c1", "z")}
-        sigs, _ = minhash.signatures(["alpha beta gamma delta epsilon zeta eta theta"] * 2, P)
-        keys = minhash.band_keys(sigs, P)
-        index.add_bands("file", "c1", ["x"], keys[:1], sigs[:1])
-        assert {pid for _, pid, _ in index.band_candidates("file", keys[1:], ["y"], ["c1"])} == {"x"}
-        assert index.band_candidates("file", keys[1:], ["y"], ["c2"]) == []
-        assert index.signatures("file", ["x"])["x"] == sigs[0].tobytes()
+    import pyarrow as pa
 
-
-def test_index_lookups_are_driven_by_the_probes(tmp_path: Path) -> None:
-    """The new crawl's keys drive each join (one seek per key), never a walk over the history."""
-    sigs, _ = minhash.signatures(["alpha beta gamma delta epsilon zeta eta theta"], P)
+    index = DedupIndex(str(tmp_path / "index"))
+    index.write_hashes("file_hashes", "c1", pa.array(["h1", "h2"]), pa.array(["a", "b"]))
+    index.write_hashes("file_hashes", "c2", pa.array(["h3", "h1"]), pa.array(["c", "d"]))
+    assert index.known_hashes("file_hashes", pa.array(["h1", "h3", "zz"]), ["c1"]) == {"h1": ("c1", "a")}
+    assert index.known_hashes("file_hashes", pa.array(["h1", "h3"]), ["c1", "c2"]) == {"h1": ("c1", "a"),
+                                                                                       "h3": ("c2", "c")}
+    assert index.known_hashes("file_hashes", pa.array(["h1"]), []) == {}
+    index.write_hashes("file_hashes", "c1", pa.array(["h9"]), pa.array(["z"]))  # re-indexing replaces a crawl
+    assert index.known_hashes("file_hashes", pa.array(["h1", "h9"]), ["c1"]) == {"h9": ("c1", "z")}
+    sigs, _ = minhash.signatures(["alpha beta gamma delta epsilon zeta eta theta"] * 2, P)
     keys = minhash.band_keys(sigs, P)
-    with DedupIndex(tmp_path / "i.sqlite") as index:
-        index.add_file_hashes("c1", [("h1", "a")])
-        index.add_bands("file", "c1", ["x"], keys, sigs)
-        ran: list[str] = []
-        index.conn.set_trace_callback(ran.append)
-        index.known_file_hashes(["h1"], ["c1"])
-        index.band_candidates("file", keys, ["y"], ["c1"])
-        index.conn.set_trace_callback(None)
-        lookups = [q for q in ran if q.lstrip().startswith("SELECT") and "JOIN" in q]
-        assert len(lookups) == 2
-        for sql in lookups:
-            steps = [row[3] for row in index.conn.execute("EXPLAIN QUERY PLAN " + sql)]
-            assert steps[0].startswith("SCAN p"), steps
-            assert steps[1].startswith("SEARCH t") and ("key=?" in steps[1] or "sha256=?" in steps[1]), steps
+    index.write_bands("file", "c1", ["x"], keys[:1], sigs[:1])
+    [(crawl, rows, refs)] = index.band_hits("file", keys[1:], ["c1"])
+    assert crawl == "c1" and rows.tolist() == [0] and refs.tolist() == [0]
+    assert index.records("file", "c1", refs, P.num_perm)[0] == ["x"]
+    assert np.array_equal(index.records("file", "c1", refs, P.num_perm)[1][0], sigs[0])
+    assert index.missing("file", ["c1", "c2"]) == ["c2"]
+
+
+def test_a_very_common_band_key_returns_a_bounded_number_of_hits(tmp_path: Path) -> None:
+    index = DedupIndex(str(tmp_path / "index"), max_hits_per_key=5)
+    sigs, _ = minhash.signatures(["the same licence header text of every file"] * 50, P)
+    keys = minhash.band_keys(sigs, P)
+    index.write_bands("file", "c1", [f"f{i}" for i in range(50)], keys, sigs)
+    [(_, rows, refs)] = index.band_hits("file", keys[:1], ["c1"])
+    assert len(refs) == 5 and refs.tolist() == [0, 1, 2, 3, 4]  # deterministic: the first refs per key

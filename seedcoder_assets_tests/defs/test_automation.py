@@ -22,7 +22,7 @@ from seedcoder_assets.resources.storage import StorageResource
 
 def _storage(home: Path) -> StorageResource:
     return StorageResource(lake_root=str(home / "lake"), landing_root=str(home / "landing"),
-                           index_path=str(home / "index" / "dedup.sqlite"))
+                           local_dir=str(home / "local"))
 
 
 def _one_repo_crawl(small_crawl: Path, dest: Path, archive: str = "six-1.16.0.tar.gz") -> Path:
@@ -150,9 +150,10 @@ def test_backfill_plan_covers_missing_and_stale_partitions() -> None:
         "fresh": CrawlState(files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2", corpus_at=4.0),
     }
     plan = plan_backfill(states, oracle_configured=True, scorer="qs-2")
+    # In registration order (the order of `states`): crawl k is deduplicated against crawls 1..k-1.
     assert [(j, c) for j, c, _ in plan] == [
-        ("scoring_job", "corpus-missing"), ("scoring_job", "files-newer"), ("github_files_job", "new"),
-        ("scoring_job", "old-scorer"), ("oracle_labels_job", "unlabelled"), ("scoring_job", "unlabelled")]
+        ("github_files_job", "new"), ("oracle_labels_job", "unlabelled"), ("scoring_job", "unlabelled"),
+        ("scoring_job", "old-scorer"), ("scoring_job", "files-newer"), ("scoring_job", "corpus-missing")]
     assert "current scorer is qs-2" in dict(((j, c), w) for j, c, w in plan)[("scoring_job", "old-scorer")]
     # No oracle and no scorer: only the GitHub branch is backfilled.
     assert [(j, c) for j, c, _ in plan_backfill(states, False, None)] == [("github_files_job", "new")]

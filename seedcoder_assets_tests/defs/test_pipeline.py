@@ -29,7 +29,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path):
     make_overlapping_crawl(small_crawl, landing / "c2")
     resources = {
         "storage": StorageResource(lake_root=str(home / "lake"), landing_root=str(landing),
-                                   index_path=str(home / "index" / "dedup.sqlite")),
+                                   local_dir=str(home / "local")),
         "catalog_db": CatalogResource(database=str(home / "catalog.duckdb")),
     }
     instance = dg.DagsterInstance.ephemeral()

@@ -100,7 +100,7 @@ def test_materialization_against_a_postgres_instance(postgres: dict, tmp_path: P
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", postgres["password"])
     _deployment_like_instance(tmp_path / "dagster_home", postgres)
     resources = {"storage": StorageResource(lake_root=str(tmp_path / "lake"), landing_root=str(tmp_path / "landing"),
-                                            index_path=str(tmp_path / "index" / "dedup.sqlite")),
+                                            local_dir=str(tmp_path / "local")),
                  "catalog_db": CatalogResource(database=str(tmp_path / "catalog.duckdb"))}
     d = defs()
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:

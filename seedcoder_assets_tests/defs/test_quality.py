@@ -28,7 +28,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path):
     home = tmp_path_factory.mktemp("qhome")
     shutil.copytree(small_crawl, home / "landing" / "c1")
     storage = StorageResource(lake_root=str(home / "lake"), landing_root=str(home / "landing"),
-                              index_path=str(home / "index" / "dedup.sqlite"), model_root=str(home / "models"))
+                              local_dir=str(home / "local"), model_root=str(home / "models"))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("crawl", ["c1"])
     base = {"storage": storage, "catalog_db": CatalogResource(database=str(home / "catalog.duckdb"))}

@@ -62,7 +62,7 @@ def _keys(client, prefix: str) -> list[str]:
 
 def test_parquet_parts_and_duckdb_round_trip_on_s3(s3_endpoint: str) -> None:
     storage = StorageResource(lake_root=f"s3://{BUCKET}/rt", landing_root=f"s3://{BUCKET}/rt-landing",
-                              index_path="/tmp/unused.sqlite", s3=S3Resource(endpoint_url=s3_endpoint))
+                              local_dir="/tmp/unused", s3=S3Resource(endpoint_url=s3_endpoint))
     object_store.configure_s3(storage.s3_settings())
     uri = storage.uri(["group", "asset"], "c1")
     schema = pa.schema([("id", pa.string()), ("content", pa.string())])
@@ -87,8 +87,7 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     assert _upload_tree(client, small_crawl, "landing/c1") > 20
     storage = StorageResource(
         lake_root=f"s3://{BUCKET}/lake", landing_root=f"s3://{BUCKET}/landing", model_root=f"s3://{BUCKET}/models",
-        index_path=str(tmp_path / "index" / "dedup.sqlite"), index_uri=f"s3://{BUCKET}/index/dedup.sqlite",
-        s3=S3Resource(endpoint_url=s3_endpoint))
+        local_dir=str(tmp_path / "local"), s3=S3Resource(endpoint_url=s3_endpoint))
     resources = {"storage": storage, "catalog_db": CatalogResource(database=str(tmp_path / "catalog.duckdb"))}
     d = defs()
     instance = dg.DagsterInstance.ephemeral()
@@ -106,7 +105,9 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     for asset in ("ingest/raw_repo_files", "dedup/exact_deduped_files", "filters/syntax_checked_files"):
         assert f"lake/{asset}/crawl=c1/_SUCCESS" in keys
     assert any(k.startswith("lake/lineage/stage=near_dedup/crawl=c1/part-") for k in keys)
-    assert "index/dedup.sqlite" in _keys(client, "index/")  # the next pod starts from this copy
+    # What the crawl kept, as Parquet partitions on S3: the next crawl's pods read them from there.
+    assert {f"lake/_index/{t}/crawl=c1/_SUCCESS" for t in ("file_hashes", "file_bands", "file_records", "repo_hashes",
+                                                           "repo_bands", "repo_records")} <= set(keys)
     assert not list(tmp_path.glob("**/*.parquet")), "nothing of the lake may land on local disk"
 
     # The quality branch: label cache, model and its CURRENT pointer all on S3; steps fetch the model.
@@ -130,7 +131,7 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     assert "lake/quality/quality_files/crawl=c1/_SUCCESS" in keys
 
     # A fresh machine (empty local model cache) fetches the current model from S3.
-    fresh = storage.model_copy(update={"index_path": str(tmp_path / "other" / "index" / "dedup.sqlite")})
+    fresh = storage.model_copy(update={"local_dir": str(tmp_path / "other")})
     local = fresh.current_model("quality_scorer")
     assert local is not None and local.name == version and (local / "report.json").exists()
 

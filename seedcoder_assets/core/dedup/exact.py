@@ -28,12 +28,13 @@ def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWr
     Dropped: `exact_dup` (survivor in this crawl), `exact_dup_prior_crawl` (survivor in an
     earlier crawl; earlier outputs are never rewritten). The crawl's kept hashes are indexed.
     """
+    index.require("file_hashes", prior_crawls)
     conn.execute(f"CREATE OR REPLACE TEMP VIEW files AS SELECT * FROM {duckdb_source(files_uri)}")
     conn.execute(f"CREATE OR REPLACE TEMP VIEW repos AS SELECT * FROM {duckdb_source(repos_uri)}")
     known: dict[str, tuple[str, str]] = {}
-    if prior_crawls:  # probe the index chunk by chunk: only this crawl's hashes, never the history
-        for batch in conn.execute("SELECT DISTINCT sha256 FROM files").fetch_record_batch(50_000):
-            known.update(index.known_file_hashes(batch.column(0).to_pylist(), prior_crawls))
+    if prior_crawls:  # this crawl's hashes against each earlier crawl's kept hashes
+        hashes = conn.execute("SELECT DISTINCT sha256 FROM files").fetch_arrow_table()["sha256"]
+        known = index.known_hashes("file_hashes", hashes.combine_chunks(), prior_crawls)
     prior = pa.table({"sha256": list(known), "prior_crawl": [c for c, _ in known.values()],
                       "prior_id": [i for _, i in known.values()]},
                      schema=pa.schema([("sha256", pa.string()), ("prior_crawl", pa.string()), ("prior_id", pa.string())]))
@@ -64,8 +65,8 @@ def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWr
     with PartWriter(dst_uri, FILE_SCHEMA) as out:
         for batch in iter_batches(files_uri, batch_rows=1024):
             out.write_table(batch.filter(pc.is_in(batch.column("id"), value_set=kept_ids)))
-    index.add_file_hashes(lineage.crawl, conn.execute(
-        "SELECT sha256, id FROM decisions WHERE prior_id IS NULL AND id = first_id").fetchall())
+    kept = conn.execute("SELECT sha256, id FROM decisions WHERE prior_id IS NULL AND id = first_id").fetch_arrow_table()
+    index.write_hashes("file_hashes", lineage.crawl, kept["sha256"].combine_chunks(), kept["id"].combine_chunks())
     sizes = dict(conn.execute("SELECT n, count(*) FROM (SELECT count(*) AS n FROM decisions GROUP BY sha256 "
                               "HAVING count(*) > 1) GROUP BY n ORDER BY n").fetchall())
     conn.unregister("prior")

@@ -1,167 +1,138 @@
-"""Persisted hash and LSH-band indexes over everything kept from earlier crawls.
+"""What every earlier crawl kept, as Parquet data: file and repository hashes, LSH band keys, signatures.
 
-A new crawl looks up its own keys (B-tree probes), so its cost grows with the new crawl,
-not with the history. Entries carry their crawl; a lookup names the crawls registered
-before the one being processed, so re-running an old crawl after newer ones landed
-gives the same answer. Re-indexing a crawl first deletes its entries (idempotent).
+Each crawl writes its own partition of each table (`<root>/<table>/crawl=<crawl>/`), so crawls
+and shards write concurrently, re-materializing a crawl replaces exactly its entries, and the same
+repository name in two crawls is two entries. A new crawl reads the tables of the crawls registered
+before it: keys only (a sorted int64 column of band keys, a string column of hashes), never content,
+so its cost is its own size plus a scan of the history's keys (megabytes per crawl).
+
+A crawl may only be deduplicated once every earlier crawl has written its entries; otherwise its
+duplicates of those crawls would survive unseen (`require`).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS file_hash (sha256 TEXT NOT NULL, crawl TEXT NOT NULL, id TEXT NOT NULL,
-  PRIMARY KEY (sha256, crawl)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS repo_hash (sha256 TEXT NOT NULL, crawl TEXT NOT NULL, repo TEXT NOT NULL,
-  PRIMARY KEY (sha256, crawl, repo)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS band (kind TEXT NOT NULL, band INTEGER NOT NULL, key INTEGER NOT NULL,
-  crawl TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, band, key, crawl, id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS signature (kind TEXT NOT NULL, id TEXT NOT NULL, crawl TEXT NOT NULL,
-  sig BLOB NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS band_by_crawl ON band (crawl);
-CREATE INDEX IF NOT EXISTS signature_by_crawl ON signature (crawl);
-CREATE INDEX IF NOT EXISTS file_hash_by_crawl ON file_hash (crawl);
-CREATE INDEX IF NOT EXISTS repo_hash_by_crawl ON repo_hash (crawl);
-"""
+from seedcoder_assets.core.parquet_io import PartWriter, is_complete, read_table
 
-_CHUNK = 50_000
+HASH_SCHEMA = pa.schema([("sha256", pa.string()), ("ident", pa.string())])
+BAND_SCHEMA = pa.schema([("key", pa.int64()), ("ref", pa.int32())])
+RECORD_SCHEMA = pa.schema([("ref", pa.int32()), ("id", pa.string()), ("signature", pa.binary())])
+
+# table names per kind: what a crawl must have written before a later crawl may probe it
+TABLES = {"file_hashes": ("file_hashes",), "repo": ("repo_hashes", "repo_bands", "repo_records"),
+          "file": ("file_bands", "file_records")}
+
+
+class PriorCrawlsNotIndexed(RuntimeError):
+    """A crawl registered earlier has not written its dedup entries yet (see `DedupIndex.require`)."""
+
+    def __init__(self, kind: str, missing: Sequence[str]) -> None:
+        self.kind, self.missing = kind, list(missing)
+        super().__init__(
+            f"{len(self.missing)} crawl(s) registered earlier have no {kind} dedup entries yet: "
+            f"{', '.join(self.missing[:10])}{' ...' if len(self.missing) > 10 else ''}. A crawl is deduplicated "
+            "against every crawl registered before it, so those must be materialized first (or their partitions "
+            "deleted if they will never be); then re-materialize this one.")
 
 
 class DedupIndex:
-    """SQLite-backed index of kept file hashes, repo hashes, LSH band keys and signatures."""
+    """The kept entries of every crawl under `root` (a folder or s3:// prefix)."""
 
-    def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(path), timeout=600, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA)
+    def __init__(self, root: str, max_hits_per_key: int = 64) -> None:
+        self.root = root.rstrip("/")
+        # A band key shared by thousands of files (a licence header, an empty __init__) must not make
+        # one probe return thousands of candidates: each crawl keeps at most this many entries per key.
+        self.max_hits_per_key = max_hits_per_key
 
-    def close(self) -> None:
-        self.conn.close()
+    def uri(self, table: str, crawl: str) -> str:
+        return f"{self.root}/{table}/crawl={crawl}"
 
-    def __enter__(self) -> DedupIndex:
-        return self
+    # -- completeness ------------------------------------------------------------------------------
+    def missing(self, kind: str, prior_crawls: Sequence[str]) -> list[str]:
+        """Earlier crawls whose `kind` entries are not (completely) written."""
+        return [c for c in prior_crawls if not all(is_complete(self.uri(t, c)) for t in TABLES[kind])]
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def require(self, kind: str, prior_crawls: Sequence[str]) -> None:
+        missing = self.missing(kind, prior_crawls)
+        if missing:
+            raise PriorCrawlsNotIndexed(kind, missing)
 
-    # -- lookups --------------------------------------------------------------------------------
-    def _prior(self, prior_crawls: Sequence[str]) -> None:
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS prior (crawl TEXT PRIMARY KEY)")
-        self.conn.execute("DELETE FROM prior")
-        self.conn.executemany("INSERT OR IGNORE INTO prior VALUES (?)", [(c,) for c in prior_crawls])
+    # -- exact hashes -------------------------------------------------------------------------------
+    def write_hashes(self, table: str, crawl: str, sha256: pa.Array, ident: pa.Array) -> None:
+        """The hashes a crawl kept (`file_hashes`: sha256 -> file id; `repo_hashes`: -> repository)."""
+        t = pa.table({"sha256": sha256, "ident": ident}, schema=HASH_SCHEMA)
+        with PartWriter(self.uri(table, crawl), HASH_SCHEMA) as out:
+            out.write_table(t.sort_by([("sha256", "ascending"), ("ident", "ascending")]))
 
-    def known_file_hashes(self, hashes: Sequence[str], prior_crawls: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """sha256 -> (crawl, id) of the first earlier crawl that kept a file with that hash."""
-        return self._lookup_hash("file_hash", "id", hashes, prior_crawls)
-
-    def known_repo_hashes(self, hashes: Sequence[str], prior_crawls: Sequence[str]) -> dict[str, tuple[str, str]]:
-        return self._lookup_hash("repo_hash", "repo", hashes, prior_crawls)
-
-    def _lookup_hash(self, table: str, col: str, hashes: Sequence[str],
-                     prior_crawls: Sequence[str]) -> dict[str, tuple[str, str]]:
-        if not prior_crawls or not hashes:
-            return {}
-        self._prior(prior_crawls)
-        order = {c: i for i, c in enumerate(prior_crawls)}
+    def known_hashes(self, table: str, hashes: pa.Array, prior_crawls: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """sha256 -> (crawl, ident) of the first earlier crawl that kept it (smallest ident within it)."""
         out: dict[str, tuple[str, str]] = {}
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS probe (h TEXT PRIMARY KEY)")
-        for i in range(0, len(hashes), _CHUNK):
-            self.conn.execute("DELETE FROM probe")
-            self.conn.executemany("INSERT OR IGNORE INTO probe VALUES (?)", [(h,) for h in hashes[i:i + _CHUNK]])
-            rows = self.conn.execute(
-                # CROSS JOIN pins the probe table as the outer loop: one primary-key seek per probe.
-                # Left to itself the planner may walk the history by crawl: O(history x probes).
-                f"SELECT t.sha256, t.crawl, t.{col} FROM probe p CROSS JOIN {table} t ON t.sha256 = p.h "
-                "WHERE t.crawl IN (SELECT crawl FROM prior)"
-            ).fetchall()
-            for h, crawl, ident in rows:  # earliest crawl wins, then smallest id: deterministic
-                if h not in out or (order[crawl], ident) < (order[out[h][0]], out[h][1]):
-                    out[h] = (crawl, ident)
+        if not len(hashes) or not prior_crawls:
+            return out
+        wanted = pc.unique(hashes)
+        for crawl in prior_crawls:  # registration order: the earliest crawl wins
+            t = read_table(self.uri(table, crawl))
+            hit = t.filter(pc.is_in(t["sha256"], value_set=wanted))
+            for sha, ident in zip(hit["sha256"].to_pylist(), hit["ident"].to_pylist()):  # sorted by ident
+                out.setdefault(sha, (crawl, ident))
         return out
 
-    def band_candidates(self, kind: str, band_keys: np.ndarray, ids: Sequence[str],
-                        prior_crawls: Sequence[str]) -> list[tuple[int, str, str]]:
-        """(row in `ids`, prior id, prior crawl) for every band collision with an earlier crawl.
+    # -- LSH bands and signatures -------------------------------------------------------------------
+    def write_bands(self, kind: str, crawl: str, ids: Sequence[str], keys: np.ndarray, sigs: np.ndarray) -> None:
+        """Band keys (sorted, at most `max_hits_per_key` entries per key) and signatures of kept records."""
+        n, bands = keys.shape if len(ids) else (0, 0)
+        flat = keys.reshape(-1)
+        refs = np.repeat(np.arange(n, dtype=np.int32), bands)
+        order = np.lexsort((refs, flat))
+        flat, refs = flat[order], refs[order]
+        if len(flat):
+            first = np.r_[True, flat[1:] != flat[:-1]]
+            start = np.maximum.accumulate(np.where(first, np.arange(len(flat)), 0))
+            keep = np.arange(len(flat)) - start < self.max_hits_per_key
+            flat, refs = flat[keep], refs[keep]
+        with PartWriter(self.uri(f"{kind}_records", crawl), RECORD_SCHEMA) as out:
+            out.write_table(pa.table({"ref": pa.array(np.arange(n, dtype=np.int32)), "id": pa.array(list(ids), pa.string()),
+                                      "signature": pa.array([s.tobytes() for s in sigs], pa.binary())},
+                                     schema=RECORD_SCHEMA))
+        with PartWriter(self.uri(f"{kind}_bands", crawl), BAND_SCHEMA) as out:
+            out.write_table(pa.table({"key": pa.array(flat), "ref": pa.array(refs)}, schema=BAND_SCHEMA))
+
+    def band_hits(self, kind: str, keys: np.ndarray, prior_crawls: Sequence[str]
+                  ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Per earlier crawl with hits: (crawl, probe row per hit, that crawl's record ref per hit).
 
         Args:
             kind: "file" or "repo".
-            band_keys: int64 array [n, bands] of this crawl's LSH band keys.
-            ids: the n record ids, in row order.
-            prior_crawls: crawls registered before this one.
+            keys: int64 [n, bands] band keys of this crawl's records (row = probe row).
+            prior_crawls: crawls registered before this one, in registration order.
         """
-        if not prior_crawls or len(ids) == 0:
-            return []
-        self._prior(prior_crawls)
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS bprobe (band INTEGER, key INTEGER, row INTEGER)")
-        out: set[tuple[int, str, str]] = set()
-        n, bands = band_keys.shape
-        rows_per_chunk = max(1, _CHUNK // bands)
-        for start in range(0, n, rows_per_chunk):
-            self.conn.execute("DELETE FROM bprobe")
-            block = band_keys[start:start + rows_per_chunk]
-            self.conn.executemany(
-                "INSERT INTO bprobe VALUES (?, ?, ?)",
-                ((b, int(block[r, b]), start + r) for r in range(block.shape[0]) for b in range(bands)),
-            )
-            out.update(self.conn.execute(
-                "SELECT p.row, t.id, t.crawl FROM bprobe p CROSS JOIN band t "  # probe-driven, see above
-                "ON t.kind = ? AND t.band = p.band AND t.key = p.key "
-                "WHERE t.crawl IN (SELECT crawl FROM prior)", (kind,)
-            ).fetchall())
-        return sorted(out)
-
-    def signatures(self, kind: str, ids: Iterable[str]) -> dict[str, bytes]:
-        ids = list(ids)
-        out: dict[str, bytes] = {}
-        for i in range(0, len(ids), 900):
-            chunk = ids[i:i + 900]
-            marks = ",".join("?" * len(chunk))
-            out.update(self.conn.execute(
-                f"SELECT id, sig FROM signature WHERE kind = ? AND id IN ({marks})", (kind, *chunk)).fetchall())
+        out = []
+        n, bands = keys.shape
+        if not n or not prior_crawls:
+            return out
+        flat, rows = keys.reshape(-1), np.repeat(np.arange(n, dtype=np.int64), bands)
+        for crawl in prior_crawls:
+            t = read_table(self.uri(f"{kind}_bands", crawl))
+            pkeys, prefs = t["key"].to_numpy(), t["ref"].to_numpy()
+            lo, hi = np.searchsorted(pkeys, flat, "left"), np.searchsorted(pkeys, flat, "right")
+            count = hi - lo
+            if not count.any():
+                continue
+            at = np.repeat(lo, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
+            pairs = np.unique(np.stack([np.repeat(rows, count), prefs[at].astype(np.int64)], axis=1), axis=0)
+            out.append((crawl, pairs[:, 0], pairs[:, 1]))
         return out
 
-    # -- writes ---------------------------------------------------------------------------------
-    def forget_crawl(self, crawl: str, tables: Sequence[str]) -> None:
-        for table in tables:
-            self.conn.execute(f"DELETE FROM {table} WHERE crawl = ?", (crawl,))
-
-    def add_file_hashes(self, crawl: str, rows: Iterable[tuple[str, str]]) -> None:
-        """rows: (sha256, id) of files this crawl keeps."""
-        self.conn.execute("BEGIN")
-        self.conn.execute("DELETE FROM file_hash WHERE crawl = ?", (crawl,))
-        self.conn.executemany("INSERT OR IGNORE INTO file_hash VALUES (?, ?, ?)",
-                              ((h, crawl, i) for h, i in rows))
-        self.conn.execute("COMMIT")
-
-    def add_repo_hashes(self, crawl: str, rows: Iterable[tuple[str, str]]) -> None:
-        self.conn.execute("BEGIN")
-        self.conn.execute("DELETE FROM repo_hash WHERE crawl = ?", (crawl,))
-        self.conn.executemany("INSERT OR IGNORE INTO repo_hash VALUES (?, ?, ?)",
-                              ((h, crawl, r) for h, r in rows))
-        self.conn.execute("COMMIT")
-
-    def add_bands(self, kind: str, crawl: str, ids: Sequence[str], band_keys: np.ndarray,
-                  signatures: np.ndarray) -> None:
-        """Index the band keys and signatures of the records this crawl keeps."""
-        self.conn.execute("BEGIN")
-        self.conn.execute("DELETE FROM band WHERE kind = ? AND crawl = ?", (kind, crawl))
-        self.conn.execute("DELETE FROM signature WHERE kind = ? AND crawl = ?", (kind, crawl))
-        n, bands = (band_keys.shape if len(ids) else (0, 0))
-        # Band by band, each sorted by key: rows arrive in primary-key order, so SQLite appends to
-        # its B-tree instead of splitting random pages (~5x faster), holding one band at a time.
-        for b in range(bands):
-            order = np.argsort(band_keys[:, b], kind="stable")
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO band VALUES (?, ?, ?, ?, ?)",
-                ((kind, b, k, crawl, ids[r]) for k, r in zip(band_keys[order, b].tolist(), order.tolist())),
-            )
-        self.conn.executemany("INSERT OR REPLACE INTO signature VALUES (?, ?, ?, ?)",
-                              ((kind, ids[r], crawl, signatures[r].tobytes()) for r in range(len(ids))))
-        self.conn.execute("COMMIT")
+    def records(self, kind: str, crawl: str, refs: np.ndarray, num_perm: int) -> tuple[list[str], np.ndarray]:
+        """(ids, uint32 [len(refs), num_perm] signatures) of an earlier crawl's records `refs`."""
+        t = read_table(self.uri(f"{kind}_records", crawl)).sort_by("ref")
+        picked = t.take(pa.array(refs, pa.int64()))
+        sigs = np.frombuffer(b"".join(picked["signature"].to_pylist()), np.uint32).reshape(len(refs), num_perm) \
+            if len(refs) else np.zeros((0, num_perm), np.uint32)
+        return picked["id"].to_pylist(), sigs

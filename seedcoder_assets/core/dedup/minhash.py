@@ -1,7 +1,8 @@
 """MinHash near-duplicate detection: shingles, signatures, LSH candidates, verified star clusters.
 
-Shingling is vectorised (polars word split + hash, numpy n-gram combine) and the MinHash
-itself runs in rensa over a flat u64 buffer, so no Python loop touches a token. Candidate
+Shingling is vectorised over the Arrow buffer of a batch (numpy: word boundaries by a byte table,
+word hashes by prefix sums, n-gram combine) and the MinHash itself runs in rensa over a flat u64
+buffer, so no Python loop and no Python string touches a token. Candidate
 pairs from LSH are verified on the full signature (estimated Jaccard), and clusters are
 stars around a survivor: a file is dropped only if it is itself similar to the survivor
 that replaces it, so A~B~C chains never merge A with C.
@@ -11,14 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
-import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import rensa
 from pydantic import BaseModel, model_validator
 
-SCHEME_VERSION = "minhash-v1"  # bump when shingling or hashing changes: signatures are not comparable
-_WORD = r"\w+"
+SCHEME_VERSION = "minhash-v2"  # bump when shingling or hashing changes: signatures are not comparable
 _P = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier (golden ratio) for n-gram and band mixing
+_Q = 0x100000001B3  # odd multiplier of the per-byte polynomial word hash (the FNV prime)
+_Q_INV = pow(_Q, -1, 1 << 64)  # odd numbers are invertible modulo 2^64
+
+# A word is a maximal run of ASCII letters, digits and underscores and of non-ASCII characters (every
+# byte of a multi-byte UTF-8 character is >= 0x80). For code this is `\w+` up to non-ASCII
+# punctuation, and it is decided per byte, without decoding.
+WORD_BYTES = np.zeros(256, bool)
+WORD_BYTES[[*b"0123456789_", *range(ord("A"), ord("Z") + 1), *range(ord("a"), ord("z") + 1), *range(0x80, 256)]] = True
 
 
 class MinHashParams(BaseModel, frozen=True):
@@ -32,7 +42,8 @@ class MinHashParams(BaseModel, frozen=True):
     seed: int = 42
     max_bucket_pairs: int = 32_640  # all pairs for buckets up to 256 members; larger ones: head + chain links
     exact_margin: float = 0.1  # pairs whose estimate is this close to the threshold get exact Jaccard
-    exact_block_files: int = 4_096  # files re-shingled per pass of the exact check (bounds its memory)
+    exact_block_files: int = 4_096  # files whose pairs are checked together (bounds the exact check's memory)
+    exact_cache_shingles: int = 16_000_000  # shingle sets kept between rounds of the exact check (~128 MB)
 
     @model_validator(mode="after")
     def _bands_fit(self) -> MinHashParams:
@@ -41,44 +52,111 @@ class MinHashParams(BaseModel, frozen=True):
         return self
 
 
-def shingle_hashes(texts: Sequence[str], ngram: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+_FMIX1, _FMIX2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fmix64(h):
+    """MurmurHash3's 64-bit finaliser: every input bit reaches every output bit."""
+    h ^= h >> np.uint64(33)
+    h *= _FMIX1
+    h ^= h >> np.uint64(33)
+    h *= _FMIX2
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def _shingle_kernel(data, offsets, ngram, salt, word_bytes, emit_words):  # pragma: no cover - compiled
+    """One pass over the batch's bytes: words, their hashes and their n-gram hashes (or the words
+    themselves, for `emit_words`). Returns (hashes, each document's end offset into them)."""
+    n_docs = len(offsets) - 1
+    out = np.empty(len(data) // 2 + n_docs + 1, np.uint64)  # a word takes >= 1 byte plus a separator
+    ends = np.zeros(n_docs, np.int64)
+    ring = np.zeros(max(ngram, 1), np.uint64)
+    q, p, one = np.uint64(_Q), np.uint64(_P), np.uint64(1)
+    w = 0
+    for d in range(n_docs):
+        seen = 0
+        h = np.uint64(0)
+        qk = one
+        in_word = False
+        for i in range(offsets[d], offsets[d + 1] + 1):
+            if i < offsets[d + 1] and word_bytes[data[i]]:
+                h += (np.uint64(data[i]) + one) * qk
+                qk *= q
+                in_word = True
+                continue
+            if not in_word:
+                continue
+            wh = _fmix64(h + salt)
+            h, qk, in_word = np.uint64(0), one, False
+            if emit_words:
+                out[w] = wh
+                w += 1
+                seen += 1
+                continue
+            ring[seen % ngram] = wh
+            seen += 1
+            if seen >= ngram:
+                g = ring[seen % ngram]  # the oldest of the last `ngram` words
+                for k in range(1, ngram):
+                    g = g * p + ring[(seen + k) % ngram]
+                out[w] = g
+                w += 1
+        if not emit_words and 0 < seen < ngram:  # a short document keeps its words as shingles
+            for k in range(seen):
+                out[w] = ring[k]
+                w += 1
+        ends[d] = w
+    return out[:w].copy(), ends
+
+
+def _batch_buffers(texts: pa.Array | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a batch and each text's offsets into them, without copying Arrow data."""
+    arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.fill_null(arr.cast(pa.large_string()), "")
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    lo, hi = (int(offsets[0]), int(offsets[-1])) if len(arr) else (0, 0)
+    data = np.frombuffer(arr.buffers()[2], np.uint8)[lo:hi] if hi > lo else np.zeros(0, np.uint8)
+    return data, offsets - lo
+
+
+def _salt(seed: int) -> np.uint64:
+    return np.uint64((seed * 0x9E3779B97F4A7C15 + 1) & 0xFFFFFFFFFFFFFFFF)
+
+
+def word_hashes(texts: pa.Array | Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of the words of each text, in order, and each text's word count.
+
+    A word's hash is fmix64(sum((byte + 1) * Q^k) + salt(seed)) over its UTF-8 bytes.
+
+    Returns:
+        (hashes uint64 [words in the batch], word counts int64 [len(texts)]).
+    """
+    data, offsets = _batch_buffers(texts)
+    h, ends = _shingle_kernel(data, offsets, 1, _salt(seed), WORD_BYTES, True)
+    return h, np.diff(np.r_[0, ends])
+
+
+def shingle_hashes(texts: pa.Array | Sequence[str], ngram: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Word n-gram hashes of each text as one flat buffer plus row offsets.
 
+    An n-gram's hash mixes its words' hashes: g = h[i]; g = g * P + h[i + k] for k < n (mod 2^64).
     Texts with fewer than `ngram` words use their word hashes as shingles; texts without
     words get no shingles (exact dedup still covers them).
 
     Returns:
         (hashes uint64 [total], offsets uint64 [len(texts) + 1]).
     """
-    words = pl.Series(values=list(texts), dtype=pl.String).str.extract_all(_WORD)
-    lens = words.list.len().fill_null(0).to_numpy().astype(np.int64)
-    h = words.explode(empty_as_null=True).drop_nulls().hash(seed=seed).to_numpy()
-    del words
-    n_docs, total = len(lens), int(lens.sum())
-    counts = np.where(lens >= ngram, lens - ngram + 1, lens)
-    offsets = np.zeros(n_docs + 1, np.uint64)
-    np.cumsum(counts, out=offsets[1:])
-    if total == 0:
-        return np.zeros(0, np.uint64), offsets
-    # g[i] mixes words i..i+ngram-1 (wrapping multiply-add); positions whose window crosses
-    # a document end are masked out. Short documents keep their word hashes instead.
-    g = h.copy()
-    with np.errstate(over="ignore"):
-        for k in range(1, min(ngram, total)):  # a batch of fewer than `ngram` words has no full window
-            g[: total - k] *= _P
-            g[: total - k] += h[k:]
-    starts = np.zeros(n_docs + 1, np.int64)
-    np.cumsum(lens, out=starts[1:])
-    end_of = np.repeat(starts[1:], lens)  # end offset of each word's document
-    long_doc = np.repeat(lens >= ngram, lens)
-    keep = ~long_doc | (np.arange(total) + ngram <= end_of)
-    del end_of
-    np.copyto(g, h, where=~long_doc)
-    values = g[keep]
-    return values.astype(np.uint64, copy=False), offsets
+    data, offsets = _batch_buffers(texts)
+    h, ends = _shingle_kernel(data, offsets, ngram, _salt(seed), WORD_BYTES, False)
+    return h, np.r_[np.uint64(0), ends.astype(np.uint64)]
 
 
-def signatures(texts: Sequence[str], params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
+def signatures(texts: pa.Array | Sequence[str], params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
     """MinHash signatures (uint32 [n, num_perm]) and shingle counts (int32 [n]) of texts."""
     flat, offsets = shingle_hashes(texts, params.ngram, params.seed)
     counts = np.diff(offsets).astype(np.int32)
@@ -89,13 +167,16 @@ def signatures(texts: Sequence[str], params: MinHashParams) -> tuple[np.ndarray,
 
 
 def band_keys(sigs: np.ndarray, params: MinHashParams) -> np.ndarray:
-    """int64 [n, bands]: one key per band, mixing that band's `rows` signature values."""
+    """int64 [n, bands]: one key per band, mixing that band's `rows` signature values and the band's
+    number, so keys of different bands never meet in one sorted key column."""
     n = sigs.shape[0]
     keys = np.zeros((n, params.bands), np.uint64)
     with np.errstate(over="ignore"):
         for r in range(params.rows):
             cols = sigs[:, r : params.bands * params.rows : params.rows].astype(np.uint64)
             keys = keys * _P + cols + np.uint64(r + 1)
+        keys = keys * _P + np.arange(1, params.bands + 1, dtype=np.uint64)
+        keys ^= keys >> np.uint64(31)
     return keys.view(np.int64)
 
 
@@ -117,78 +198,114 @@ def pair_similarity(sigs: np.ndarray, pairs: np.ndarray, chunk: int = 32_768) ->
 def candidate_pairs(keys: np.ndarray, valid: np.ndarray, max_bucket_pairs: int) -> np.ndarray:
     """Unique pairs (i < j) of rows sharing a key in any band, as int64 [m, 2].
 
-    Buckets with more than `max_bucket_pairs` possible pairs link each member to the bucket's
-    first member and to its predecessor, which bounds the pair count by 2 per member.
+    All bands are sorted together (their keys never collide). A bucket whose members fit in
+    `max_bucket_pairs` pairs gives all of them; a larger one (thousands of near-identical tiny files)
+    links each member to its bucket's first member and to the `max_bucket_pairs // size` members
+    before it, so the pair count stays linear. Pairs are generated without a Python loop over
+    buckets: the k-th pass pairs each member with the one k places after it.
     """
-    pairs: list[np.ndarray] = []
     rows = np.flatnonzero(valid)
-    for b in range(keys.shape[1]):
-        k = keys[rows, b]
-        order = np.argsort(k, kind="stable")
-        ks, rs = k[order], rows[order]
-        boundaries = np.flatnonzero(np.diff(ks)) + 1
-        starts = np.concatenate(([0], boundaries))
-        ends = np.concatenate((boundaries, [len(ks)]))
-        for s, e in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
-            members = rs[s:e]
-            size = e - s
-            if size * (size - 1) // 2 <= max_bucket_pairs:
-                i, j = np.triu_indices(size, 1)
-                pairs.append(np.stack([members[i], members[j]], axis=1))
-            else:
-                head = np.stack([np.full(size - 1, members[0]), members[1:]], axis=1)
-                chain = np.stack([members[:-1], members[1:]], axis=1)
-                pairs.append(np.concatenate([head, chain]))
-    if not pairs:
+    if len(rows) < 2:
         return np.zeros((0, 2), np.int64)
-    allp = np.concatenate(pairs)
-    allp = np.sort(allp, axis=1)
-    return np.unique(allp, axis=0)
+    flat = keys[rows].reshape(-1)
+    owner = np.repeat(rows, keys.shape[1])
+    order = np.argsort(flat)
+    k, r = flat[order], owner[order]
+    first = np.r_[True, k[1:] != k[:-1]]
+    starts = np.flatnonzero(first)
+    sizes = np.diff(np.r_[starts, len(k)])
+    size_of, start_of = np.repeat(sizes, sizes), np.repeat(starts, sizes)
+    pos = np.arange(len(k)) - start_of
+    reach = np.where(size_of * (size_of - 1) // 2 <= max_bucket_pairs, size_of - 1,
+                     np.maximum(1, max_bucket_pairs // np.maximum(size_of, 1)))
+    pieces = []
+    sel = np.flatnonzero((size_of > 1) & (reach > 0))
+    step = 1
+    while len(sel):
+        sel = sel[(pos[sel] + step < size_of[sel]) & (step <= reach[sel])]
+        if len(sel):
+            pieces.append(np.stack([r[sel], r[sel + step]], axis=1))
+        step += 1
+    big = np.flatnonzero((reach < size_of - 1) & (pos > reach))
+    if len(big):
+        pieces.append(np.stack([r[start_of[big]], r[big]], axis=1))
+    if not pieces:
+        return np.zeros((0, 2), np.int64)
+    allp = np.sort(np.concatenate(pieces), axis=1)
+    allp = allp[allp[:, 0] != allp[:, 1]]
+    code = np.unique(allp[:, 0] * np.int64(keys.shape[0]) + allp[:, 1])
+    return np.stack([code // keys.shape[0], code % keys.shape[0]], axis=1)
 
 
 def star_clusters(n: int, priority: np.ndarray, edges: np.ndarray, edge_sim: np.ndarray,
-                  pre_assigned: dict[int, tuple[str, float]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  pre_dropped: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Greedy star clustering over verified edges.
 
     Rows are visited in `priority` order (best first). An unassigned row becomes a survivor and
-    absorbs its unassigned verified neighbours; absorbed rows never absorb others.
+    absorbs its unassigned neighbours; absorbed rows never absorb others.
 
     Args:
         n: number of rows.
         priority: row indices, best survivor first.
-        edges: int64 [m, 2] verified near-duplicate pairs.
-        edge_sim: float [m] their estimated Jaccard.
-        pre_assigned: rows already dropped as duplicates of an earlier crawl (row -> (id, sim)).
+        edges: int64 [m, 2] near-duplicate pairs.
+        edge_sim: float [m] their similarity.
+        pre_dropped: bool [n], rows already dropped as duplicates of an earlier crawl.
 
     Returns:
-        (survivor row per row, -1 for rows dropped against an earlier crawl; sim to survivor).
+        (survivor row per row, -1 for pre-dropped rows; similarity to it; the edge that absorbed
+         each row, -1 for survivors and pre-dropped rows).
     """
     survivor = np.full(n, -2, np.int64)
     sim = np.ones(n, np.float32)
-    for row, (_, s) in (pre_assigned or {}).items():
-        survivor[row], sim[row] = -1, s
-    # Adjacency as CSR arrays (both directions): memory is 12 bytes per edge end, not a Python tuple.
-    src = np.concatenate([edges[:, 0], edges[:, 1]]) if len(edges) else np.zeros(0, np.int64)
-    dst = np.concatenate([edges[:, 1], edges[:, 0]]) if len(edges) else np.zeros(0, np.int64)
-    wts = np.concatenate([edge_sim, edge_sim]).astype(np.float32) if len(edges) else np.zeros(0, np.float32)
+    via = np.full(n, -1, np.int64)
+    if pre_dropped is not None:
+        survivor[pre_dropped] = -1
+    # Adjacency as CSR arrays (both directions): memory is a few bytes per edge end, not a Python tuple.
+    m = len(edges)
+    src = np.concatenate([edges[:, 0], edges[:, 1]]) if m else np.zeros(0, np.int64)
+    dst = np.concatenate([edges[:, 1], edges[:, 0]]) if m else np.zeros(0, np.int64)
+    eid = np.concatenate([np.arange(m), np.arange(m)]) if m else np.zeros(0, np.int64)
     order = np.argsort(src, kind="stable")
-    dst, wts = dst[order], wts[order]
+    dst, eid = dst[order], eid[order]
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-    for row in priority.tolist():
+    has_edges = np.diff(indptr) > 0
+    for row in priority[has_edges[priority]].tolist():
         if survivor[row] != -2:
             continue
         survivor[row] = row
         lo, hi = indptr[row], indptr[row + 1]
-        if lo == hi:
-            continue
-        nbrs, w = dst[lo:hi], wts[lo:hi]
+        nbrs, e = dst[lo:hi], eid[lo:hi]
         free = survivor[nbrs] == -2
         survivor[nbrs[free]] = row
-        sim[nbrs[free]] = w[free]
-    unvisited = np.flatnonzero(survivor == -2)  # rows missing from `priority` survive on their own
-    survivor[unvisited] = unvisited
-    return survivor, sim
+        sim[nbrs[free]] = edge_sim[e[free]]
+        via[nbrs[free]] = e[free]
+    alone = np.flatnonzero(survivor == -2)  # rows without edges (or missing from `priority`) survive
+    survivor[alone] = alone
+    return survivor, sim, via
+
+
+@numba.njit(cache=True, nogil=True)
+def _union_find(n, a, b):  # pragma: no cover - compiled
+    parent = np.arange(n)
+    for k in range(len(a)):
+        x, y = a[k], b[k]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x != y:
+            parent[max(x, y)] = min(x, y)
+    for k in range(n):  # parent[k] <= k, so in ascending order parent[parent[k]] is already a root
+        parent[k] = parent[parent[k]]
+    return parent
+
+
+def components(n: int, edges: np.ndarray) -> np.ndarray:
+    """Connected-component label (its smallest row) of each of `n` rows under `edges` [m, 2]."""
+    return _union_find(n, edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64))
 
 
 def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -199,7 +316,7 @@ def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-def shingle_sets(texts: Sequence[str], params: MinHashParams) -> list[np.ndarray]:
+def shingle_sets(texts: pa.Array | Sequence[str], params: MinHashParams) -> list[np.ndarray]:
     """Sorted unique shingle hashes of each text (the sets MinHash estimates the Jaccard of)."""
     flat, offsets = shingle_hashes(texts, params.ngram, params.seed)
     return [np.unique(flat[offsets[i]:offsets[i + 1]]) for i in range(len(texts))]

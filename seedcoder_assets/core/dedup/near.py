@@ -2,12 +2,20 @@
 
 Signatures are an output of their own; clusters are recomputed from them (and from the
 survivor rule's columns), so changing the rule never re-shingles a byte.
+
+Exact Jaccard where the estimate is unsure: pairs whose estimate lies within `exact_margin` of the
+threshold are "maybe" edges. The star clustering is run optimistically (maybe = yes); only the maybe
+edges it actually used to absorb a file, and the other maybe edges of the files so absorbed, are
+checked on their exact Jaccard, and it is run again until it uses no unchecked edge. That final
+clustering is the one all-exact verification would give (an edge it never consulted cannot change
+it), at a small fraction of the exact checks, and it covers matches against earlier crawls too.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -19,9 +27,11 @@ from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
-from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_table
+from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_rows, read_table
 from seedcoder_assets.core.schemas import CLUSTER_SCHEMA, FILE_SCHEMA, SIGNATURE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
+
+MAX_ROUNDS = 20  # rounds of the optimistic clustering; with the texts cached, 2-4 suffice
 
 
 def compute_signatures(src_uri: str, dst_uri: str, params: MinHashParams, batch_rows: int = 1024) -> StageStats:
@@ -29,10 +39,10 @@ def compute_signatures(src_uri: str, dst_uri: str, params: MinHashParams, batch_
     stats = StageStats("minhash_signatures")
     with PartWriter(dst_uri, SIGNATURE_SCHEMA) as out:
         for batch in iter_batches(src_uri, ["id", "content"], batch_rows):
-            texts = batch.column("content").to_pylist()
+            texts = batch.column("content")
             sigs, counts = minhash.signatures(texts, params)
             stats.rows_in += len(texts)
-            stats.bytes_in += sum(len(t) for t in texts)
+            stats.bytes_in += pc.sum(pc.binary_length(texts)).as_py() or 0
             out.write_table(pa.table({
                 "id": batch.column("id"), "n_shingles": pa.array(counts, pa.int32()),
                 "signature": pa.array([row.tobytes() for row in sigs], pa.binary()),
@@ -58,141 +68,231 @@ def _load_signatures(sig_uri: str, num_perm: int) -> tuple[list[str], np.ndarray
 def _priority(meta: pa.Table, ids: list[str], rule: SurvivorRule, conn: duckdb.DuckDBPyConnection) -> np.ndarray:
     """Row indices of `ids` in survivor order under `rule`."""
     conn.register("meta", meta)
-    ordered = [i for (i,) in conn.execute(f"SELECT id FROM meta ORDER BY {rule.order_by()}").fetchall()]
+    ordered = conn.execute(f"SELECT id FROM meta ORDER BY {rule.order_by()}").fetch_arrow_table()["id"]
     conn.unregister("meta")
-    pos = {id_: r for r, id_ in enumerate(ids)}
-    return np.array([pos[i] for i in ordered if i in pos], np.int64)
+    rows = pc.index_in(ordered, value_set=pa.array(ids, pa.string())).to_numpy(zero_copy_only=False)
+    return rows[rows >= 0].astype(np.int64) if len(rows) else np.zeros(0, np.int64)
 
 
-def refine_exact(pairs: np.ndarray, sim: np.ndarray, ids: list[str], files_uri: str,
-                 params: MinHashParams) -> tuple[np.ndarray, int]:
-    """Replace the estimate by the exact Jaccard for pairs within `exact_margin` of the threshold.
+@dataclass(frozen=True)
+class Content:
+    """Where the text of records lives, for exact checks: this crawl's files and an earlier crawl's."""
 
-    With 128 permutations the estimate's standard deviation is ~0.04 near J=0.7, so those pairs
-    decide precision and recall. Their files are shingled again in blocks of at most
-    `exact_block_files` files, one streaming pass per block, so memory does not grow with the crawl.
+    files_uri: str
+    prior_files: Callable[[str], str] | None = None  # crawl -> its files partition
+
+
+Ref = tuple[str, str]  # (files partition uri, record id)
+
+
+class ShingleSets:
+    """Exact shingle sets of records, read from their partitions on demand and kept for later rounds.
+
+    Pairs are served in blocks touching at most `exact_block_files` records, and sets that are not
+    asked for are let go once more than `exact_cache_shingles` are held, so memory stays bounded.
+    Each read takes only the row groups that hold a requested record.
     """
-    unsure = np.flatnonzero(np.abs(sim - params.threshold) < params.exact_margin)
-    if len(unsure) == 0:
-        return sim, 0
-    sim = sim.copy()
-    for block in _pair_blocks(pairs[unsure], unsure, params.exact_block_files):
-        rows = np.unique(pairs[block])
-        wanted = {ids[r]: r for r in rows.tolist()}
-        sets: dict[int, np.ndarray] = {}
-        for batch in iter_batches(files_uri, ["id", "content"], batch_rows=1024):
-            picked = [(wanted[i], t) for i, t in zip(batch.column("id").to_pylist(),
-                                                     batch.column("content").to_pylist()) if i in wanted]
-            if picked:
-                sets.update(zip((r for r, _ in picked), minhash.shingle_sets([t for _, t in picked], params)))
-        for k in block.tolist():
-            a, b = pairs[k]
-            sim[k] = minhash.exact_jaccard(sets[a], sets[b])
-    return sim, len(unsure)
+
+    def __init__(self, params: MinHashParams) -> None:
+        self.params, self.capacity = params, params.exact_block_files
+        self.sets: dict[Ref, np.ndarray] = {}
+        self.reads = 0
+
+    def load(self, refs: set[Ref]) -> None:
+        missing = refs - self.sets.keys()
+        if not missing:
+            return
+        if sum(len(s) for s in self.sets.values()) > self.params.exact_cache_shingles:
+            self.sets = {r: s for r, s in self.sets.items() if r in refs}
+        by_uri: dict[str, list[str]] = {}
+        for uri, id_ in missing:
+            by_uri.setdefault(uri, []).append(id_)
+        for uri, wanted in by_uri.items():
+            rows = read_rows(uri, wanted, ["content"])
+            self.reads += 1
+            for id_, s in zip(rows["id"].to_pylist(), minhash.shingle_sets(rows["content"], self.params)):
+                self.sets[(uri, id_)] = s
+
+    def jaccard(self, pairs: Sequence[tuple[Ref, Ref]]) -> np.ndarray:
+        """Exact Jaccard of each pair (0.0 for a record that is no longer there)."""
+        out = np.zeros(len(pairs), np.float32)
+        order = sorted(range(len(pairs)), key=lambda k: pairs[k])
+        start = 0
+        while start < len(order):  # blocks of pairs whose records fit the capacity together
+            block, refs = [], set()
+            while start < len(order):
+                a, b = pairs[order[start]]
+                new = {a, b} - refs
+                if block and len(refs) + len(new) > self.capacity:
+                    break
+                block.append(order[start])
+                refs |= new
+                start += 1
+            self.load(refs)
+            for k in block:
+                a, b = pairs[k]
+                out[k] = minhash.exact_jaccard(self.sets[a], self.sets[b]) if a in self.sets and b in self.sets else 0.0
+        return out
 
 
-def _pair_blocks(unsure_pairs: np.ndarray, index: np.ndarray, max_files: int) -> list[np.ndarray]:
-    """Split pair indices into blocks whose pairs touch at most `max_files` distinct files."""
-    order = np.argsort(unsure_pairs[:, 0], kind="stable")
-    blocks, current, files = [], [], set()
-    for k in order.tolist():
-        a, b = unsure_pairs[k]
-        new = {a, b} - files
-        if current and len(files) + len(new) > max_files:
-            blocks.append(np.array(current, np.int64))
-            current, files = [], set()
-            new = {a, b}
-        current.append(int(index[k]))
-        files |= new
-    if current:
-        blocks.append(np.array(current, np.int64))
-    return blocks
+@dataclass
+class PriorMatches:
+    """Rows of this crawl that duplicate a record an earlier crawl kept: (crawl, id, similarity) each."""
+
+    match: dict[int, tuple[str, str, float]]
+    candidates: int = 0
+    exact_checked: int = 0
 
 
-def near_clusters(kind: str, crawl: str, ids: list[str], sigs: np.ndarray, n_shingles: np.ndarray,
-                  meta: pa.Table, params: MinHashParams, rule: SurvivorRule, index: DedupIndex,
-                  prior_crawls: Sequence[str], conn: duckdb.DuckDBPyConnection,
-                  files_uri: str | None = None) -> tuple[pa.Table, dict[str, Any]]:
+def prior_matches(kind: str, ids: list[str], sigs: np.ndarray, keys: np.ndarray, valid: np.ndarray,
+                  params: MinHashParams, index: DedupIndex, prior_crawls: Sequence[str],
+                  content: Content | None) -> PriorMatches:
+    """Each row's best match among the records earlier crawls kept (earlier survivors are final).
+
+    Estimates at or above threshold + margin are taken; those within the margin are decided on their
+    exact Jaccard when `content` can read both texts, on the estimate otherwise.
+    """
+    lo, hi = _band(params, content)
+    valid_rows = np.flatnonzero(valid)
+    found: list[tuple[int, str, str, float]] = []  # (row, crawl, id, estimate)
+    candidates = 0
+    for crawl, local, refs in index.band_hits(kind, keys[valid_rows], prior_crawls):
+        rows = valid_rows[local]
+        uniq, inverse = np.unique(refs, return_inverse=True)
+        pids, psigs = index.records(kind, crawl, uniq, params.num_perm)
+        est = minhash.similarity(sigs[rows], psigs[inverse])
+        candidates += len(rows)
+        for r, pi, e in zip(rows.tolist(), inverse.tolist(), est.tolist()):
+            if e >= lo:
+                found.append((r, crawl, pids[pi], e))
+    rank = {c: i for i, c in enumerate(prior_crawls)}
+    sure_rows = {r for r, _, _, e in found if e >= hi}
+    unsure = [f for f in found if f[3] < hi and f[0] not in sure_rows]
+    value = {(r, c, p): e for r, c, p, e in found}
+    if unsure and content is not None and content.prior_files is not None:
+        exact = ShingleSets(params).jaccard([((content.files_uri, ids[r]), (content.prior_files(c), p))
+                                             for r, c, p, _ in unsure])
+        value.update({(r, c, p): float(x) for (r, c, p, _), x in zip(unsure, exact)})
+    best: dict[int, tuple[str, str, float]] = {}
+    for (r, c, p), v in value.items():
+        if v < params.threshold:
+            continue
+        if r not in best or (-v, rank[c], p) < (-best[r][2], rank[best[r][0]], best[r][1]):
+            best[r] = (c, p, v)
+    return PriorMatches(best, candidates, len(unsure) if content is not None and content.prior_files else 0)
+
+
+def _band(params: MinHashParams, content: Content | None) -> tuple[float, float]:
+    """Estimates below `lo` are no, at or above `hi` yes; in between unsure (only with exact checks)."""
+    if content is None:
+        return params.threshold, params.threshold
+    return params.threshold - params.exact_margin, params.threshold + params.exact_margin
+
+
+def near_clusters(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.ndarray, meta: pa.Table,
+                  params: MinHashParams, rule: SurvivorRule, index: DedupIndex, prior_crawls: Sequence[str],
+                  conn: duckdb.DuckDBPyConnection, content: Content | None = None) -> tuple[pa.Table, dict[str, Any]]:
     """Verified star clusters of one crawl, including matches against earlier crawls.
-
-    Pairs are verified on the signature estimate; with `files_uri`, pairs close to the
-    threshold are verified on their exact Jaccard instead.
 
     Returns:
         (cluster rows: one per member of every cluster of size >= 2, with the rule's inputs;
-         figures: candidate and verified pair counts, cluster-size histogram).
+         figures: candidate, unsure and exactly checked pair counts, rounds, cluster-size histogram).
     """
+    index.require(kind, prior_crawls)
     n = len(ids)
     keys = minhash.band_keys(sigs, params)
     valid = n_shingles > 0
+    lo, hi = _band(params, content)
     pairs = minhash.candidate_pairs(keys, valid, params.max_bucket_pairs)
-    sim = minhash.pair_similarity(sigs, pairs)
-    exact_checked = 0
-    if files_uri is not None and len(pairs):
-        sim, exact_checked = refine_exact(pairs, sim, ids, files_uri, params)
-    verified = sim >= params.threshold
-    # Earlier crawls: their survivors are final, so a match there decides first.
-    pre: dict[int, tuple[str, float]] = {}
-    prior_crawl_of: dict[str, str] = {}
-    hist = index.band_candidates(kind, keys[valid], [ids[r] for r in np.flatnonzero(valid)], prior_crawls)
-    if hist:
-        valid_rows = np.flatnonzero(valid)
-        prior_sigs = index.signatures(kind, {pid for _, pid, _ in hist})
-        for local, pid, pcrawl in hist:
-            row = int(valid_rows[local])
-            s = float(minhash.similarity(sigs[row], np.frombuffer(prior_sigs[pid], np.uint32)))
-            if s >= params.threshold and (row not in pre or (s, pid) > (pre[row][1], pre[row][0])):
-                pre[row] = (pid, s)
-                prior_crawl_of[pid] = pcrawl
-    survivor, sim_to = minhash.star_clusters(n, _priority(meta, ids, rule, conn), pairs[verified], sim[verified], pre)
-    members: dict[str, list[int]] = {}
-    for row in np.flatnonzero(survivor != np.arange(n)).tolist():
-        head = pre[row][0] if survivor[row] == -1 else ids[survivor[row]]
-        members.setdefault(head, []).append(row)
-    member_rows = {r for head, rws in members.items() for r in rws} | {
-        _row_of(ids, head) for head in members if head not in prior_crawl_of}
-    wanted = pa.array([ids[r] for r in member_rows], pa.string())
-    meta_by_id = {r["id"]: r for r in meta.filter(pc.is_in(meta.column("id"), wanted)).to_pylist()}
-    rows = []
-    for head, rws in members.items():
-        if head not in prior_crawl_of:
-            rws = [_row_of(ids, head), *rws]
-        for row in rws:
-            m = meta_by_id.get(ids[row], {})
-            rows.append({"cluster": head, "id": ids[row], "survivor": head,
-                         "similarity": float(sim_to[row]) if ids[row] != head else 1.0,
-                         "prior_crawl": prior_crawl_of.get(head), "stars": m.get("stars"),
-                         "pushed_at": m.get("pushed_at"), "repo": m.get("repo"), "path": m.get("path")})
-    sizes = Counter(len(v) + (0 if k in prior_crawl_of else 1) for k, v in members.items())
-    figures = {"candidate_pairs": int(len(pairs)), "verified_pairs": int(verified.sum()),
-               "exact_checked_pairs": exact_checked,
-               "prior_crawl_matches": len(pre), "cluster_sizes": dict(sorted(sizes.items())),
+    candidates = len(pairs)
+    value = minhash.pair_similarity(sigs, pairs)
+    pairs, value = pairs[value >= lo], value[value >= lo]
+    unknown = value < hi  # empty when there is no exact check (lo == hi)
+    prior = prior_matches(kind, ids, sigs, keys, valid, params, index, prior_crawls, content)
+    pre_dropped = np.zeros(n, bool)
+    pre_dropped[list(prior.match)] = True
+    priority = _priority(meta, ids, rule, conn)
+    exact_checked, rounds = 0, 0
+    sets = ShingleSets(params)
+    component = minhash.components(n, pairs) if unknown.any() else np.zeros(n, np.int64)
+    while True:
+        rounds += 1
+        usable = np.flatnonzero(unknown | (value >= params.threshold))  # optimistic: unsure edges count
+        survivor, sim, via = minhash.star_clusters(n, priority, pairs[usable], value[usable], pre_dropped)
+        used = usable[via[via >= 0]]
+        todo = used[unknown[used]]
+        if not len(todo):
+            break
+        if rounds >= MAX_ROUNDS:  # left to the estimate: never seen on real crawls, bounded all the same
+            unknown[:] = False
+            continue
+        assert content is not None  # unknown edges exist only with exact checks
+        # Read every text of the components those edges lie in, once (within a memory budget): from the
+        # second round on, every unsure edge of a component that is still changing is checked, on CPU only.
+        touched = np.isin(component, component[pairs[todo, 0]])
+        rows = np.flatnonzero(touched)
+        cached = n_shingles[rows].sum() <= params.exact_cache_shingles
+        if cached:
+            sets.load({(content.files_uri, ids[r]) for r in rows.tolist()})
+        if cached and rounds >= 2:
+            todo = np.flatnonzero(unknown & touched[pairs[:, 0]])
+        else:  # the files absorbed through unsure edges go elsewhere if an edge fails: check their other ones too
+            absorbed = np.zeros(n, bool)
+            absorbed[np.where(pairs[todo, 0] == survivor[pairs[todo, 0]], pairs[todo, 1], pairs[todo, 0])] = True
+            is_survivor = survivor == np.arange(n)
+            near = unknown & ((absorbed[pairs[:, 0]] & is_survivor[pairs[:, 1]]) |
+                              (absorbed[pairs[:, 1]] & is_survivor[pairs[:, 0]]))
+            todo = np.union1d(todo, np.flatnonzero(near))
+        value[todo] = sets.jaccard([((content.files_uri, ids[a]), (content.files_uri, ids[b]))
+                                    for a, b in pairs[todo].tolist()])
+        unknown[todo] = False
+        exact_checked += len(todo)
+    table = _cluster_rows(ids, survivor, sim, prior, meta)
+    sizes = Counter(pc.value_counts(table["cluster"]).field("counts").to_pylist()) if table.num_rows else Counter()
+    figures = {"candidate_pairs": int(candidates), "pairs_near_threshold_or_above": int(len(pairs)),
+               "exact_checked_pairs": int(exact_checked), "clustering_rounds": rounds, "exact_text_reads": sets.reads,
+               "prior_crawl_candidates": prior.candidates, "prior_crawl_exact_checked": prior.exact_checked,
+               "prior_crawl_matches": len(prior.match), "cluster_sizes": dict(sorted(sizes.items())),
                "files_without_shingles": int((~valid).sum())}
-    return pa.Table.from_pylist(rows, schema=CLUSTER_SCHEMA), figures
+    return table, figures
 
 
-def _row_of(ids: list[str], id_: str) -> int:
-    lo, hi = 0, len(ids)  # ids are sorted
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ids[mid] < id_:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+def _cluster_rows(ids: list[str], survivor: np.ndarray, sim: np.ndarray, prior: PriorMatches,
+                  meta: pa.Table) -> pa.Table:
+    """One row per member of every cluster of size >= 2 (a survivor of this crawl is a member too)."""
+    n = len(ids)
+    rows: list[tuple[str, int, float, str | None]] = []  # (cluster head, row, similarity, prior crawl)
+    for r, (crawl, pid, v) in prior.match.items():
+        rows.append((pid, r, v, crawl))
+    dropped = np.flatnonzero((survivor >= 0) & (survivor != np.arange(n)))
+    for r in dropped.tolist():
+        rows.append((ids[survivor[r]], r, float(sim[r]), None))
+    for head in np.unique(survivor[dropped]).tolist():
+        rows.append((ids[head], head, 1.0, None))
+    info = meta.filter(pc.is_in(meta["id"], pa.array([ids[r] for _, r, _, _ in rows], pa.string())))
+    by_id = dict(zip(info["id"].to_pylist(), info.select(["stars", "pushed_at", "repo", "path"]).to_pylist()))
+    out = [{"cluster": head, "id": ids[r], "survivor": head, "similarity": v, "prior_crawl": crawl,
+            **by_id.get(ids[r], {})} for head, r, v, crawl in sorted(rows, key=lambda x: (x[0], ids[x[1]]))]
+    return pa.Table.from_pylist(out, schema=CLUSTER_SCHEMA)
 
 
 def file_near_clusters(sig_uri: str, files_uri: str, repos_uri: str, dst_uri: str, crawl: str,
                        params: MinHashParams, rule: SurvivorRule, index: DedupIndex,
-                       prior_crawls: Sequence[str], conn: duckdb.DuckDBPyConnection) -> StageStats:
-    """Write the near-duplicate clusters of a crawl's files (one row per member)."""
+                       prior_crawls: Sequence[str], conn: duckdb.DuckDBPyConnection,
+                       prior_files: Callable[[str], str] | None = None) -> StageStats:
+    """Write the near-duplicate clusters of a crawl's files (one row per member).
+
+    Args:
+        prior_files: crawl -> the files partition its index entries came from (for exact checks of
+            matches against earlier crawls); None checks those on the estimate alone.
+    """
     stats = StageStats("near_dup_clusters")
     ids, sigs, n_sh = _load_signatures(sig_uri, params.num_perm)
     meta = conn.execute(f"SELECT f.id, f.repo, f.path, r.stars, r.pushed_at FROM {duckdb_source(files_uri)} f "
                         f"LEFT JOIN (SELECT repo, stars, pushed_at FROM {duckdb_source(repos_uri)}) r USING (repo)"
                         ).fetch_arrow_table()
-    table, figures = near_clusters("file", crawl, ids, sigs, n_sh, meta, params, rule, index, prior_crawls, conn,
-                                   files_uri=files_uri)
+    table, figures = near_clusters("file", ids, sigs, n_sh, meta, params, rule, index, prior_crawls, conn,
+                                   Content(files_uri, prior_files))
     with PartWriter(dst_uri, CLUSTER_SCHEMA) as out:
         out.write_table(table)
     stats.rows_in, stats.rows_out = len(ids), table.num_rows
@@ -207,10 +307,10 @@ def apply_near_dedup(files_uri: str, clusters_uri: str, sig_uri: str, dst_uri: s
     Dropped: `near_dup` (survivor in this crawl), `near_dup_prior_crawl` (in an earlier crawl).
     """
     clusters = read_table(clusters_uri).to_pylist()
-    fate = {r["id"]: r for r in clusters if r["id"] != r["survivor"]}
+    fate = {r["id"]: r for r in clusters if r["prior_crawl"] or r["id"] != r["survivor"]}
+    gone = pa.array(list(fate), pa.string())
     with PartWriter(dst_uri, FILE_SCHEMA) as out:
         for batch in iter_batches(files_uri, batch_rows=1024):
-            mask = []
             for id_, size in zip(batch.column("id").to_pylist(), batch.column("size").to_pylist()):
                 c = fate.get(id_)
                 if c is None:
@@ -218,11 +318,11 @@ def apply_near_dedup(files_uri: str, clusters_uri: str, sig_uri: str, dst_uri: s
                 else:
                     reason = "near_dup_prior_crawl" if c["prior_crawl"] else "near_dup"
                     lineage.dropped(id_, reason, size, cluster=c["cluster"], survivor=c["survivor"],
-                                    detail=f"jaccard~{c['similarity']:.3f}")
-                mask.append(c is None)
-            out.write_table(pa.Table.from_batches([batch]).filter(pa.array(mask, pa.bool_())))
+                                    detail=f"jaccard~{c['similarity']:.3f}"
+                                           + (f" crawl={c['prior_crawl']}" if c["prior_crawl"] else ""))
+            out.write_table(batch.filter(pc.invert(pc.is_in(batch.column("id"), value_set=gone))))
     ids, sigs, n_sh = _load_signatures(sig_uri, params.num_perm)
     keep = np.array([i not in fate and n > 0 for i, n in zip(ids, n_sh)], bool)
-    kept_ids = [i for i, k in zip(ids, keep) if k]
-    index.add_bands("file", lineage.crawl, kept_ids, minhash.band_keys(sigs[keep], params), sigs[keep])
+    index.write_bands("file", lineage.crawl, [i for i, k in zip(ids, keep) if k],
+                      minhash.band_keys(sigs[keep], params), sigs[keep])
     return lineage.close()

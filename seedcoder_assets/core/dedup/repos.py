@@ -51,12 +51,14 @@ def dedup_repos(code_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWri
                 conn: duckdb.DuckDBPyConnection) -> StageStats:
     """Decide every repository of the crawl: kept, `repo_exact_dup(_prior_crawl)` or `repo_near_dup(_prior_crawl)`."""
     crawl = lineage.crawl
+    index.require("repo", prior_crawls)
     repos = conn.execute(f"SELECT *, '' AS path FROM {duckdb_source(repos_uri)} ORDER BY {rule.order_by()}") \
         .fetch_arrow_table()
     names, sigs, n_shingles = repo_signatures(code_uri, params)
     # Repos without files have no signature row; give them an empty file set.
     by_name = {r["repo"]: r for r in repos.drop_columns(["path"]).to_pylist()}
-    known = index.known_repo_hashes([r["repo_sha256"] for r in by_name.values()], prior_crawls)
+    known = index.known_hashes("repo_hashes", pa.array([r["repo_sha256"] for r in by_name.values()], pa.string()),
+                               prior_crawls)
     fate: dict[str, tuple[str, str, float]] = {}
     first_with_hash: dict[str, str] = {}
     for r in repos.drop_columns(["path"]).to_pylist():  # already in survivor order
@@ -75,12 +77,13 @@ def dedup_repos(code_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWri
                      "pushed_at": [by_name[n]["pushed_at"] for n in alive_names]},
                     schema=pa.schema([("id", pa.string()), ("repo", pa.string()), ("path", pa.string()),
                                       ("stars", pa.int64()), ("pushed_at", pa.string())]))
-    clusters, figures = near_clusters("repo", crawl, alive_names, sigs[alive], n_shingles[alive], meta, params, rule,
+    clusters, figures = near_clusters("repo", alive_names, sigs[alive], n_shingles[alive], meta, params, rule,
                                       index, prior_crawls, conn)
     for c in clusters.to_pylist():
-        if c["id"] != c["survivor"]:
-            reason = "repo_near_dup_prior_crawl" if c["prior_crawl"] else "repo_near_dup"
-            fate[c["id"]] = (reason, c["survivor"], c["similarity"])
+        if c["prior_crawl"]:  # the same name may well be in the earlier crawl: it is another record
+            fate[c["id"]] = ("repo_near_dup_prior_crawl", f"{c['prior_crawl']}:{c['survivor']}", c["similarity"])
+        elif c["id"] != c["survivor"]:
+            fate[c["id"]] = ("repo_near_dup", c["survivor"], c["similarity"])
     out_rows = []
     for r in sorted(by_name.values(), key=lambda x: x["repo"]):
         reason, survivor, sim = fate.get(r["repo"], (None, r["repo"], 1.0))
@@ -95,10 +98,12 @@ def dedup_repos(code_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWri
     with PartWriter(dst_uri, DEDUPED_REPO_SCHEMA) as out:
         out.write_rows(out_rows)
     kept = [r for r in out_rows if r["decision"] == "kept"]
-    index.add_repo_hashes(crawl, [(r["repo_sha256"], r["repo"]) for r in kept])
-    keep_mask = np.array([n in {k["repo"] for k in kept} and c > 0 for n, c in zip(names, n_shingles)], bool)
-    index.add_bands("repo", crawl, [n for n, k in zip(names, keep_mask) if k], band_keys(sigs[keep_mask], params),
-                    sigs[keep_mask])
+    index.write_hashes("repo_hashes", crawl, pa.array([r["repo_sha256"] for r in kept], pa.string()),
+                       pa.array([r["repo"] for r in kept], pa.string()))
+    kept_names = {k["repo"] for k in kept}
+    keep_mask = np.array([n in kept_names and c > 0 for n, c in zip(names, n_shingles)], bool)
+    index.write_bands("repo", crawl, [n for n, k in zip(names, keep_mask) if k], band_keys(sigs[keep_mask], params),
+                      sigs[keep_mask])
     stats = lineage.close()
     stats.extra.update({f"near_{k}": v for k, v in figures.items()})
     return stats

@@ -30,7 +30,7 @@ def _backfill_schedule(job, cron: str) -> dg.ScheduleDefinition:
     return _schedule
 
 
-# Staggered so each job sees the previous one's output; runs queue behind the `oracle`, `dedup_index`
+# Staggered so each job sees the previous one's output; runs queue behind the `oracle`
 # and `duckdb` pools, so a long night never overruns the oracle server or the catalog.
 nightly_github_files_backfill = _backfill_schedule(github_files_job, "0 1 * * *")
 nightly_oracle_labels_backfill = _backfill_schedule(oracle_labels_job, "0 3 * * *")

@@ -16,6 +16,7 @@ from seedcoder_assets.defs.ingest.assets import CRAWL_REPOS
 from seedcoder_assets.lib.dagster_utils import (
     balanced_check,
     bar_chart_markdown,
+    earlier_crawls_indexed,
     prior_crawls,
     stats_metadata,
 )
@@ -37,7 +38,7 @@ def _conn(storage: StorageResource):
 
 @dg.asset(
     key=DEDUPED_REPOS, group_name="dedup", partitions_def=crawl_partitions, deps=[CODE_FILES, CRAWL_REPOS],
-    code_version=CODE_VERSION, pool="dedup_index",
+    code_version=CODE_VERSION,
     check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=DEDUPED_REPOS),
                  dg.AssetCheckSpec("no_duplicate_repo_hash", asset=DEDUPED_REPOS)],
 )
@@ -46,10 +47,10 @@ def deduped_repos(context: dg.AssetExecutionContext, config: DedupConfig,
     """Every repository of a crawl with its repository-level dedup decision (exact and near, vs. earlier crawls)."""
     crawl = context.partition_key
     dst = storage.uri(DEDUPED_REPOS, crawl)
-    with storage.index() as index:
+    with earlier_crawls_indexed(context):
         stats = dedup_repos(storage.uri(CODE_FILES, crawl), storage.uri(CRAWL_REPOS, crawl), dst,
                             storage.lineage("repo_dedup", crawl, context.run.run_id), config.to_params(),
-                            config.survivor_rule, index, prior_crawls(context), _conn(storage))
+                            config.survivor_rule, storage.index(), prior_crawls(context), _conn(storage))
     kept = [r["repo_sha256"] for r in read_table(dst, ["decision", "repo_sha256"]).to_pylist()
             if r["decision"] == "kept"]
     return dg.MaterializeResult(
@@ -75,7 +76,7 @@ def repo_level_files(context: dg.AssetExecutionContext, storage: StorageResource
 
 @dg.asset(
     key=EXACT_DEDUPED_FILES, group_name="dedup", partitions_def=crawl_partitions, deps=[CODE_FILES, CRAWL_REPOS],
-    code_version=CODE_VERSION, pool="dedup_index",
+    code_version=CODE_VERSION,
     check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=EXACT_DEDUPED_FILES),
                  dg.AssetCheckSpec("no_duplicate_sha256", asset=EXACT_DEDUPED_FILES)],
 )
@@ -84,9 +85,9 @@ def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
     """Code files with byte-identical copies removed (SHA256), within the crawl and against earlier crawls."""
     crawl = context.partition_key
     dst = storage.uri(EXACT_DEDUPED_FILES, crawl)
-    with storage.index() as index:
+    with earlier_crawls_indexed(context):
         stats = exact_dedup(storage.uri(CODE_FILES, crawl), storage.uri(CRAWL_REPOS, crawl), dst,
-                            storage.lineage("exact_dedup", crawl, context.run.run_id), index,
+                            storage.lineage("exact_dedup", crawl, context.run.run_id), storage.index(),
                             prior_crawls(context), config.survivor_rule, _conn(storage))
     hashes = read_table(dst, ["sha256"]).column("sha256")
     distinct = len(hashes.unique())
@@ -116,18 +117,18 @@ def minhash_signatures(context: dg.AssetExecutionContext, config: DedupConfig,
 
 @dg.asset(
     key=NEAR_DUP_CLUSTERS, group_name="dedup", partitions_def=crawl_partitions,
-    deps=[MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS], code_version=CODE_VERSION, pool="dedup_index",
-    op_tags=CPU_STEP_TAGS,
+    deps=[MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS], code_version=CODE_VERSION, op_tags=CPU_STEP_TAGS,
 )
 def near_dup_clusters(context: dg.AssetExecutionContext, config: DedupConfig,
                       storage: StorageResource) -> dg.MaterializeResult:
     """Near-duplicate clusters: one row per member with its survivor and the survivor rule's inputs."""
     crawl = context.partition_key
     dst = storage.uri(NEAR_DUP_CLUSTERS, crawl)
-    with storage.index() as index:
+    with earlier_crawls_indexed(context):
         stats = file_near_clusters(storage.uri(MINHASH_SIGNATURES, crawl), storage.uri(EXACT_DEDUPED_FILES, crawl),
                                    storage.uri(CRAWL_REPOS, crawl), dst, crawl, config.to_params(),
-                                   config.survivor_rule, index, prior_crawls(context), _conn(storage))
+                                   config.survivor_rule, storage.index(), prior_crawls(context), _conn(storage),
+                                   prior_files=lambda c: storage.uri(EXACT_DEDUPED_FILES, c))
     md = stats_metadata(stats, dst)
     if stats.extra.get("cluster_sizes"):
         md["cluster_size_chart"] = bar_chart_markdown("near-duplicate cluster sizes", stats.extra["cluster_sizes"],
@@ -137,7 +138,7 @@ def near_dup_clusters(context: dg.AssetExecutionContext, config: DedupConfig,
 
 @dg.asset(
     key=NEAR_DEDUPED_FILES, group_name="dedup", partitions_def=crawl_partitions,
-    deps=[EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES], code_version=CODE_VERSION, pool="dedup_index",
+    deps=[EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES], code_version=CODE_VERSION,
     check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=NEAR_DEDUPED_FILES),
                  dg.AssetCheckSpec("no_near_duplicates_in_sample", asset=NEAR_DEDUPED_FILES)],
 )
@@ -146,10 +147,9 @@ def near_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
     """Code files with near duplicates (MinHash LSH, verified) removed; one survivor per cluster."""
     crawl, params = context.partition_key, config.to_params()
     dst = storage.uri(NEAR_DEDUPED_FILES, crawl)
-    with storage.index() as index:
-        stats = apply_near_dedup(storage.uri(EXACT_DEDUPED_FILES, crawl), storage.uri(NEAR_DUP_CLUSTERS, crawl),
-                                 storage.uri(MINHASH_SIGNATURES, crawl), dst,
-                                 storage.lineage("near_dedup", crawl, context.run.run_id), params, index)
+    stats = apply_near_dedup(storage.uri(EXACT_DEDUPED_FILES, crawl), storage.uri(NEAR_DUP_CLUSTERS, crawl),
+                             storage.uri(MINHASH_SIGNATURES, crawl), dst,
+                             storage.lineage("near_dedup", crawl, context.run.run_id), params, storage.index())
     pairs = _near_pairs_in_sample(dst, params)
     return dg.MaterializeResult(
         metadata=stats_metadata(stats, dst),
