@@ -137,15 +137,18 @@ def cmd_oracle_serve(args: argparse.Namespace) -> None:
 def cmd_tiny_llama(args: argparse.Namespace) -> None:
     """A small random-init Llama (tokenizer trained on a crawl's files): a CPU scorer backbone or test oracle."""
     from seedcoder_assets.core.parquet_io import iter_batches
-    from seedcoder_assets.core.quality.scorer import build_tiny_llama
+    from seedcoder_assets.core.quality.scorer import build_tiny_llama, is_held_out, split_group
 
     lake = os.environ.get("SEEDCODER_LAKE_ROOT", str(_home() / "lake"))
     src = f"{lake}/filters/syntax_checked_files/crawl={args.crawl}"
 
     def texts():
+        # The tokenizer never sees a project the scorer will be tested on (same split rule as training).
         n = 0
-        for batch in iter_batches(src, ["content"]):
-            for text in batch.column("content").to_pylist():
+        for batch in iter_batches(src, ["repo", "content"]):
+            for repo, text in zip(batch.column("repo").to_pylist(), batch.column("content").to_pylist()):
+                if is_held_out(split_group(repo), args.test_fraction, args.seed):
+                    continue
                 yield text
                 n += 1
                 if n >= args.max_files:
@@ -239,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--max-files", type=int, default=3000)
     s.add_argument("--hidden", type=int, default=128)
     s.add_argument("--layers", type=int, default=2)
+    s.add_argument("--test-fraction", type=float, default=0.1, help="the scorer's held-out share (its split rule)")
+    s.add_argument("--seed", type=int, default=0, help="the scorer's split seed")
     s.set_defaults(fn=cmd_tiny_llama)
     s = sub.add_parser("why", help="every stage's decision for a file id or a 'repo/path' substring")
     s.add_argument("needle")

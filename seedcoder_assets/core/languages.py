@@ -10,6 +10,17 @@ from __future__ import annotations
 import posixpath
 from typing import Final
 
+# Appendix A.1 of the paper, verbatim: the languages a code file may be in.
+PAPER_LANGUAGES: Final[frozenset[str]] = frozenset((
+    "ANTLR, Ada, Agda, Alloy, AppleScript, Assembly, Augeas, AWK, Batchfile, Bluespec, C, C#, C++, CMake, CSS, "
+    "Clojure, CoffeeScript, Common Lisp, CUDA, Dart, Dockerfile, Elixir, Elm, Emacs Lisp, Erlang, F#, Fortran, GLSL, "
+    "Go, Groovy, HTML, Haskell, Idris, Isabelle, JSON, Java, Java Server Pages, JavaScript, Julia, Kotlin, Lean, "
+    "Literate Agda, Literate CoffeeScript, Literate Haskell, Lua, Makefile, Maple, Markdown, Mathematica, MATLAB, "
+    "OCaml, PHP, Pascal, Perl, PowerShell, Prolog, Protocol Buffer, Python, R, RMarkdown, Racket, Ruby, Rust, SAS, "
+    "SPARQL, SQL, Scala, Scheme, Shell, Smalltalk, Solidity, Stan, Standard ML, Stata, Swift, SystemVerilog, Tcl, "
+    "Tcsh, TeX, Thrift, TypeScript, VHDL, Verilog, Visual Basic, XSLT, YAML, Yacc, Zig, reStructuredText"
+).split(", "))
+
 # language -> (extensions, exact file names). Extensions are lower-case, without the dot.
 LANGUAGES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "Ada": (("adb", "ada", "ads"), ()),

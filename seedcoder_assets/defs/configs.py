@@ -27,6 +27,8 @@ class DedupConfig(dg.Config):
     bands: int = Field(32, description="LSH bands")
     rows: int = Field(4, description="Signature rows per LSH band")
     threshold: float = Field(0.7, description="Estimated Jaccard at or above which two files are near duplicates")
+    near_left_max_share: float = Field(0.01, description="near_duplicates_left_within_bound fails when more than "
+                                                         "this share of checked files still has a near duplicate")
 
     def to_params(self) -> MinHashParams:
         return MinHashParams(ngram=self.ngram, num_perm=self.num_perm, bands=self.bands, rows=self.rows,
@@ -39,7 +41,10 @@ class SyntaxConfig(dg.Config):
                                               description="Per-language max share of bytes under ERROR/MISSING nodes")
     unchecked_languages: list[str] = Field(default_factory=lambda: sorted(DEFAULT_UNCHECKED),
                                            description="Languages whose grammar is not trusted: pass as unchecked")
-    recheck_sample: int = Field(2000, description="Kept files re-parsed by the no_syntax_errors_left check")
+    native_check_sample: int = Field(1000, description="Kept files per language that Python's compiler / json "
+                                                       "re-judge in the syntax_errors_left_within_bound check")
+    native_reject_max_share: float = Field(0.01, description="The check fails above this share of rejected files "
+                                                             "(Python 2 files pass tree-sitter, not Python 3)")
 
     def to_params(self) -> SyntaxParams:
         return SyntaxParams(default_max_error_share=self.default_max_error_share,
@@ -70,10 +75,13 @@ class ScorerConfigDg(dg.Config):
     batch_size: int = Field(16, description="Training batch size (inference uses twice this)")
     learning_rate: float = Field(5e-5, description="AdamW learning rate (tiny random backbones want ~1e-3)")
     epochs: int = Field(1, description="Passes over the labels (the paper: one)")
-    test_fraction: float = Field(0.1, description="Held-out share of the labels, chosen by file id")
+    test_fraction: float = Field(0.1, description="Held-out share of the labelled projects (a repository without "
+                                                  "its version suffix), chosen by a hash of the project name")
     input_format: str = Field("auto", description="prompt | content | auto (the A.2.1 prompt when max_tokens leaves >= 256 tokens for the file)")
     precision: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
     max_mae: float = Field(2.0, description="The scorer_mae_within_bound check fails above this held-out MAE")
+    min_gain_over_baseline: float = Field(0.1, description="... and unless the MAE is at least this much below the "
+                                                           "MAE of predicting the training mean")
     seed: int = Field(0)
 
     def to_params(self) -> ScorerConfig:

@@ -10,9 +10,11 @@ from typing import Any
 
 import dagster as dg
 
+from seedcoder_assets.core.checks import CheckOutcome, lineage_reconciles
 from seedcoder_assets.core.dedup.index import PriorCrawlsNotIndexed
 from seedcoder_assets.core.stats import StageStats
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+from seedcoder_assets.resources.storage import StorageResource
 
 
 def prior_crawls(context: dg.AssetExecutionContext) -> list[str]:
@@ -84,9 +86,16 @@ def stats_metadata(stats: StageStats, uri: str) -> dict[str, Any]:
     return {k: v for k, v in md.items() if v is not None}
 
 
-def balanced_check(stats: StageStats, asset_key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
-    """Every record that entered the stage has exactly one fate: kept + dropped == in."""
-    return dg.AssetCheckResult(
-        check_name="lineage_balanced", asset_key=asset_key, passed=stats.balanced,
-        metadata={"rows_in": stats.rows_in, "kept": stats.rows_out, "dropped": stats.rows_dropped},
-    )
+def check_result(name: str, outcome: CheckOutcome, asset_key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
+    """A core check's verdict as a Dagster check result (figures as metadata)."""
+    md = {k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in outcome.metadata.items()}
+    return dg.AssetCheckResult(check_name=name, asset_key=asset_key, passed=outcome.passed, metadata=md)
+
+
+def reconciles_check(storage: StorageResource, stage: str, crawl: str, output_uri: str | None,
+                     input_uri: str | None = None, asset_key: dg.AssetKey | None = None,
+                     **sql: str) -> dg.AssetCheckResult:
+    """`lineage_reconciles`: the stage's lineage against its input and output partitions, by id."""
+    outcome = lineage_reconciles(storage.lineage_uri(stage, crawl), output_uri, input_uri,
+                                 memory_limit=storage.duckdb_memory_limit, **sql)
+    return check_result("lineage_reconciles", outcome, asset_key)

@@ -35,7 +35,9 @@ class OracleResource(dg.ConfigurableResource):
         "vllm", description="vllm: send `structured_outputs.regex` so replies end in 'Rating: [[X]]'; none: plain")
     explanation: bool = Field(True, description="Let the model explain before the rating (False: rating only)")
     api: Literal["chat", "completions"] = Field("chat", description="Which OpenAI endpoint to call")
-    abort_after_errors: int = Field(50, description="Consecutive failed files (after retries) that stop the run")
+    outage_window: int = Field(100, description="Requests over which the share of server failures is judged")
+    outage_error_share: float = Field(0.8, description="Share of server failures (5xx, 429, timeouts, dropped "
+                                                       "connections) in the window that stops the run; 4xx never count")
 
     @property
     def configured(self) -> bool:
@@ -49,7 +51,8 @@ class OracleResource(dg.ConfigurableResource):
             base_url=self.base_url, model=self.model, api_key=os.environ.get(self.api_key_env) or None,
             timeout_s=self.timeout_s, max_concurrency=self.max_concurrency, max_retries=self.max_retries,
             backoff_s=self.backoff_s, temperature=self.temperature, max_tokens=self.max_tokens,
-            structured_regex=regex, api=self.api, abort_after_errors=self.abort_after_errors)
+            structured_regex=regex, api=self.api, outage_window=self.outage_window,
+            outage_error_share=self.outage_error_share)
 
     def require(self) -> OracleSettings:
         """Settings of a reachable oracle, or a dg.Failure that says how to configure one."""

@@ -58,6 +58,9 @@ class StorageResource(dg.ConfigurableResource):
     def lineage(self, stage: str, crawl: str, run_id: str) -> LineageWriter:
         return LineageWriter(self.lake_root, stage, crawl, run_id)
 
+    def lineage_uri(self, stage: str, crawl: str) -> str:
+        return paths.lineage_uri(self.lake_root, stage, crawl)
+
     def index(self) -> DedupIndex:
         """What earlier crawls kept. Each crawl writes its own partitions, so steps of different crawls
         (and pods) read and write it concurrently; no step holds a lock on it."""

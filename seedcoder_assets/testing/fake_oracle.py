@@ -51,6 +51,8 @@ class Faults:
     p_unparseable: float = 0.0  # answer text without a rating, on every attempt
     transient_attempts: int = 1  # how many attempts a transient fault lasts
     down: bool = False  # every request gets 503
+    p_request_500: float = 0.0  # every request, retries included, fails with this probability (an overloaded server)
+    p_too_long: float = 0.0  # these prompts are refused with HTTP 400 on every attempt (prompt over the context)
     latency_s: float = 0.0  # added to every answer (a model's decode time)
 
 
@@ -67,7 +69,8 @@ def _fraction(digest: bytes, salt: int) -> float:
 
 
 def _respond(status: int, body: bytes, content_type: str = "application/json") -> bytes:
-    reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}[status]
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error",
+              503: "Service Unavailable"}[status]
     head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n")
     return head.encode() + body
@@ -90,6 +93,10 @@ async def _answer(state: FakeOracleState, path: str, body: bytes) -> bytes | Non
     key = digest.hex()
     state.attempts[key] += 1
     transient = state.attempts[key] <= f.transient_attempts
+    if _fraction(digest, 6) < f.p_too_long:
+        return _respond(400, b'{"error": "This model\'s maximum context length is 8192 tokens"}')
+    if _fraction(hashlib.blake2b(digest + state.attempts[key].to_bytes(4, "big")).digest(), 7) < f.p_request_500:
+        return _respond(500, b'{"error": "overloaded"}')
     if transient and _fraction(digest, 1) < f.p_500:
         return _respond(500, b'{"error": "injected"}')
     if transient and _fraction(digest, 2) < f.p_drop:

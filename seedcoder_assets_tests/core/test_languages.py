@@ -1,6 +1,6 @@
 import pytest
 
-from seedcoder_assets.core.languages import GRAMMARS, LANGUAGES, grammar_of, language_of
+from seedcoder_assets.core.languages import GRAMMARS, LANGUAGES, PAPER_LANGUAGES, grammar_of, language_of
 
 # Appendix A.1 of the paper, verbatim.
 PAPER_A1 = (
@@ -18,7 +18,7 @@ def test_the_89_languages_of_the_paper_and_every_grammar_loads() -> None:
     from tree_sitter_language_pack import get_parser
 
     assert len(PAPER_A1) == 89
-    assert set(LANGUAGES) == set(PAPER_A1)
+    assert set(LANGUAGES) == set(PAPER_A1) == PAPER_LANGUAGES
     for grammar in set(GRAMMARS.values()):
         get_parser(grammar)
 

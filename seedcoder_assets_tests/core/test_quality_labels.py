@@ -70,6 +70,24 @@ def test_cache_prefers_answers_over_errors(tmp_path: Path) -> None:
     assert LabelCache(str(tmp_path / "cache"), "judge/v2").load().num_rows == 0  # another model: nothing cached
 
 
+def test_the_cache_key_covers_everything_that_changes_the_request() -> None:
+    from seedcoder_assets.core.quality.labels import request_fingerprint
+
+    base = OracleSettings("http://x/v1", "judge", structured_regex="Rating: \\[\\[(10|[0-9])\\]\\]")
+    key = request_fingerprint(base, 24_000)
+    assert key == request_fingerprint(OracleSettings("http://other/v1", "judge",
+                                                     structured_regex=base.structured_regex), 24_000)
+    changed = [request_fingerprint(base, 12_000),  # files cut elsewhere
+               request_fingerprint(OracleSettings("http://x/v1", "judge", structured_regex=None), 24_000),
+               request_fingerprint(OracleSettings("http://x/v1", "judge", structured_regex="(?s).*Rating: \\[\\[(10|[0-9])\\]\\]"),
+                                   24_000),  # explanation mode
+               request_fingerprint(OracleSettings("http://x/v1", "judge", structured_regex=base.structured_regex,
+                                                  api="completions"), 24_000),
+               request_fingerprint(OracleSettings("http://x/v1", "judge", structured_regex=base.structured_regex,
+                                                  max_tokens=64), 24_000)]
+    assert key not in changed and len(set(changed)) == len(changed)
+
+
 def test_a_crash_keeps_what_was_answered(files: str, tmp_path: Path, monkeypatch) -> None:
     sample = stratified_sample(files, {"Python": 30}, seed=0)
     cache = LabelCache(str(tmp_path / "cache"), "judge")

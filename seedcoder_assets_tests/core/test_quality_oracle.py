@@ -39,11 +39,48 @@ def test_unparseable_answers_are_kept_verbatim_and_not_retried() -> None:
 def test_a_dead_server_stops_the_run_early_instead_of_retrying_everything() -> None:
     with FakeOracle(Faults(down=True), model="judge") as server:
         replies = {}
-        stats = label(_settings(server, max_retries=1, abort_after_errors=5), _prompts(),
+        stats = label(_settings(server, max_retries=1, outage_window=10), _prompts(),
                       lambda k, r: replies.__setitem__(k, r))
         assert server.state.requests < 40
     assert stats.aborted and "HTTP 503" in stats.aborted
     assert stats.not_asked == len(CODE) - stats.asked and all(r.status == "error" for r in replies.values())
+
+
+def test_a_server_failing_most_requests_trips_the_cut_off() -> None:
+    """90% of requests fail: most files still get an answer after 5 retries, which a count of failed
+    files in a row never notices; the share of failed requests does."""
+    with FakeOracle(Faults(p_request_500=0.9), model="judge") as server:
+        stats = label(_settings(server, max_retries=5, outage_window=40), _prompts(), lambda k, r: None)
+    assert stats.aborted and "failed on the server's side" in stats.aborted and stats.not_asked > 0
+
+
+def test_a_flaky_server_is_not_an_outage() -> None:
+    with FakeOracle(Faults(p_request_500=0.3), model="judge") as server:
+        stats = label(_settings(server, max_retries=6, outage_window=40), _prompts(), lambda k, r: None)
+    assert not stats.aborted and stats.statuses["ok"] >= len(CODE) - 2
+
+
+def test_refused_prompts_are_their_own_errors_not_an_outage() -> None:
+    """A prompt over the server's context length is answered 400 every time: an error for that file,
+    never a reason to stop asking about the others."""
+    with FakeOracle(Faults(p_too_long=0.7), model="judge") as server:
+        replies = {}
+        stats = label(_settings(server, outage_window=10), _prompts(), lambda k, r: replies.__setitem__(k, r))
+    assert not stats.aborted and stats.not_asked == 0
+    refused = [r for r in replies.values() if r.status == "error"]
+    assert refused and all("HTTP 400" in r.error and r.attempts == 1 for r in refused)
+    assert stats.statuses["ok"] == len(CODE) - len(refused)
+
+
+def test_a_bug_of_ours_is_not_retried_as_a_bad_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seedcoder_assets.core.quality import oracle
+
+    def broken(text: str):  # a TypeError in our own parsing code, after a good answer
+        raise TypeError("our bug")
+
+    monkeypatch.setattr(oracle, "parse_rating", broken)
+    with FakeOracle(model="judge") as server, pytest.raises(TypeError, match="our bug"):
+        label(_settings(server), _prompts()[:2], lambda k, r: None)
 
 
 def test_client_errors_are_not_retried() -> None:

@@ -130,13 +130,16 @@ def test_a_wider_sample_and_an_outage_ask_only_for_what_is_missing(env) -> None:
 def test_scorer_scores_and_corpora(env) -> None:
     home = env["home"]
     scorer_config = {"ops": {"quality__quality_scorer": {"config": {
-        "backbone": env["backbone"], "learning_rate": 1e-3, "max_tokens": 256, "batch_size": 16, "max_mae": 2.5}}}}
+        "backbone": env["backbone"], "learning_rate": 1e-3, "max_tokens": 256, "batch_size": 16, "max_mae": 2.5,
+        "epochs": 3}}}}
     trained = _job(env, "scorer_job", crawl=None, config=scorer_config)
     md = _metadata(trained, "quality/quality_scorer")
     # A random-init tiny backbone on ~300 labels proves the mechanics; what a pretrained backbone
     # learns is measured in benchmarks/bench_quality.py.
     assert 0 < md["mae"].value <= 2.5 and md["baseline_mae"].value > 0 and md["n_test"].value > 10
-    assert md["cmae"].value > 0 and "image/png;base64" in md["predicted_by_true_rating"].value
+    assert md["cmae_over_ratings_present"].value > 0 and "image/png;base64" in md["predicted_by_true_rating"].value
+    missing = md["ratings_missing_from_test"].value
+    assert (md["cmae"].value is None) == bool(missing)  # cMAE over all 11 ratings only when all have test files
     assert "| rating | n | MAE |" in md["per_rating"].value
     version = md["version"].value
     assert all(e.passed for e in trained.get_asset_check_evaluations())

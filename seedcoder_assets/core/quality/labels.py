@@ -9,6 +9,8 @@ and the next run asks only for what is missing; widening the sample keeps the ea
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -83,13 +85,23 @@ def stratified_sample(src_uri: str, quotas: Mapping[str, int], seed: int,
     return table.cast(SAMPLE_SCHEMA)
 
 
-class LabelCache:
-    """Append-only Parquet parts under `uri`, one folder per (model, prompt version)."""
+def request_fingerprint(settings: OracleSettings, max_content_chars: int) -> str:
+    """Everything besides the model and the prompt template that changes what the oracle is asked or
+    how it may answer: where files are cut, the structured-output pattern (explanation or rating only),
+    the endpoint kind, temperature and the answer's length limit. Answers to other requests are
+    other cache entries."""
+    shape = {"max_content_chars": max_content_chars, "structured_regex": settings.structured_regex,
+             "api": settings.api, "temperature": settings.temperature, "max_tokens": settings.max_tokens}
+    return hashlib.blake2b(json.dumps(shape, sort_keys=True).encode(), digest_size=6).hexdigest()
 
-    def __init__(self, uri: str, model: str, prompt_version: str = PROMPT_VERSION) -> None:
-        self.model, self.prompt_version = model, prompt_version
+
+class LabelCache:
+    """Append-only Parquet parts under `uri`, one folder per (model, prompt version, request shape)."""
+
+    def __init__(self, uri: str, model: str, prompt_version: str = PROMPT_VERSION, request: str = "default") -> None:
+        self.model, self.prompt_version, self.request = model, prompt_version, request
         safe_model = "".join(c if c.isalnum() or c in "-._" else "_" for c in model)
-        self.uri = f"{uri.rstrip('/')}/model={safe_model}/prompt={prompt_version}"
+        self.uri = f"{uri.rstrip('/')}/model={safe_model}/prompt={prompt_version}/request={request}"
         self.fs, self.path = resolve(self.uri)
         self._token = uuid.uuid4().hex[:12]
         self._parts = 0

@@ -8,6 +8,7 @@ recorded as it arrives so that an interrupted run keeps everything that was answ
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import random
 import time
@@ -38,7 +39,10 @@ class OracleSettings:
     max_tokens: int = 512
     structured_regex: str | None = None  # vLLM `structured_outputs.regex`; None for other endpoints
     api: Literal["chat", "completions"] = "chat"
-    abort_after_errors: int = 50  # consecutive failed prompts (after retries) that mean "server down"
+    # "The server is down": over the last `outage_window` requests, at least `outage_error_share` were server
+    # failures (5xx, 429, timeouts, dropped connections). Refusals of a request (4xx) are that file's problem.
+    outage_window: int = 100
+    outage_error_share: float = 0.8
 
     def __repr__(self) -> str:  # the key must never reach a log line or run metadata
         return f"OracleSettings(base_url={self.base_url!r}, model={self.model!r}, api_key={'***' if self.api_key else None})"
@@ -54,6 +58,7 @@ class OracleReply:
     latency_s: float
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    server_failures: int = 0  # attempts that failed on the server's side (5xx, 429, timeouts, connections)
 
 
 @dataclass
@@ -76,6 +81,10 @@ class _Retryable(Exception):
     pass
 
 
+class _MalformedReply(ValueError):
+    """The server answered 200 with a body that is not an OpenAI completion (a torn or odd body)."""
+
+
 def _request_body(settings: OracleSettings, prompt: str) -> dict:
     body: dict = {"model": settings.model, "temperature": settings.temperature, "max_tokens": settings.max_tokens}
     if settings.api == "chat":
@@ -87,9 +96,23 @@ def _request_body(settings: OracleSettings, prompt: str) -> dict:
     return body
 
 
-def _reply_text(settings: OracleSettings, payload: dict) -> str:
-    choice = payload["choices"][0]
-    return choice["message"]["content"] if settings.api == "chat" else choice["text"]
+def _parse_reply(settings: OracleSettings, body: str) -> tuple[str, dict, str | None]:
+    """(reply text, usage, finish_reason) of a completion body; `_MalformedReply` for anything else.
+
+    Only the body's shape is guarded here, so a TypeError or KeyError of our own code elsewhere is
+    never mistaken for a bad answer and retried away.
+    """
+    try:
+        payload = json.loads(body)
+        choice = payload["choices"][0]
+        text = choice["message"]["content"] if settings.api == "chat" else choice["text"]
+        usage = payload.get("usage") or {}
+        finish = choice.get("finish_reason")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise _MalformedReply(f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(text, str) or not isinstance(usage, dict):
+        raise _MalformedReply(f"reply text is {type(text).__name__}")
+    return text, usage, finish
 
 
 async def ask(session: aiohttp.ClientSession, settings: OracleSettings, prompt: str,
@@ -97,32 +120,33 @@ async def ask(session: aiohttp.ClientSession, settings: OracleSettings, prompt: 
     """One prompt, with retries; never raises for server or network trouble."""
     rng = rng or random.Random()
     path = "chat/completions" if settings.api == "chat" else "completions"  # relative to base_url
-    start, error = time.perf_counter(), None
+    start, error, server_failures = time.perf_counter(), None, 0
+    request = _request_body(settings, prompt)
     for attempt in range(1, settings.max_retries + 2):
         try:
-            async with session.post(path, json=_request_body(settings, prompt)) as response:
+            async with session.post(path, json=request) as response:
                 status, body = response.status, await response.text()
             if status == 429 or status >= 500:
                 raise _Retryable(f"HTTP {status}")
             if status >= 400:  # our request is wrong: retrying cannot help
                 return OracleReply("error", None, None, f"HTTP {status}: {body[:300]}", attempt,
-                                   time.perf_counter() - start)
-            payload = json.loads(body)
-            text = _reply_text(settings, payload)
-            usage = payload.get("usage") or {}
+                                   time.perf_counter() - start, server_failures=server_failures)
+            text, usage, finish = _parse_reply(settings, body)
             rating = parse_rating(text)
             # A reply cut by max_tokens explains most parse failures: say so next to the raw text.
-            note = None if rating is not None else f"finish_reason={payload['choices'][0].get('finish_reason')}"
+            note = None if rating is not None else f"finish_reason={finish}"
             return OracleReply("ok" if rating is not None else "parse_failure", rating, text, note, attempt,
-                               time.perf_counter() - start, usage.get("prompt_tokens"), usage.get("completion_tokens"))
-        except (_Retryable, aiohttp.ClientError, TimeoutError, ValueError, KeyError, IndexError, TypeError) as exc:
-            # Client errors cover refused and dropped connections and torn bodies; the others timeouts
-            # and malformed bodies. A retry usually fixes all of them.
+                               time.perf_counter() - start, usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                               server_failures)
+        except (_Retryable, _MalformedReply, aiohttp.ClientError, TimeoutError) as exc:
+            # Refused and dropped connections, torn bodies, timeouts, 5xx/429: a retry usually fixes them.
             error = f"{type(exc).__name__}: {exc}"[:300]
+            server_failures += 1
             if attempt <= settings.max_retries:
                 delay = min(settings.backoff_max_s, settings.backoff_s * 2 ** (attempt - 1))
                 await asyncio.sleep(delay * (0.5 + rng.random() / 2))  # jitter spreads retry storms
-    return OracleReply("error", None, None, error, settings.max_retries + 1, time.perf_counter() - start)
+    return OracleReply("error", None, None, error, settings.max_retries + 1, time.perf_counter() - start,
+                       server_failures=server_failures)
 
 
 async def _run(settings: OracleSettings, prompts: Iterable[tuple[str, str]],
@@ -132,7 +156,7 @@ async def _run(settings: OracleSettings, prompts: Iterable[tuple[str, str]],
     # ~600 against the same server (benchmarks/bench_quality.py).
     connector = aiohttp.TCPConnector(limit=settings.max_concurrency)
     queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=settings.max_concurrency * 2)
-    consecutive_errors = 0
+    recent: collections.deque[bool] = collections.deque(maxlen=settings.outage_window)  # True = server failure
     stop = asyncio.Event()
 
     async with aiohttp.ClientSession(base_url=settings.base_url.rstrip("/") + "/", headers=headers,
@@ -140,7 +164,6 @@ async def _run(settings: OracleSettings, prompts: Iterable[tuple[str, str]],
                                      timeout=aiohttp.ClientTimeout(total=settings.timeout_s)) as client:
 
         async def worker(seed: int) -> None:
-            nonlocal consecutive_errors
             rng = random.Random(seed)
             while (item := await queue.get()) is not None:
                 key, prompt = item
@@ -153,9 +176,12 @@ async def _run(settings: OracleSettings, prompts: Iterable[tuple[str, str]],
                 stats.retries += reply.attempts - 1
                 stats.prompt_tokens += reply.prompt_tokens or 0
                 stats.completion_tokens += reply.completion_tokens or 0
-                consecutive_errors = consecutive_errors + 1 if reply.status == "error" else 0
-                if consecutive_errors >= settings.abort_after_errors and not stop.is_set():
-                    stats.aborted = f"{consecutive_errors} prompts in a row failed after retries; last: {reply.error}"
+                recent.extend([True] * reply.server_failures + [False] * (reply.attempts - reply.server_failures))
+                failed = sum(recent)
+                if (len(recent) >= settings.outage_window and failed >= settings.outage_error_share * len(recent)
+                        and not stop.is_set()):
+                    stats.aborted = (f"{failed} of the last {len(recent)} requests failed on the server's side; "
+                                     f"last: {reply.error}")
                     stop.set()
                 on_reply(key, reply)
 

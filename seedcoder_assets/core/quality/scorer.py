@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,7 @@ class Example:
     language: str
     content: str
     rating: float
+    repo: str = ""  # the train/test split goes by project (split_group of the repository)
 
 
 @dataclass
@@ -58,9 +60,10 @@ class Evaluation:
 
     n: int
     mae: float
-    cmae: float  # mean over the ratings present of the per-rating MAE
+    cmae: float  # the paper's: mean over all 11 ratings of the per-rating MAE; NaN when a rating has no test file
     per_rating: list[dict[str, Any]]
-    ratings_missing: list[int]
+    ratings_missing: list[int]  # ratings with no test file (cMAE is then undefined, and they are named)
+    cmae_present: float = math.nan  # the same mean over the ratings that have test files
     baseline_mae: float = math.nan  # predicting the training mean for every file: what the model must beat
     predictions: list[float] = field(repr=False, default_factory=list)
     targets: list[int] = field(repr=False, default_factory=list)
@@ -112,9 +115,20 @@ def scorer_version(label_fp: str, backbone_fp: str, config: ScorerConfig) -> str
     return "qs-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def is_held_out(file_id: str, test_fraction: float, seed: int) -> bool:
-    """A file's split depends only on its id: a wider label set keeps the old test files in the test set."""
-    h = int.from_bytes(hashlib.blake2b(f"{seed}:{file_id}".encode(), digest_size=8).digest(), "big")
+_VERSION_SUFFIX = re.compile(r"-v?\d+(\.\d+)*([a-z]+\d*)?$")
+
+
+def split_group(repo: str) -> str:
+    """What the train/test split keeps together: a repository without a trailing version, so that
+    `pypi/requests-2.31.0` and `pypi/requests-2.32.3` (two releases, mostly the same files) never
+    straddle the split. A GitHub `owner/name` is its own group."""
+    return _VERSION_SUFFIX.sub("", repo)
+
+
+def is_held_out(group: str, test_fraction: float, seed: int) -> bool:
+    """A project's split depends only on its name: a wider label set keeps the old test projects in the
+    test set, and files of one project are all on one side."""
+    h = int.from_bytes(hashlib.blake2b(f"{seed}:{group}".encode(), digest_size=8).digest(), "big")
     return h / 2**64 < test_fraction
 
 
@@ -168,7 +182,8 @@ class Encoder:
 def evaluate(predictions: Sequence[float], targets: Sequence[int]) -> Evaluation:
     """MAE over all samples and cMAE, the mean over ratings 0..10 of each rating's MAE (paper A.2.3).
 
-    The paper divides by 11; a rating with no test sample is left out of the mean and listed.
+    The paper divides by 11. When a rating has no test file its MAE is unknown: `cmae` is then NaN,
+    the missing ratings are listed, and `cmae_present` gives the mean over the ratings that have files.
     """
     pred, true = np.asarray(predictions, dtype=np.float64), np.asarray(targets, dtype=np.int64)
     err = np.abs(pred - true)
@@ -183,8 +198,9 @@ def evaluate(predictions: Sequence[float], targets: Sequence[int]) -> Evaluation
                       "median_pred": float(np.median(p)), "q25": float(np.quantile(p, 0.25)),
                       "q75": float(np.quantile(p, 0.75))})
     mae = float(err.mean()) if len(err) else math.nan
-    cmae = float(np.mean([row["mae"] for row in table])) if table else math.nan
-    return Evaluation(len(err), mae, cmae, table, missing, predictions=pred.tolist(), targets=true.tolist())
+    present = float(np.mean([row["mae"] for row in table])) if table else math.nan
+    cmae = present if not missing else math.nan
+    return Evaluation(len(err), mae, cmae, table, missing, present, predictions=pred.tolist(), targets=true.tolist())
 
 
 def _device_and_dtype(config: ScorerConfig):
@@ -249,10 +265,13 @@ def train_scorer(examples: Sequence[Example], backbone: str, out_dir: str | Path
         raise ValueError(f"max_tokens={max_tokens} leaves {encode.content_budget()} tokens for the file in "
                          f"{input_format!r} format: raise max_tokens or use input_format='content'")
 
-    train = [e for e in examples if not is_held_out(e.id, config.test_fraction, config.seed)]
-    test = [e for e in examples if is_held_out(e.id, config.test_fraction, config.seed)]
+    held = {e.repo: is_held_out(split_group(e.repo), config.test_fraction, config.seed) for e in examples}
+    train = [e for e in examples if not held[e.repo]]
+    test = [e for e in examples if held[e.repo]]
     if not train or not test:
-        raise ValueError(f"need labelled files on both sides of the split: {len(train)} train, {len(test)} test")
+        raise ValueError(f"need labelled files on both sides of the split by project: {len(train)} train, "
+                         f"{len(test)} test from {len({split_group(r) for r in held})} projects; label more "
+                         "projects, or change test_fraction or seed")
 
     # The head learns a standardized target (ratings crowd around a few values); scores are mapped back.
     shift = float(np.mean([e.rating for e in train]))

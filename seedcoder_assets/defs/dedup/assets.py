@@ -2,22 +2,27 @@
 
 
 import dagster as dg
-import numpy as np
 
+from seedcoder_assets.core.checks import (
+    near_duplicates_left,
+    no_duplicate_content,
+    no_duplicate_repositories,
+    record_id_sql,
+)
 from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.exact import connect, exact_dedup
 from seedcoder_assets.core.dedup.near import apply_near_dedup, compute_signatures, file_near_clusters
 from seedcoder_assets.core.dedup.repos import dedup_repos
 from seedcoder_assets.core.dedup.repos import repo_level_files as build_repo_level_files
-from seedcoder_assets.core.parquet_io import read_table, sample_rows
 from seedcoder_assets.defs.configs import DedupConfig
 from seedcoder_assets.defs.filters.assets import CODE_FILES, NEAR_DEDUPED_FILES
-from seedcoder_assets.defs.ingest.assets import CRAWL_REPOS
+from seedcoder_assets.defs.ingest.assets import CRAWL_REPOS, RAW_REPO_FILES
 from seedcoder_assets.lib.dagster_utils import (
-    balanced_check,
     bar_chart_markdown,
+    check_result,
     earlier_crawls_indexed,
     prior_crawls,
+    reconciles_check,
     stats_metadata,
 )
 from seedcoder_assets.lib.k8s import CPU_STEP_TAGS
@@ -39,8 +44,9 @@ def _conn(storage: StorageResource):
 @dg.asset(
     key=DEDUPED_REPOS, group_name="dedup", partitions_def=crawl_partitions, deps=[CODE_FILES, CRAWL_REPOS],
     code_version=CODE_VERSION,
-    check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=DEDUPED_REPOS),
-                 dg.AssetCheckSpec("no_duplicate_repo_hash", asset=DEDUPED_REPOS)],
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=DEDUPED_REPOS),
+                 dg.AssetCheckSpec("no_duplicate_repositories", asset=DEDUPED_REPOS,
+                                   description="no two kept repositories hold the same files (hashed again)")],
 )
 def deduped_repos(context: dg.AssetExecutionContext, config: DedupConfig,
                   storage: StorageResource) -> dg.MaterializeResult:
@@ -51,19 +57,19 @@ def deduped_repos(context: dg.AssetExecutionContext, config: DedupConfig,
         stats = dedup_repos(storage.uri(CODE_FILES, crawl), storage.uri(CRAWL_REPOS, crawl), dst,
                             storage.lineage("repo_dedup", crawl, context.run.run_id), config.to_params(),
                             config.survivor_rule, storage.index(), prior_crawls(context), _conn(storage))
-    kept = [r["repo_sha256"] for r in read_table(dst, ["decision", "repo_sha256"]).to_pylist()
-            if r["decision"] == "kept"]
     return dg.MaterializeResult(
         metadata=stats_metadata(stats, dst),
-        check_results=[balanced_check(stats),
-                       dg.AssetCheckResult(check_name="no_duplicate_repo_hash", passed=len(kept) == len(set(kept)),
-                                           metadata={"kept_repos": len(kept), "distinct": len(set(kept))})],
+        check_results=[reconciles_check(storage, "repo_dedup", crawl, dst, storage.uri(CRAWL_REPOS, crawl),
+                                        input_ids_sql=record_id_sql(), output_ids_sql=record_id_sql(),
+                                        output_filter_sql="decision = 'kept'"),
+                       check_result("no_duplicate_repositories",
+                                    no_duplicate_repositories(dst, storage.uri(RAW_REPO_FILES, crawl)))],
     )
 
 
 @dg.asset(
     key=REPO_LEVEL_FILES, group_name="dedup", partitions_def=crawl_partitions, deps=[CODE_FILES, DEDUPED_REPOS],
-    code_version=CODE_VERSION, check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=REPO_LEVEL_FILES)],
+    code_version=CODE_VERSION, check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=REPO_LEVEL_FILES)],
 )
 def repo_level_files(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     """The repository-level variant: all code files of the repositories that survived repository-level dedup."""
@@ -71,14 +77,16 @@ def repo_level_files(context: dg.AssetExecutionContext, storage: StorageResource
     dst = storage.uri(REPO_LEVEL_FILES, crawl)
     stats = build_repo_level_files(storage.uri(CODE_FILES, crawl), storage.uri(DEDUPED_REPOS, crawl), dst,
                                    storage.lineage("repo_level", crawl, context.run.run_id))
-    return dg.MaterializeResult(metadata=stats_metadata(stats, dst), check_results=[balanced_check(stats)])
+    return dg.MaterializeResult(metadata=stats_metadata(stats, dst), check_results=[
+        reconciles_check(storage, "repo_level", crawl, dst, storage.uri(CODE_FILES, crawl))])
 
 
 @dg.asset(
     key=EXACT_DEDUPED_FILES, group_name="dedup", partitions_def=crawl_partitions, deps=[CODE_FILES, CRAWL_REPOS],
     code_version=CODE_VERSION,
-    check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=EXACT_DEDUPED_FILES),
-                 dg.AssetCheckSpec("no_duplicate_sha256", asset=EXACT_DEDUPED_FILES)],
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=EXACT_DEDUPED_FILES),
+                 dg.AssetCheckSpec("no_duplicate_content", asset=EXACT_DEDUPED_FILES,
+                                   description="no two kept files have the same text (hashed again)")],
 )
 def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
                         storage: StorageResource) -> dg.MaterializeResult:
@@ -89,16 +97,13 @@ def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
         stats = exact_dedup(storage.uri(CODE_FILES, crawl), storage.uri(CRAWL_REPOS, crawl), dst,
                             storage.lineage("exact_dedup", crawl, context.run.run_id), storage.index(),
                             prior_crawls(context), config.survivor_rule, _conn(storage))
-    hashes = read_table(dst, ["sha256"]).column("sha256")
-    distinct = len(hashes.unique())
     md = stats_metadata(stats, dst)
     if stats.extra.get("cluster_sizes"):
         md["cluster_size_chart"] = bar_chart_markdown("exact duplicate set sizes", stats.extra["cluster_sizes"], "size")
     return dg.MaterializeResult(
         metadata=md,
-        check_results=[balanced_check(stats),
-                       dg.AssetCheckResult(check_name="no_duplicate_sha256", passed=distinct == len(hashes),
-                                           metadata={"rows": len(hashes), "distinct_sha256": distinct})],
+        check_results=[reconciles_check(storage, "exact_dedup", crawl, dst, storage.uri(CODE_FILES, crawl)),
+                       check_result("no_duplicate_content", no_duplicate_content(dst))],
     )
 
 
@@ -139,8 +144,10 @@ def near_dup_clusters(context: dg.AssetExecutionContext, config: DedupConfig,
 @dg.asset(
     key=NEAR_DEDUPED_FILES, group_name="dedup", partitions_def=crawl_partitions,
     deps=[EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES], code_version=CODE_VERSION,
-    check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=NEAR_DEDUPED_FILES),
-                 dg.AssetCheckSpec("no_near_duplicates_in_sample", asset=NEAR_DEDUPED_FILES)],
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=NEAR_DEDUPED_FILES),
+                 dg.AssetCheckSpec("near_duplicates_left_within_bound", asset=NEAR_DEDUPED_FILES,
+                                   description="kept files with a near duplicate left, by another candidate "
+                                               "generator and another tokenizer's exact Jaccard")],
 )
 def near_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
                        storage: StorageResource) -> dg.MaterializeResult:
@@ -150,33 +157,9 @@ def near_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
     stats = apply_near_dedup(storage.uri(EXACT_DEDUPED_FILES, crawl), storage.uri(NEAR_DUP_CLUSTERS, crawl),
                              storage.uri(MINHASH_SIGNATURES, crawl), dst,
                              storage.lineage("near_dedup", crawl, context.run.run_id), params, storage.index())
-    pairs = _near_pairs_in_sample(dst, params)
     return dg.MaterializeResult(
         metadata=stats_metadata(stats, dst),
-        check_results=[balanced_check(stats),
-                       dg.AssetCheckResult(check_name="no_near_duplicates_in_sample", passed=not pairs,
-                                           metadata={"pairs_above_threshold": len(pairs),
-                                                     "examples": dg.MetadataValue.json(pairs[:10])})],
+        check_results=[reconciles_check(storage, "near_dedup", crawl, dst, storage.uri(EXACT_DEDUPED_FILES, crawl)),
+                       check_result("near_duplicates_left_within_bound",
+                                    near_duplicates_left(dst, params.threshold, max_share=config.near_left_max_share))],
     )
-
-
-def _near_pairs_in_sample(uri: str, params: minhash.MinHashParams, k: int = 3000) -> list[list[str]]:
-    """Pairs of kept files with exact 5-gram Jaccard at or above the threshold, among a seeded sample.
-
-    LSH over the sample proposes pairs; every pair whose estimate comes within the exact-check
-    margin of the threshold is then judged on its exact Jaccard.
-    """
-    sample = sample_rows(uri, ["id", "content"], k)
-    if len(sample) < 2:
-        return []
-    texts = [r["content"] for r in sample]
-    sigs, counts = minhash.signatures(texts, params)
-    pairs = minhash.candidate_pairs(minhash.band_keys(sigs, params), counts > 0, 10**9)
-    if not len(pairs):
-        return []
-    sim = minhash.similarity(sigs[pairs[:, 0]], sigs[pairs[:, 1]])
-    close = pairs[np.flatnonzero(sim >= params.threshold - params.exact_margin)]
-    rows = sorted(set(close.ravel().tolist()))
-    sets = dict(zip(rows, minhash.shingle_sets([texts[r] for r in rows], params)))
-    return [[sample[a]["id"], sample[b]["id"]] for a, b in close.tolist()
-            if minhash.exact_jaccard(sets[a], sets[b]) >= params.threshold]

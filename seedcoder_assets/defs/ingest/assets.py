@@ -8,7 +8,7 @@ import dagster as dg
 from seedcoder_assets.core.ingest.crawl import CrawlIngest
 from seedcoder_assets.core.parquet_io import read_table
 from seedcoder_assets.defs.configs import IngestConfig
-from seedcoder_assets.lib.dagster_utils import balanced_check, bar_chart_markdown, stats_metadata
+from seedcoder_assets.lib.dagster_utils import bar_chart_markdown, reconciles_check, stats_metadata
 from seedcoder_assets.lib.k8s import CPU_STEP_TAGS
 from seedcoder_assets.partitions import crawl_partitions
 from seedcoder_assets.resources.storage import StorageResource
@@ -28,7 +28,7 @@ CRAWL_REPOS = dg.AssetKey(["ingest", "crawl_repos"])
                      description="Repositories of a crawl with the crawler's metadata and a hash of their file set."),
     ],
     partitions_def=crawl_partitions,
-    check_specs=[dg.AssetCheckSpec("lineage_balanced", asset=RAW_REPO_FILES)],
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=RAW_REPO_FILES)],
 )
 def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, storage: StorageResource):
     crawl = context.partition_key
@@ -43,5 +43,5 @@ def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, stor
     yield dg.MaterializeResult(asset_key=RAW_REPO_FILES, metadata=md)
     yield dg.MaterializeResult(asset_key=CRAWL_REPOS, metadata={"dagster/row_count": stats.extra["repos"],
                                                                  "uri": dg.MetadataValue.path(repos_uri)})
-    yield balanced_check(stats, asset_key=RAW_REPO_FILES)
+    yield reconciles_check(storage, "ingest", crawl, files_uri, asset_key=RAW_REPO_FILES)
 

@@ -1,0 +1,265 @@
+"""Checks that measure a stage's output independently of the code that produced it.
+
+Each check reads what was written (the output partition, the lineage rows, the input partition)
+and judges it by a different route than the stage took: counts from the input partition itself,
+content hashes recomputed from the text, Python's own compiler and JSON parser instead of
+tree-sitter, near duplicates looked for by a different candidate generator and an exact Jaccard
+over a different tokenizer, scores joined from the scores partition. Every check has a test that
+feeds it corrupted output and sees it fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import re
+import warnings
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from seedcoder_assets.core.dedup import minhash
+from seedcoder_assets.core.languages import PAPER_LANGUAGES, language_of
+from seedcoder_assets.core.object_store import duckdb_connect
+from seedcoder_assets.core.parquet_io import duckdb_source, iter_batches, read_rows, read_table
+
+
+@dataclass
+class CheckOutcome:
+    """A check's verdict and the figures behind it (they go to the check's metadata in the UI)."""
+
+    passed: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# -- lineage ------------------------------------------------------------------------------------------
+def lineage_reconciles(lineage_uri: str, output_uri: str | None, input_uri: str | None = None,
+                       input_ids_sql: str = "id", output_ids_sql: str = "id", output_filter_sql: str = "TRUE",
+                       memory_limit: str = "1GB") -> CheckOutcome:
+    """Every input record has exactly one lineage row, and the kept ones are exactly the output.
+
+    Counts come from the partitions on storage (input, lineage, output), joined by id in DuckDB, never
+    from the counters of the writer that produced them.
+
+    Args:
+        lineage_uri: the stage's lineage partition.
+        output_uri: the stage's output partition (None: only the lineage's own consistency).
+        input_uri: the stage's input partition (None when the input is not a partition, as for ingest).
+        input_ids_sql: SQL over the input rows giving each record's id (e.g. a repository's id).
+        output_ids_sql: the same over the output rows.
+        output_filter_sql: SQL over the output rows: which rows are kept records.
+    """
+    con = duckdb_connect(memory_limit=memory_limit)
+    con.execute(f"CREATE TEMP VIEW lin AS SELECT id, decision FROM {duckdb_source(lineage_uri)} "
+                "WHERE NOT starts_with(id, 'manifest:') AND NOT starts_with(id, 'row:')")
+    rows, distinct, kept = con.execute(
+        "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE decision = 'kept') FROM lin").fetchone()
+    md: dict[str, Any] = {"lineage_rows": rows, "records_with_several_fates": rows - distinct, "kept": kept}
+    if input_uri is not None:
+        con.execute(f"CREATE TEMP VIEW inp AS SELECT {input_ids_sql} AS id FROM {duckdb_source(input_uri)}")
+        md["input_rows"] = con.execute("SELECT count(*) FROM inp").fetchone()[0]
+        md["input_without_fate"] = con.execute("SELECT count(*) FROM inp ANTI JOIN lin USING (id)").fetchone()[0]
+        md["fates_of_no_input"] = con.execute("SELECT count(*) FROM lin ANTI JOIN inp USING (id)").fetchone()[0]
+    if output_uri is not None:
+        con.execute(f"CREATE TEMP VIEW outp AS SELECT {output_ids_sql} AS id FROM {duckdb_source(output_uri)} "
+                    f"WHERE {output_filter_sql}")
+        md["output_rows"] = con.execute("SELECT count(*) FROM outp").fetchone()[0]
+        md["kept_not_in_output"] = con.execute(
+            "SELECT count(*) FROM (SELECT id FROM lin WHERE decision = 'kept') ANTI JOIN outp USING (id)").fetchone()[0]
+        md["output_not_kept"] = con.execute(
+            "SELECT count(*) FROM outp ANTI JOIN (SELECT id FROM lin WHERE decision = 'kept') USING (id)").fetchone()[0]
+    con.close()
+    bad = ("records_with_several_fates", "input_without_fate", "fates_of_no_input", "kept_not_in_output",
+           "output_not_kept")
+    passed = all(md.get(k, 0) == 0 for k in bad) and ("input_rows" not in md or md["input_rows"] == rows)
+    if "output_rows" in md:
+        passed &= md["output_rows"] == kept
+    return CheckOutcome(passed, md)
+
+
+def record_id_sql(repo: str = "repo", path: str = "''") -> str:
+    """DuckDB SQL for `archives.file_id` (the first 24 hex digits of sha256(crawl NUL repo NUL path))."""
+    return f"substr(sha256(crawl || chr(0) || {repo} || chr(0) || {path}), 1, 24)"
+
+
+# -- exact dedup --------------------------------------------------------------------------------------
+def no_duplicate_content(uri: str) -> CheckOutcome:
+    """No two rows hold the same text: the content is hashed again here (SHA-256 of the text, in
+    DuckDB), not taken from the `sha256` column the ingest wrote."""
+    con = duckdb_connect()
+    rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT sha256(content)) FROM {duckdb_source(uri)}").fetchone()
+    con.close()
+    return CheckOutcome(rows == distinct, {"rows": rows, "distinct_contents": distinct})
+
+
+def no_duplicate_repositories(deduped_repos_uri: str, files_uri: str) -> CheckOutcome:
+    """No two kept repositories hold the same set of files, by content recomputed from the files."""
+    con = duckdb_connect()
+    row = con.execute(f"""
+        WITH sets AS (SELECT repo, sha256(string_agg(sha256(content), ',' ORDER BY sha256(content))) AS h
+                      FROM {duckdb_source(files_uri)} GROUP BY repo),
+             kept AS (SELECT repo FROM {duckdb_source(deduped_repos_uri)} WHERE decision = 'kept')
+        SELECT count(*), count(DISTINCT h) FROM kept JOIN sets USING (repo)""").fetchone()
+    con.close()
+    return CheckOutcome(row[0] == row[1], {"kept_repositories_with_files": row[0], "distinct_file_sets": row[1]})
+
+
+# -- language -----------------------------------------------------------------------------------------
+def only_code_languages(uri: str) -> CheckOutcome:
+    """Every row is in one of the paper's 89 languages, and its path says so (the language column is
+    re-derived from the path, not trusted)."""
+    t = read_table(uri, ["path", "language"])
+    paths, langs = t["path"].to_pylist(), t["language"].to_pylist()
+    outside = [(p, lang) for p, lang in zip(paths, langs) if lang not in PAPER_LANGUAGES]
+    mismatched = [(p, lang) for p, lang in zip(paths, langs) if language_of(p) != lang]
+    return CheckOutcome(not outside and not mismatched, {
+        "rows": len(paths), "not_a_paper_language": len(outside), "language_not_from_path": len(mismatched),
+        "examples": [f"{p}: {lang}" for p, lang in (outside + mismatched)[:10]]})
+
+
+# -- syntax -------------------------------------------------------------------------------------------
+def _python_compiles(text: str) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escape sequences warn, they do not fail
+        try:
+            compile(text, "<file>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_TYPE_COMMENTS, dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+    return True
+
+
+def _json_parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+# Languages with a checker of their own in the standard library, independent of tree-sitter.
+NATIVE_CHECKERS: dict[str, Callable[[str], bool]] = {"Python": _python_compiles, "JSON": _json_parses}
+
+
+def syntax_errors_left(uri: str, per_language: int = 1000, max_share: float = 0.01, seed: int = 0) -> CheckOutcome:
+    """Of a seeded sample of each natively checkable language, the share its own parser rejects.
+
+    Python's compiler and `json` judge what tree-sitter let through. A small share is expected
+    (Python 2 files parse under tree-sitter's grammar, not under Python 3's), so the bound is a share.
+    """
+    rng = random.Random(seed)
+    sample: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    seen: dict[str, int] = defaultdict(int)
+    for batch in iter_batches(uri, ["path", "language", "content"], batch_rows=1024):
+        langs = batch.column("language")
+        mask = pc.is_in(langs, value_set=pa.array(list(NATIVE_CHECKERS)))
+        if not pc.any(mask).as_py():
+            continue
+        for row in batch.filter(mask).to_pylist():  # reservoir sample per language
+            lang = row["language"]
+            seen[lang] += 1
+            if len(sample[lang]) < per_language:
+                sample[lang].append((row["path"], row["content"]))
+            elif (j := rng.randrange(seen[lang])) < per_language:
+                sample[lang][j] = (row["path"], row["content"])
+    md: dict[str, Any] = {"max_share": max_share}
+    passed = True
+    for lang, rows in sorted(sample.items()):
+        bad = [p for p, text in rows if not NATIVE_CHECKERS[lang](text)]
+        share = len(bad) / len(rows)
+        md[lang] = {"checked": len(rows), "rejected": len(bad), "share": round(share, 4), "examples": bad[:5]}
+        passed &= share <= max_share
+    return CheckOutcome(passed, md)
+
+
+# -- near dedup ---------------------------------------------------------------------------------------
+_WORDS = re.compile(r"\w+")
+
+
+def word_ngram_set(text: str, n: int = 5) -> frozenset[int]:
+    """Word n-grams by Python's own `\\w+` tokenizer and tuple hashing: a definition independent of the
+    shingling the near-dedup stage uses (its own byte-level tokenizer, hashes and MinHash)."""
+    w = _WORDS.findall(text)
+    if len(w) < n:
+        return frozenset({hash(tuple(w))}) if w else frozenset()
+    return frozenset(hash(tuple(w[i:i + n])) for i in range(len(w) - n + 1))
+
+
+def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
+    return len(a & b) / len(a | b) if (a or b) else 1.0
+
+
+def near_duplicates_left(uri: str, threshold: float = 0.7, max_files: int = 4000, group_cap: int = 16,
+                         max_share: float = 0.01, seed: int = 0) -> CheckOutcome:
+    """Pairs of kept files whose exact word 5-gram Jaccard is at or above `threshold`.
+
+    Candidates come from two generators the stage does not use: files with the same file name
+    (versions and vendored copies of one module keep their name), at most `group_cap` per name, and a
+    MinHash LSH over a random sample with another seed and another band layout (16 bands of 8 rows).
+    The verdict is the exact Jaccard of `word_ngram_set`. A stage with recall below 1 leaves a few, so
+    the bound is the share of checked files that still have a near duplicate.
+    """
+    rng = random.Random(seed)
+    ids = read_table(uri, ["id", "path"])
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for id_, path in zip(ids["id"].to_pylist(), ids["path"].to_pylist()):
+        by_name[path.rsplit("/", 1)[-1]].append(id_)
+    groups = [sorted(g) for g in by_name.values() if len(g) > 1]
+    rng.shuffle(groups)
+    chosen: list[list[str]] = []
+    budget = max_files // 2
+    for g in groups:
+        g = rng.sample(g, group_cap) if len(g) > group_cap else g
+        if budget - len(g) < 0:
+            break
+        chosen.append(g)
+        budget -= len(g)
+    all_ids = ids["id"].to_pylist()
+    random_ids = rng.sample(all_ids, min(len(all_ids), max_files - (max_files // 2 - budget)))
+    wanted = sorted({i for g in chosen for i in g} | set(random_ids))
+    rows = read_rows(uri, wanted, ["content"])
+    text = dict(zip(rows["id"].to_pylist(), rows["content"].to_pylist()))
+    grams = {i: word_ngram_set(t) for i, t in text.items()}
+    candidates: set[tuple[str, str]] = {(a, b) for g in chosen for k, a in enumerate(g) for b in g[k + 1:]}
+    other = minhash.MinHashParams(num_perm=128, bands=16, rows=8, seed=seed + 1009)
+    sample = [i for i in random_ids if i in text]
+    if len(sample) > 1:
+        sigs, counts = minhash.signatures([text[i] for i in sample], other)
+        for x, y in minhash.candidate_pairs(minhash.band_keys(sigs, other), counts > 0, 10**7).tolist():
+            candidates.add((min(sample[x], sample[y]), max(sample[x], sample[y])))
+    left = [(a, b, jaccard(grams[a], grams[b])) for a, b in candidates if a in grams and b in grams]
+    left = sorted([x for x in left if x[2] >= threshold], key=lambda x: -x[2])
+    files_left = {i for a, b, _ in left for i in (a, b)}
+    share = len(files_left) / max(1, len(grams))
+    return CheckOutcome(share <= max_share, {
+        "files_checked": len(grams), "candidate_pairs": len(candidates), "pairs_left": len(left),
+        "files_with_a_near_duplicate_left": len(files_left), "share": round(share, 5), "max_share": max_share,
+        "examples": [f"{a} ~ {b}: {j:.3f}" for a, b, j in left[:10]]})
+
+
+# -- quality ------------------------------------------------------------------------------------------
+def scores_respect_threshold(output_uri: str, scores_uri: str, input_uri: str, threshold: float) -> CheckOutcome:
+    """By the scores partition (not the output's own column): no output file scores below the
+    threshold, and no input file at or above it is missing from the output."""
+    con = duckdb_connect()
+    con.execute(f"CREATE TEMP VIEW s AS SELECT id, score FROM {duckdb_source(scores_uri)}")
+    below = con.execute(f"SELECT count(*) FROM {duckdb_source(output_uri)} o LEFT JOIN s USING (id) "
+                        "WHERE s.score IS NULL OR s.score < ?", [threshold]).fetchone()[0]
+    missing = con.execute(f"SELECT count(*) FROM {duckdb_source(input_uri)} i JOIN s USING (id) "
+                          f"ANTI JOIN {duckdb_source(output_uri)} o USING (id) WHERE s.score >= ?",
+                          [threshold]).fetchone()[0]
+    con.close()
+    return CheckOutcome(below == 0 and missing == 0, {"below_threshold_or_unscored": below,
+                                                      "above_threshold_missing": missing, "threshold": threshold})
+
+
+def scorer_within_bounds(mae: float, baseline_mae: float, max_mae: float, min_gain: float) -> CheckOutcome:
+    """A scorer's held-out MAE is under an absolute bound and at least `min_gain` below the MAE of
+    predicting the training mean (a scorer that only learned the mean scores ~the baseline)."""
+    passed = mae <= max_mae and mae <= baseline_mae - min_gain
+    return CheckOutcome(passed, {"mae": round(mae, 4), "bound": max_mae, "baseline_mae": round(baseline_mae, 4),
+                                 "required_gain_over_baseline": min_gain, "gain": round(baseline_mae - mae, 4)})
