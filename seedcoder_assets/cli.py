@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,8 +31,12 @@ def cmd_sample_crawl(args: argparse.Namespace) -> None:
 
 
 def cmd_register(args: argparse.Namespace) -> None:
+    from seedcoder_assets.core.ingest.landing import crawl_name_problem
     from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
 
+    problems = [p for p in map(crawl_name_problem, args.crawls) if p]
+    if problems:  # the same rule as the new-crawl sensor: a name becomes a folder under every asset
+        sys.exit("; ".join(problems))
     instance = _instance()
     existing = set(instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME))
     new = [c for c in args.crawls if c not in existing]
@@ -57,10 +62,10 @@ def cmd_backfill(args: argparse.Namespace) -> None:
     for job, crawl, why in plan:
         print(f"{job}[{crawl}]: {why}")
         if not args.dry_run:
-            result = d.resolve_job_def(job).execute_in_process(instance=instance, partition_key=crawl,
-                                                               raise_on_error=False,
-                                                               tags={"seedcoder/backfill_reason": why})
+            result = _execute(d.resolve_job_def(job), instance, crawl, tags={"seedcoder/backfill_reason": why})
             ok &= _report(f"{job}[{crawl}]", result)
+            if not result.success:  # later crawls are deduplicated against this one: stop here
+                sys.exit(f"stopped: {job}[{crawl}] failed")
     if not ok:
         sys.exit(1)
 
@@ -86,35 +91,48 @@ def cmd_materialize(args: argparse.Namespace) -> None:
 
     d = defs()
     instance = _instance()
-    ok = True
-
     run_config = _load_run_config(args.config)
+    checks_ok = True
 
-    def run(job: str, crawl: str | None = None, only=None) -> bool:
+    def run(job: str, crawl: str | None = None, only=None) -> None:
+        """Run one job; stop here, with its error, if the run fails (later jobs would only fail after it)."""
+        nonlocal checks_ok
         job_def = d.resolve_job_def(job)
         ops = {k: v for k, v in run_config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
-        result = job_def.execute_in_process(instance=instance, partition_key=crawl, raise_on_error=False,
-                                            asset_selection=only, run_config={"ops": ops} if ops else None)
-        return _report(f"{job}[{crawl}]" if crawl else job, result)
+        result = _execute(job_def, instance, crawl, asset_selection=only, run_config={"ops": ops} if ops else None)
+        checks_ok &= _report(f"{job}[{crawl}]" if crawl else job, result)
+        if not result.success:
+            sys.exit(f"stopped: {job}[{crawl}] failed, so nothing after it was run")
 
     for crawl in args.crawls:
-        ok &= run("github_files_job", crawl)
+        run("github_files_job", crawl)
     oracle = d.resources["oracle"]
     if args.skip_quality:
         print("quality branch skipped (--skip-quality)")
     elif not oracle.configured:
         for crawl in args.crawls:  # choosing the files to label needs no oracle
-            ok &= run("oracle_labels_job", crawl, only=[dg.AssetKey(["quality", "oracle_label_sample"])])
+            run("oracle_labels_job", crawl, only=[dg.AssetKey(["quality", "oracle_label_sample"])])
         print(f"rest of the quality branch skipped: {NOT_CONFIGURED}")
     else:
         for crawl in args.crawls:
-            ok &= run("oracle_labels_job", crawl)
-        ok &= run("scorer_job")
+            run("oracle_labels_job", crawl)
+        run("scorer_job")
         for crawl in args.crawls:
-            ok &= run("scoring_job", crawl)
-    ok &= run("catalog_job")
-    if not ok:
+            run("scoring_job", crawl)
+    run("catalog_job")
+    if not checks_ok:
         sys.exit(1)
+
+
+def _execute(job_def, instance, crawl: str | None, tags: dict[str, str] | None = None, **kw):
+    """Execute a job in this process, after recovering runs whose process died (their pool slots would
+    block this one for ever); the run carries this process's identity for the next such check."""
+    from seedcoder_assets.lib.runs import process_tags, recover_dead_runs
+
+    for message in recover_dead_runs(instance):
+        print(f"recovered: {message}", file=sys.stderr)
+    return job_def.execute_in_process(instance=instance, partition_key=crawl, raise_on_error=False,
+                                      tags={**(tags or {}), **process_tags()}, **kw)
 
 
 def cmd_oracle_serve(args: argparse.Namespace) -> None:
@@ -165,6 +183,12 @@ def _report(name: str, result) -> bool:
     print(f"{name}: {'success' if result.success else 'FAILED'}; {len(checks)} asset checks, {len(failed)} failed")
     for f in failed:
         print(f"  check failed: {f}")
+    for e in result.all_events:
+        if e.event_type_value == "STEP_FAILURE":
+            data = e.event_specific_data
+            why = (data.user_failure_data.description if data.user_failure_data and data.user_failure_data.description
+                   else data.error.to_string() if data.error else "no error recorded")
+            print(f"  step {e.step_key} failed: {why.strip()}")
     return result.success and not failed
 
 
@@ -254,7 +278,13 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("balance", help="kept/dropped per crawl and stage; exits 1 if the chain does not add up")
     s.set_defaults(fn=cmd_balance)
     args = p.parse_args(argv)
+    stop_on_sigterm()
     args.fn(args)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a pod stopped, `kill`) stops a run as Ctrl-C does: the run is marked, its pool slots freed."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 if __name__ == "__main__":

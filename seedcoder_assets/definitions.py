@@ -11,6 +11,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from seedcoder_assets.lib import dagster_compat
+
+dagster_compat.apply()
+
 
 def executor_from_env() -> dg.ExecutorDefinition:
     kind = os.environ.get("SEEDCODER_EXECUTOR", "multiprocess")

@@ -9,12 +9,35 @@ import duckdb
 import pyarrow.fs as pafs
 
 from seedcoder_assets.core.object_store import duckdb_connect, is_s3, resolve
+from seedcoder_assets.core.parquet_io import SUCCESS_MARKER
 
 LINEAGE_VIEW = "lineage"
 
 
-def _asset_dirs(lake_root: str) -> list[tuple[str, str]]:
-    """(view name, glob) for every <group>/<asset> folder holding crawl partitions."""
+def _ident(name: str) -> str:
+    """A quoted SQL identifier: folder names become view names whatever they contain."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _finished_parts(fs: pafs.FileSystem, folder: str, prefix: str) -> list[str]:
+    """Parquet parts of the finished partitions (with `_SUCCESS`) under `folder`: a partition being
+    rewritten, or left half-written by a killed run, is never read."""
+    parts = []
+    for partition in fs.get_file_info(pafs.FileSelector(folder)):
+        if partition.type != pafs.FileType.Directory:
+            continue
+        inside = fs.get_file_info(pafs.FileSelector(partition.path))
+        if any(i.base_name == SUCCESS_MARKER for i in inside):
+            parts += sorted(prefix + i.path for i in inside if i.path.endswith(".parquet"))
+    return parts
+
+
+def _asset_views(lake_root: str) -> list[tuple[str, list[str]]]:
+    """(view name, parts) for every <group>/<asset> folder holding finished crawl partitions."""
     fs, root = resolve(lake_root)
     if fs.get_file_info(root).type == pafs.FileType.NotFound:
         return []
@@ -24,7 +47,9 @@ def _asset_dirs(lake_root: str) -> list[tuple[str, str]]:
             continue
         for asset in fs.get_file_info(pafs.FileSelector(group.path)):
             if asset.type == pafs.FileType.Directory:
-                out.append((f"{group.base_name}_{asset.base_name}", f"{_prefix(lake_root)}{asset.path}/*/*.parquet"))
+                parts = _finished_parts(fs, asset.path, _prefix(lake_root))
+                if parts:
+                    out.append((f"{group.base_name}_{asset.base_name}", parts))
     return sorted(out)
 
 
@@ -32,18 +57,24 @@ def _prefix(uri: str) -> str:
     return "s3://" if uri.startswith("s3://") else ""
 
 
+def _view(conn: duckdb.DuckDBPyConnection, name: str, parts: list[str]) -> None:
+    listed = ", ".join(_literal(p) for p in parts)
+    conn.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS SELECT * FROM read_parquet([{listed}], "
+                 "hive_partitioning = true, union_by_name = true)")
+
+
 def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the catalog and (re)create its views over the current lake."""
     Path(database).parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb_connect(database, s3=is_s3(lake_root))
-    for name, glob in _asset_dirs(lake_root):
-        conn.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{glob}', "
-                     "hive_partitioning = true, union_by_name = true)")
+    for name, parts in _asset_views(lake_root):
+        _view(conn, name, parts)
     fs, root = resolve(lake_root)
     if fs.get_file_info(f"{root}/lineage").type == pafs.FileType.Directory:
-        glob = f"{_prefix(lake_root)}{root}/lineage/*/*/*.parquet"
-        conn.execute(f"CREATE OR REPLACE VIEW {LINEAGE_VIEW} AS SELECT * FROM read_parquet('{glob}', "
-                     "hive_partitioning = true, union_by_name = true)")
+        parts = [p for stage in fs.get_file_info(pafs.FileSelector(f"{root}/lineage"))
+                 if stage.type == pafs.FileType.Directory for p in _finished_parts(fs, stage.path, _prefix(lake_root))]
+        if parts:
+            _view(conn, LINEAGE_VIEW, parts)
     return conn
 
 

@@ -53,10 +53,17 @@ def landed_crawls(landing_root: str, skip: frozenset[str] = frozenset(), workers
         return [c for c in pool.map(lambda n: _landed(fs, root, n), names) if c is not None]
 
 
+def crawl_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a crawl partition (it becomes a folder name under every asset), or None."""
+    if not CRAWL_NAME.match(name) or ".." in name:
+        return f"crawl name {name!r} is not a valid partition key (letters, digits, '.', '_', '-'; ≤100; no '..')"
+    return None
+
+
 def manifest_problem(landing_root: str, crawl: LandedCrawl) -> str | None:
     """Why a landed crawl must not be registered, or None when it is sound."""
-    if not CRAWL_NAME.match(crawl.name):
-        return f"crawl name {crawl.name!r} is not a valid partition key (letters, digits, '.', '_', '-'; ≤100)"
+    if problem := crawl_name_problem(crawl.name):
+        return problem
     fs, root = resolve(landing_root)
     if crawl.manifest.endswith(READY_MARKER):
         parts = [i for i in fs.get_file_info(pafs.FileSelector(f"{root}/{crawl.name}"))
