@@ -1,53 +1,112 @@
-"""Cost of adding a crawl: the small crawl deduplicated against no history vs the large crawl's index.
+"""Cost of adding a crawl: crawl k alone, and after histories of 1x, 2x and 4x its size.
 
-    python benchmarks/bench_incremental.py --history benchmarks/out/work/full [--small DIR]
+    python benchmarks/bench_incremental.py --crawl LARGE_CRAWL_DIR [--work DIR]
 
-`--history` is a benchmark home whose index holds the large crawl (bench_github_branch.py leaves one).
-The small crawl runs every dedup stage twice, in fresh copies: once with an empty index, once with the
-large crawl registered before it. With B-tree probes the second run costs about the same.
+The large crawl's repositories are split by project (a release's name without its version): crawl k
+takes every 8th project, the history pool the rest, so no project is shared between crawl k and any
+history. Histories of 1x, 2x and 4x crawl k's archive bytes are drawn from the pool. For each size, a
+fresh home runs the history crawl through the dedup stages, then crawl k registered after it; every
+stage of crawl k runs in a fresh process (CPU seconds from the process, thread pools pinned to one
+thread). The history's index entries are Parquet per crawl, read as keys (no content): the probe
+of crawl k scans them, so the figures show what that scan costs as the history grows.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
+import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from benchmarks.stages import run  # noqa: E402
-from seedcoder_assets.sample_crawl import build_crawl  # noqa: E402
-
+PINNED = {"RAYON_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+          "BENCH_DUCKDB_THREADS": "1"}
 STAGES = ["ingest", "language", "repo_dedup", "exact_dedup", "minhash_signatures", "near_dup_clusters", "near_dedup"]
+DEDUP = ["repo_dedup", "exact_dedup", "near_dup_clusters", "near_dedup"]  # the stages that read the history
 
 
-def timed(home: Path, prior: list[str]) -> dict[str, float]:
-    return {s: run(s, str(home), "small", prior)["seconds"] for s in STAGES}
+def project(name: str) -> str:
+    return re.sub(r"-v?\d+(\.\d+)*([a-z]+\d*)?$", "", name)
+
+
+def split(crawl: Path) -> tuple[list[dict], list[dict]]:
+    entries = [json.loads(x) for x in (crawl / "repos.jsonl").read_text().splitlines()]
+    projects = sorted({project(e["name"]) for e in entries})
+    chosen = set(projects[::8])
+    return [e for e in entries if project(e["name"]) in chosen], [e for e in entries if project(e["name"]) not in chosen]
+
+
+def size(crawl: Path, entries: list[dict]) -> int:
+    return sum((crawl / e["archive"]).stat().st_size for e in entries)
+
+
+def lay_out(crawl: Path, entries: list[dict], dest: Path) -> None:
+    dest.mkdir(parents=True)
+    for e in entries:
+        os.link(crawl / e["archive"], dest / e["archive"])
+    (dest / "repos.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+
+
+def stage(name: str, home: Path, crawl: str, prior: list[str]) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(HERE / "stages.py"), name, "--home", str(home), "--crawl", crawl,
+                             "--prior", *prior], stdout=subprocess.PIPE, text=True, env={**os.environ, **PINNED})
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        raise RuntimeError(f"{name} on {crawl} failed")
+    figures = json.loads(out.strip().splitlines()[-1])
+    return {"wall_s": time.perf_counter() - t0, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "rows_in": figures["rows_in"], "drops": figures.get("drop_reasons", {})}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--history", type=Path, required=True)
-    ap.add_argument("--small", type=Path)
+    ap.add_argument("--crawl", type=Path, required=True)
+    ap.add_argument("--work", type=Path, default=HERE / "out" / "incremental")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        small = a.small or build_crawl(Path(tmp) / "src", "small")
-        empty, loaded = Path(tmp) / "empty", Path(tmp) / "loaded"
-        for home in (empty, loaded):
-            shutil.copytree(small, home / "landing" / "small")
-        (loaded / "index").mkdir()
-        shutil.copy(a.history / "index" / "dedup.sqlite", loaded / "index" / "dedup.sqlite")
-        history_mb = (loaded / "index" / "dedup.sqlite").stat().st_size / 1e6
-        cold = timed(empty, [])
-        warm = timed(loaded, ["full"])
-    print(f"| stage | no history (s) | after the large crawl, index {history_mb:.0f} MB (s) |\n|---|---|---|")
+    shutil.rmtree(a.work, ignore_errors=True)
+    new, pool = split(a.crawl)
+    new_bytes = size(a.crawl, new)
+    results: dict[str, dict] = {}
+    for multiple in (0, 1, 2, 4):
+        home = a.work / f"h{multiple}"
+        lay_out(a.crawl, new, home / "landing" / "k")
+        prior = []
+        history_bytes = 0
+        if multiple:
+            picked, total = [], 0
+            for e in pool:  # the pool in manifest order, until the history is `multiple` x crawl k
+                if total >= multiple * new_bytes:
+                    break
+                picked.append(e)
+                total += (a.crawl / e["archive"]).stat().st_size
+            lay_out(a.crawl, picked, home / "landing" / "history")
+            for s in STAGES:
+                stage(s, home, "history", [])
+            prior, history_bytes = ["history"], total
+        results[f"{multiple}x"] = {"history_mb": history_bytes / 1e6,
+                                   **{s: stage(s, home, "k", prior) for s in STAGES}}
+        print(json.dumps({multiple: {s: round(v["cpu_s"], 2) for s, v in results[f"{multiple}x"].items()
+                                     if isinstance(v, dict)}}), file=sys.stderr, flush=True)
+        shutil.rmtree(home)
+    a.work.mkdir(parents=True, exist_ok=True)
+    (a.work / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"crawl k: {len(new)} repositories, {new_bytes / 1e6:.0f} MB of archives; no project in any history\n")
+    print("| stage (CPU s, one thread) | alone | after 1x history | after 2x | after 4x |")
+    print("|---|---|---|---|---|")
     for s in STAGES:
-        print(f"| {s} | {cold[s]:.2f} | {warm[s]:.2f} |")
-    print(json.dumps({"cold": cold, "warm": warm, "index_mb": history_mb}))
+        print(f"| {s} | " + " | ".join(f"{results[k][s]['cpu_s']:.2f}" for k in ("0x", "1x", "2x", "4x")) + " |")
+    print("| history archives (MB) | 0 | " + " | ".join(f"{results[k]['history_mb']:.0f}" for k in ("1x", "2x", "4x"))
+          + " |")
+    drops = {k: {s: results[k][s]["drops"] for s in DEDUP} for k in results}
+    print("\ndrops of crawl k per history (no project shared, so cross-crawl drops are vendored or shared code):")
+    print(json.dumps(drops))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,26 @@
-"""Near dedup, three ways, same real input: ours (vectorised shingles + rensa MinHash + verified star
-clusters), datasketch MinHashLSH, and datatrove's 4-stage MinHash pipeline.
+"""Near dedup on a whole real crawl, three ways, judged against an independent truth.
 
-    python benchmarks/bench_near_dedup.py --files LAKE_PARTITION [--n 20000]
+    python benchmarks/bench_near_dedup.py --files EXACT_DEDUPED_PARTITION --repos CRAWL_REPOS_PARTITION
+        [--work DIR] [--scales 1 2 4] [--no-datasketch]
 
-LAKE_PARTITION is a partition of files (e.g. dedup/exact_deduped_files of the large crawl, as
-bench_github_branch.py leaves it). Each method runs in its own process (throughput per core,
-peak RSS). Quality is measured against exact Jaccard of word 5-gram sets:
-- true pairs: pairs with exact Jaccard >= 0.7, found among all pairs of a very-high-recall LSH
-  (256 permutations, 128 bands x 2 rows) whose estimate is >= 0.5, plus every pair any method declared;
+Methods, each in processes of its own with every thread pool pinned to one thread (RAYON, POLARS,
+OMP/BLAS, NUMBA, DuckDB), each reading the same Parquet partition and writing its kept files as Parquet
+inside its timer:
+- ours: the pipeline's three steps (minhash_signatures, near_dup_clusters, near_deduped_files, which also
+  writes the crawl's index entries), each in its own process; and the same without the exact check;
+- datatrove 0.10.1: its four MinHash stages (ParquetReader -> signatures -> buckets -> clusters -> filter
+  -> ParquetWriter) in one process, with the same 5-grams and 128 hashes in 32 bands of 4;
+- datasketch 2.0: MinHashLSH(0.7, 128) streaming: query each file, drop it on a hit, else insert.
+CPU seconds are the processes' user + system time (interpreter start and imports included, for all).
+
+Truth (benchmarks/near_dedup_truth.py, no code shared with the pipeline): all pairs with exact word
+5-gram Jaccard >= 0.7, words by Python's `\\w+`, found by an exact prefix-filter similarity join.
 - recall: share of true pairs of which the method did not keep both files;
-- precision: share of removed files whose exact Jaccard with the file kept in their place is >= 0.7;
-- cluster precision: share of same-cluster pairs with exact Jaccard >= 0.7 (chaining shows here).
+- precision: share of removed files whose exact Jaccard with the file kept in their place is >= 0.7.
+
+Scales: 1x is the partition; kx adds k-1 perturbed copies of every file (a line of random words
+appended), so near duplicates multiply and cross every cluster; peak RSS and CPU-s per GB show how
+the cost grows with the data.
 """
 
 from __future__ import annotations
@@ -19,219 +29,203 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
-from seedcoder_assets.core.dedup import minhash  # noqa: E402
-from seedcoder_assets.core.parquet_io import sample_rows  # noqa: E402
+import near_dedup_truth as truth_mod  # noqa: E402
 
-THRESHOLD = 0.7
-SWEEP = [(128, 16, 8), (128, 64, 2), (64, 16, 4), (256, 64, 4)]
+from seedcoder_assets.core.parquet_io import PartWriter, iter_batches  # noqa: E402
+from seedcoder_assets.core.schemas import FILE_SCHEMA  # noqa: E402
 
-
-def load(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.open()]
-
-
-# -- the three methods (each runs in a child process: `--method NAME`) ---------------------------
-def run_ours(docs: list[dict], files_uri: str | None = None, overrides: dict | None = None) -> list[dict]:
-    import pyarrow as pa
-
-    from seedcoder_assets.core.dedup.exact import connect
-    from seedcoder_assets.core.dedup.index import DedupIndex
-    from seedcoder_assets.core.dedup.near import near_clusters
-    from seedcoder_assets.core.dedup.survivor import SurvivorRule
-
-    p = minhash.MinHashParams(**(overrides or {}))
-    docs = sorted(docs, key=lambda d: d["id"])
-    ids = [d["id"] for d in docs]
-    parts = [minhash.signatures([d["text"] for d in docs[i:i + 1024]], p) for i in range(0, len(docs), 1024)]
-    sigs = np.concatenate([s for s, _ in parts])
-    counts = np.concatenate([c for _, c in parts])
-    meta = pa.table({"id": ids, "repo": ids, "path": ids, "stars": [None] * len(ids), "pushed_at": [None] * len(ids)},
-                    schema=pa.schema([("id", pa.string()), ("repo", pa.string()), ("path", pa.string()),
-                                      ("stars", pa.int64()), ("pushed_at", pa.string())]))
-    with tempfile.TemporaryDirectory() as tmp, DedupIndex(f"{tmp}/i.sqlite") as index:
-        table, _ = near_clusters("file", "bench", ids, sigs, counts, meta, p, SurvivorRule.lexical, index, [],
-                                 connect(), files_uri=files_uri)
-    surv = {r["id"]: r["survivor"] for r in table.to_pylist()}
-    return [{"id": i, "cluster": surv.get(i, i), "kept": surv.get(i, i) == i} for i in ids]
+PINNED = {"RAYON_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+          "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "BENCH_DUCKDB_THREADS": "1", "PYTHONHASHSEED": "0"}
+CRAWL = "bench"
 
 
-def run_datasketch(docs: list[dict]) -> list[dict]:
-    import re
-
-    from datasketch import MinHash, MinHashLSH
-
-    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=128)
-    out = []
-    for d in docs:  # the usual streaming use: query, drop on a hit, else insert
-        w = re.findall(r"\w+", d["text"])
-        grams = {" ".join(w[i:i + 5]).encode() for i in range(len(w) - 4)} or {" ".join(w).encode()}
-        m = MinHash(num_perm=128)
-        m.update_batch(list(grams))
-        hits = lsh.query(m)
-        if hits:
-            out.append({"id": d["id"], "cluster": min(hits), "kept": False})
-        else:
-            lsh.insert(d["id"], m)
-            out.append({"id": d["id"], "cluster": d["id"], "kept": True})
-    return out
-
-
-def child(method: str, inp: Path, out: Path, overrides: dict | None = None) -> None:
-    docs = load(inp)
-    files_uri = None
-    if method == "ours":  # as in the pipeline, the files are a Parquet partition read for exact checks
-        from seedcoder_assets.core.parquet_io import PartWriter
-        from seedcoder_assets.core.schemas import FILE_SCHEMA
-
-        files_uri = str(out.parent / "ours_files")
-        with PartWriter(files_uri, FILE_SCHEMA) as w:
-            w.write_rows([{"id": d["id"], "content": d["text"]} for d in docs])
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    """Wall seconds, CPU seconds (user + system) and peak RSS of one child process."""
     t0 = time.perf_counter()
-    assign = run_ours(docs, files_uri, overrides) if method == "ours" else run_datasketch(docs)
-    seconds = time.perf_counter() - t0
-    out.write_text("\n".join(json.dumps(a) for a in assign) + "\n")
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
-
-
-def peak_rss_mb() -> float:
-    """This process's own high-water RSS (VmHWM is reset at exec; ru_maxrss is inherited from the parent)."""
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def measure(cmd: list[str]) -> dict:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "POLARS_MAX_THREADS": "1",
-                                                                         "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env={**os.environ, **PINNED, **(env or {})}, text=True)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if status:
-        raise RuntimeError(f"{cmd} failed")
+        raise RuntimeError(f"{cmd} failed with status {status}")
+    # Peak RSS is the child's own VmHWM, printed by it: ru_maxrss starts from the parent's RSS at fork.
     return {"wall_s": time.perf_counter() - t0, "cpu_s": usage.ru_utime + usage.ru_stime,
-            **json.loads(out.strip().splitlines()[-1])}
+            "peak_rss_mb": json.loads(out.strip().splitlines()[-1])["peak_rss_mb"], "stdout": out}
 
 
-# -- ground truth and scores ------------------------------------------------------------------------
-def shingle_sets(docs: list[dict]) -> dict[str, np.ndarray]:
-    out = {}
-    for i in range(0, len(docs), 1024):
-        chunk = docs[i:i + 1024]
-        flat, off = minhash.shingle_hashes([d["text"] for d in chunk], 5, 42)
-        for j, d in enumerate(chunk):
-            out[d["id"]] = np.unique(flat[off[j]:off[j + 1]])
-    return out
+def scaled(files: str, dest: Path, k: int) -> Path:
+    """The partition plus k-1 copies of every file with a line of random words appended."""
+    if k == 1:
+        return Path(files)
+    if (dest / "_SUCCESS").exists():
+        return dest
+    rng = random.Random(k)
+    words = [f"w{i}" for i in range(5000)]
+    with PartWriter(str(dest), FILE_SCHEMA) as out:
+        for batch in iter_batches(files, batch_rows=1024):
+            out.write_table(batch)
+            for c in range(1, k):
+                rows = batch.to_pylist()
+                for r in rows:
+                    r["content"] += "\n# " + " ".join(rng.choices(words, k=12)) + "\n"
+                    r["id"] = f"{r['id']}-m{c}"
+                    r["repo"] = f"{r['repo']}-mirror{c}"
+                out.write_rows(rows)
+    return dest
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) == 0 and len(b) == 0:
-        return 1.0
-    inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / (len(a) + len(b) - inter)
+def run_ours(files: Path, repos: str, work: Path, minhash: dict | None = None) -> tuple[dict, dict[str, bool], dict]:
+    """The three steps in their own processes; returns figures, kept per id, survivor per removed id."""
+    shutil.rmtree(work, ignore_errors=True)
+    lake = work / "lake"
+    for key, src in ((("dedup", "exact_deduped_files"), files), (("ingest", "crawl_repos"), Path(repos))):
+        (lake.joinpath(*key)).mkdir(parents=True)
+        os.symlink(src.resolve(), lake.joinpath(*key, f"crawl={CRAWL}"))
+    env = {"BENCH_MINHASH": json.dumps(minhash or {})}
+    steps = {}
+    for stage in ("minhash_signatures", "near_dup_clusters", "near_dedup"):
+        steps[stage] = measure([sys.executable, str(HERE / "stages.py"), stage, "--home", str(work), "--crawl", CRAWL],
+                               env)
+        steps[stage]["figures"] = json.loads(steps[stage].pop("stdout").strip().splitlines()[-1])
+    kept_ids = set(pq.read_table(lake / "dedup" / "near_deduped_files" / f"crawl={CRAWL}", columns=["id"])["id"]
+                   .to_pylist())
+    all_ids = pq.read_table(files, columns=["id"])["id"].to_pylist()
+    clusters = pq.read_table(lake / "dedup" / "near_dup_clusters" / f"crawl={CRAWL}", columns=["id", "survivor"])
+    survivor = {i: s for i, s in zip(clusters["id"].to_pylist(), clusters["survivor"].to_pylist()) if i != s}
+    total = {"wall_s": sum(s["wall_s"] for s in steps.values()), "cpu_s": sum(s["cpu_s"] for s in steps.values()),
+             "peak_rss_mb": max(s["peak_rss_mb"] for s in steps.values()),
+             "steps": {k: {m: round(v[m], 2) for m in ("wall_s", "cpu_s", "peak_rss_mb")} for k, v in steps.items()},
+             "clusters": {k: v for k, v in steps["near_dup_clusters"]["figures"].items()
+                          if "pair" in k or "round" in k or "read" in k}}
+    shutil.rmtree(work, ignore_errors=True)
+    return total, {i: i in kept_ids for i in all_ids}, survivor
 
 
-def true_pairs(docs: list[dict], sets: dict[str, np.ndarray], extra: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    p = minhash.MinHashParams(num_perm=256, bands=128, rows=2, seed=7)
-    ids = [d["id"] for d in docs]
-    sigs = np.concatenate([minhash.signatures([d["text"] for d in docs[i:i + 1024]], p)[0]
-                           for i in range(0, len(docs), 1024)])
-    cand = minhash.candidate_pairs(minhash.band_keys(sigs, p), np.ones(len(ids), bool), 10**12)
-    est = minhash.similarity(sigs[cand[:, 0]], sigs[cand[:, 1]])
-    pairs = {tuple(sorted((ids[a], ids[b]))) for a, b in cand[est >= 0.5]} | extra
-    return {pr for pr in pairs if jaccard(sets[pr[0]], sets[pr[1]]) >= THRESHOLD}
+def run_datatrove(files: Path, work: Path) -> tuple[dict, dict[str, bool], dict]:
+    shutil.rmtree(work, ignore_errors=True)
+    python = HERE / ".venv-datatrove" / "bin" / "python"
+    fig = measure([str(python), str(HERE / "near_dedup_datatrove.py"), str(files), str(work)])
+    fig.pop("stdout")
+    kept, cluster = {}, {}
+    for line in (work / "assign.jsonl").open():
+        d = json.loads(line)
+        kept[d["id"]], cluster[d["id"]] = d["kept"], d["cluster"]
+    keeper = {c: i for i, c in cluster.items() if kept[i] and c != -1}
+    survivor = {i: keeper.get(c) for i, c in cluster.items() if not kept[i]}
+    shutil.rmtree(work, ignore_errors=True)
+    return fig, kept, survivor
 
 
-def score(assign: list[dict], truth: set[tuple[str, str]], sets: dict[str, np.ndarray]) -> dict:
-    kept = {a["id"] for a in assign if a["kept"]}
-    by_cluster: dict = {}
-    for a in assign:  # datatrove marks files outside any cluster with -1
-        by_cluster.setdefault(a["id"] if a["cluster"] in (-1, None) else a["cluster"], []).append(a["id"])
-    survivor = {}
-    for members in by_cluster.values():
-        k = [m for m in members if m in kept]
-        for m in members:
-            if m not in kept:
-                survivor[m] = k[0] if k else None
-    ds_hit = {a["id"]: a["cluster"] for a in assign if not a["kept"]}  # datasketch: the doc it matched
-    removed = [a["id"] for a in assign if not a["kept"]]
-    good = sum(1 for r in removed if (s := survivor.get(r) or ds_hit.get(r)) in sets and jaccard(sets[r], sets[s]) >= THRESHOLD)
-    rng = random.Random(0)
-    cluster_pairs = [(m[i], m[j]) for m in by_cluster.values() if len(m) > 1
-                     for i in range(len(m)) for j in range(i + 1, len(m))]
-    sample = rng.sample(cluster_pairs, min(20000, len(cluster_pairs)))
-    cp = sum(jaccard(sets[a], sets[b]) >= THRESHOLD for a, b in sample) / len(sample) if sample else 1.0
-    recall = sum(not (a in kept and b in kept) for a, b in truth) / len(truth) if truth else 1.0
+DATASKETCH = """
+import json, re, sys
+import pyarrow as pa, pyarrow.parquet as pq
+from datasketch import MinHash, MinHashLSH
+src, dst = sys.argv[1], sys.argv[2]
+lsh, kept, out = MinHashLSH(threshold=0.7, num_perm=128), [], {}
+for f in sorted(__import__("pathlib").Path(src).glob("*.parquet")):
+    for batch in pq.ParquetFile(f).iter_batches(batch_size=1024):
+        t = pa.Table.from_batches([batch])
+        mask = []
+        for id_, text in zip(t["id"].to_pylist(), t["content"].to_pylist()):
+            w = re.findall(r"\\w+", text)
+            grams = {" ".join(w[i:i + 5]).encode() for i in range(len(w) - 4)} or {" ".join(w).encode()}
+            m = MinHash(num_perm=128)
+            m.update_batch(list(grams))
+            hits = lsh.query(m)
+            if hits:
+                out[id_] = min(hits)
+            else:
+                lsh.insert(id_, m)
+            mask.append(not hits)
+        kept.append(t.filter(pa.array(mask)))
+pq.write_table(pa.concat_tables(kept), dst + ".parquet")
+json.dump(out, open(dst + ".json", "w"))
+hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+print(json.dumps({"peak_rss_mb": hwm / 1024}))
+"""
+
+
+def run_datasketch(files: Path, work: Path) -> tuple[dict, dict[str, bool], dict]:
+    work.mkdir(parents=True, exist_ok=True)
+    fig = measure([sys.executable, "-c", DATASKETCH, str(files), str(work / "ds")])
+    fig.pop("stdout")
+    survivor = json.loads((work / "ds.json").read_text())
+    all_ids = pq.read_table(files, columns=["id"])["id"].to_pylist()
+    return fig, {i: i not in survivor for i in all_ids}, survivor
+
+
+def score(truth: dict, index: dict[str, int], kept: dict[str, bool], survivor: dict) -> dict:
+    ids = truth["ids"]
+    pairs = truth["pairs"]
+    both = np.array([kept[ids[a]] and kept[ids[b]] for a, b in pairs.tolist()], bool)
+    removed = [i for i, k in kept.items() if not k]
+    good = sum(1 for r in removed if survivor.get(r) in index and
+               truth_mod.jaccard_of(truth, index, r, survivor[r]) >= truth_mod.THRESHOLD)
     return {"removed": len(removed), "precision": good / len(removed) if removed else 1.0,
-            "cluster_pair_precision": cp, "recall": recall}
+            "recall": float(1 - both.mean()) if len(both) else 1.0, "true_pairs": int(len(pairs))}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--files", type=str)
-    ap.add_argument("--n", type=int, default=20000)
-    ap.add_argument("--out", type=Path, default=HERE / "out" / "near_dedup")
-    ap.add_argument("--method")
-    ap.add_argument("--input", type=Path)
-    ap.add_argument("--assign", type=Path)
-    ap.add_argument("--params", default="{}", help="MinHashParams overrides for --method ours (JSON)")
+    ap.add_argument("--files", required=True)
+    ap.add_argument("--repos", required=True)
+    ap.add_argument("--work", type=Path, default=HERE / "out" / "near_dedup")
+    ap.add_argument("--scales", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--no-datasketch", action="store_true")
     a = ap.parse_args()
-    if a.method:
-        return child(a.method, a.input, a.assign, json.loads(a.params))
-    a.out.mkdir(parents=True, exist_ok=True)
-    rows = sample_rows(a.files, ["id", "content"], a.n, seed=1)
-    docs = [{"id": r["id"], "text": r["content"]} for r in rows]
-    inp = a.out / "input.jsonl"
-    inp.write_text("\n".join(json.dumps(d) for d in docs) + "\n")
-    mb = sum(len(d["text"].encode()) for d in docs) / 1e6
-    results, assigns = {}, {}
-    runs = {"ours": ("ours", {}), "datasketch": ("datasketch", {})}
-    for perm, bands, rows in SWEEP:  # the defaults' neighbours, to justify them
-        runs[f"ours {perm} perm, {bands}x{rows}"] = ("ours", {"num_perm": perm, "bands": bands, "rows": rows})
-    runs["ours, no exact check"] = ("ours", {"exact_margin": 0.0})
-    for name, (method, overrides) in runs.items():
-        dest = a.out / f"{name.replace(' ', '_').replace(',', '')}.jsonl"
-        results[name] = measure([sys.executable, __file__, "--method", method, "--input", str(inp),
-                                 "--assign", str(dest), "--params", json.dumps(overrides)])
-        assigns[name] = load(dest)
-    dt_python = HERE / ".venv-datatrove" / "bin" / "python"
-    if dt_python.exists():
-        work = a.out / "datatrove"
-        subprocess.run(["rm", "-rf", str(work)], check=True)
-        results["datatrove"] = measure([str(dt_python), str(HERE / "near_dedup_datatrove.py"), str(inp), str(work)])
-        assigns["datatrove"] = load(work / "assign.jsonl")
-    sets = shingle_sets(docs)
-    declared = set()
-    for assign in assigns.values():
-        kept = {x["id"] for x in assign if x["kept"]}
-        for x in assign:
-            if not x["kept"] and x["cluster"] in sets:
-                declared.add(tuple(sorted((x["id"], x["cluster"]))))
-            elif not x["kept"]:
-                k = [y["id"] for y in assign if y["cluster"] == x["cluster"] and y["id"] in kept][:1]
-                declared |= {tuple(sorted((x["id"], k[0])))} if k else set()
-    truth = true_pairs(docs, sets, declared)
-    print(f"\n{len(docs)} files, {mb:.1f} MB, {len(truth)} true pairs (exact 5-gram Jaccard >= {THRESHOLD})\n")
-    print("| method | dedup s | MB/s per core | peak RSS MB | removed | precision | cluster-pair precision | recall |")
-    print("|---|---|---|---|---|---|---|---|")
-    table = {}
-    for m, r in results.items():
-        s = score(assigns[m], truth, sets)
-        table[m] = {**r, **s, "mb": mb, "true_pairs": len(truth)}
-        print(f"| {m} | {r['seconds']:.1f} | {mb / r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | {s['removed']} | "
-              f"{s['precision']:.3f} | {s['cluster_pair_precision']:.3f} | {s['recall']:.3f} |")
-    (a.out / "results.json").write_text(json.dumps(table, indent=1))
+    a.work.mkdir(parents=True, exist_ok=True)
+    t = truth_mod.load(Path(subprocess.run([sys.executable, str(HERE / "near_dedup_truth.py"), a.files,
+                                            str(a.work / "truth")], check=True, capture_output=True, text=True,
+                                           env={**os.environ, "PYTHONHASHSEED": "0"}).stdout.strip()))
+    index = {i: k for k, i in enumerate(t["ids"].tolist())}
+    rows = []
+    for k in a.scales:
+        files = scaled(a.files, a.work / f"input_{k}x", k)
+        mb = sum(pc.sum(pc.binary_length(b.column("content"))).as_py() for b in iter_batches(str(files), ["content"])) / 1e6
+        methods = {"ours": lambda f=files: run_ours(f, a.repos, a.work / "ours"),
+                   "ours, no exact check": lambda f=files: run_ours(f, a.repos, a.work / "ours", {"exact_margin": 0.0}),
+                   "datatrove": lambda f=files: run_datatrove(f, a.work / "datatrove")}
+        if k == 1 and not a.no_datasketch:
+            methods["datasketch"] = lambda f=files: run_datasketch(f, a.work / "datasketch")
+        for name, fn in methods.items():
+            if k > 1 and name == "ours, no exact check":
+                continue
+            fig, kept, survivor = fn()
+            row = {"method": name, "scale": f"{k}x", "files": len(kept), "mb": round(mb), **fig}
+            if k == 1:
+                row.update(score(t, index, kept, survivor))
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    (a.work / "results.json").write_text(json.dumps(rows, indent=1))
+    base = {r["scale"]: r["cpu_s"] for r in rows if r["method"] == "datatrove"}
+    print(f"{int(t['pairs'].shape[0])} true pairs (exact word 5-gram Jaccard >= 0.7) among {len(t['ids'])} files\n")
+    print("| method | scale | files | MB | wall s | CPU s | MB per CPU-s | datatrove CPU-s / ours | peak RSS MB "
+          "| removed | precision | recall |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = base.get(r["scale"], float("nan")) / r["cpu_s"]
+        q = (f"{r['removed']} | {r['precision']:.3f} | {r['recall']:.3f}" if "precision" in r else "– | – | –")
+        print(f"| {r['method']} | {r['scale']} | {r['files']} | {r['mb']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+              f"{r['mb'] / r['cpu_s']:.1f} | {ratio:.1f} | {r['peak_rss_mb']:.0f} | {q} |")
+    print("\nour steps (wall s, CPU s, peak RSS MB):")
+    for r in rows:
+        if "steps" in r:
+            print(f"- {r['method']} {r['scale']}: " + ", ".join(
+                f"{s} {v['wall_s']}/{v['cpu_s']}/{v['peak_rss_mb']:.0f}" for s, v in r["steps"].items())
+                  + f"; {r['clusters']}")
 
 
 if __name__ == "__main__":

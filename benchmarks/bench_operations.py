@@ -66,8 +66,7 @@ def child(mode: str, home: Path, endpoint: str | None) -> None:
 
     if mode == "s3":
         storage = StorageResource(lake_root=f"s3://{BUCKET}/lake", landing_root=f"s3://{BUCKET}/landing",
-                                  local_dir=str(home / "local"),
-                                  index_uri=f"s3://{BUCKET}/index/dedup.sqlite", s3=S3Resource(endpoint_url=endpoint))
+                                  local_dir=str(home / "local"), s3=S3Resource(endpoint_url=endpoint))
     else:
         storage = StorageResource(lake_root=str(home / "lake"), landing_root=str(home / "landing"),
                                   local_dir=str(home / "local"))

@@ -4,7 +4,9 @@
 
 Each measurement runs in its own process (peak RSS is that process's VmHWM). Labels come from the
 fake oracle's deterministic heuristic (no LLM is reachable here), so MAE figures show the scorer
-learns a rating function from content; they are not the paper's MAE against DeepSeek-V2.
+learns a rating function from content; they are not the paper's MAE against DeepSeek-V2. Train and
+test are split by project (releases of one project on one side), as the pipeline does, and the tiny
+Llama's tokenizer is trained without the test projects.
 """
 
 from __future__ import annotations
@@ -50,9 +52,10 @@ def _examples(files: str, n: int):
     from seedcoder_assets.testing.fake_oracle import heuristic_rating
 
     out = []
-    for batch in iter_batches(files, ["id", "language", "content"]):
+    for batch in iter_batches(files, ["id", "repo", "language", "content"]):
         for row in batch.to_pylist():
-            out.append(Example(row["id"], row["language"], row["content"], heuristic_rating(row["content"])))
+            out.append(Example(row["id"], row["language"], row["content"], heuristic_rating(row["content"]),
+                               row["repo"]))
             if len(out) >= n:
                 return out
     return out
@@ -72,7 +75,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
             "train_s": round(report.train_seconds, 1), "examples_per_s": round(report.n_train * args.epochs /
                                                                                   report.train_seconds, 2),
             "tokens_per_s": round(report.train_tokens / report.train_seconds), "mae": round(ev.mae, 3),
-            "cmae": round(ev.cmae, 3), "baseline_mae": round(ev.baseline_mae, 3),
+            "cmae": "n/a" if ev.cmae != ev.cmae else round(ev.cmae, 3), "cmae_present": round(ev.cmae_present, 3),
+            "ratings_missing": ev.ratings_missing, "baseline_mae": round(ev.baseline_mae, 3),
             "total_s": round(time.perf_counter() - start, 1), "peak_rss_mb": round(vm_hwm_mb())}
 
 
@@ -130,10 +134,13 @@ def main() -> None:
     subset = _subset(args.files, args.score_n, str(work / "files"))
 
     tiny = work / "tiny-llama"
-    if not (tiny / "config.json").exists():
+    if not (tiny / "config.json").exists():  # its tokenizer never sees a test project (the scorer's split rule)
         from seedcoder_assets.core.parquet_io import iter_batches
+        from seedcoder_assets.core.quality.scorer import is_held_out, split_group
 
-        build_tiny_llama((t for b in iter_batches(subset, ["content"]) for t in b.column("content").to_pylist()), tiny)
+        build_tiny_llama((t for b in iter_batches(subset, ["repo", "content"])
+                          for r, t in zip(b.column("repo").to_pylist(), b.column("content").to_pylist())
+                          if not is_held_out(split_group(r), 0.1, 0)), tiny)
     print("## Scorer training on CPU (one epoch, MSE; heuristic labels)\n")
     train_rows = []
     for name, backbone, lr, epochs in (("tiny-llama", str(tiny), 1e-3, 1), ("minilm", minilm_path(), 2e-4, 1),

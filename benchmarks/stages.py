@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from seedcoder_assets.core import paths
@@ -37,8 +38,11 @@ def run(stage: str, home: str, crawl: str, prior: list[str]) -> dict:
     def lw(name: str) -> LineageWriter:
         return LineageWriter(lake, name, crawl, "bench")
 
-    p, rule = MinHashParams(), SurvivorRule.stars_newest_lexical
+    # Benchmarks may override the MinHash parameters (JSON) and pin DuckDB to one thread.
+    p, rule = MinHashParams(**json.loads(os.environ.get("BENCH_MINHASH", "{}"))), SurvivorRule.stars_newest_lexical
     index, conn = DedupIndex(f"{lake}/_index"), connect("1GB", f"{home}/duckdb_tmp")
+    if os.environ.get("BENCH_DUCKDB_THREADS"):
+        conn.execute(f"SET threads TO {int(os.environ['BENCH_DUCKDB_THREADS'])}")
     raw, repos, code = u("ingest", "raw_repo_files"), u("ingest", "crawl_repos"), u("filters", "code_files")
     exact, sigs, clusters = u("dedup", "exact_deduped_files"), u("dedup", "minhash_signatures"), u("dedup", "near_dup_clusters")
     near = u("dedup", "near_deduped_files")

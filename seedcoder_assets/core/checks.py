@@ -141,8 +141,10 @@ def _json_parses(text: str) -> bool:
     return True
 
 
-# Languages with a checker of their own in the standard library, independent of tree-sitter.
+# Languages with a checker of their own in the standard library, independent of tree-sitter, and the
+# file name endings it judges (Cython's .pyx/.pxd count as Python by extension but are not Python).
 NATIVE_CHECKERS: dict[str, Callable[[str], bool]] = {"Python": _python_compiles, "JSON": _json_parses}
+NATIVE_SUFFIXES: dict[str, tuple[str, ...]] = {"Python": (".py", ".pyw", ".pyi"), "JSON": (".json",)}
 
 
 def syntax_errors_left(uri: str, per_language: int = 1000, max_share: float = 0.01, seed: int = 0) -> CheckOutcome:
@@ -161,6 +163,8 @@ def syntax_errors_left(uri: str, per_language: int = 1000, max_share: float = 0.
             continue
         for row in batch.filter(mask).to_pylist():  # reservoir sample per language
             lang = row["language"]
+            if not row["path"].lower().endswith(NATIVE_SUFFIXES[lang]):
+                continue
             seen[lang] += 1
             if len(sample[lang]) < per_language:
                 sample[lang].append((row["path"], row["content"]))
