@@ -18,7 +18,7 @@ from seedcoder_assets.core.object_store import resolve
 SUCCESS_MARKER = "_SUCCESS"
 MAX_GROUP_BYTES = 64 << 20  # a row group (and so a read) never holds more content than this
 MAX_BATCH_BYTES = 8 << 20  # a batch handed to a stage never holds more content than this
-BULK_COLUMNS = frozenset({"content", "raw", "signature"})  # large per-row values
+BULK_COLUMNS = frozenset({"content", "raw", "signature", "shingle_set"})  # large per-row values
 
 
 def slices_by_bytes(batch: pa.RecordBatch | pa.Table, max_bytes: int, column: str = "content"):

@@ -54,7 +54,8 @@ LINEAGE_SCHEMA = pa.schema(
 
 # MinHash signatures, kept apart from clusters so the survivor rule can change cheaply.
 SIGNATURE_SCHEMA = pa.schema(
-    [("id", pa.string()), ("n_shingles", pa.int32()), ("signature", pa.binary())]
+    [("id", pa.string()), ("n_shingles", pa.int32()), ("signature", pa.binary()),
+     ("shingle_set", pa.binary())]  # the sorted distinct shingle hashes of a small file; null for larger ones
 )
 
 # Near-duplicate clusters: one row per member, the survivor rule's inputs kept as columns.

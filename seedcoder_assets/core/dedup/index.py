@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from seedcoder_assets.core.dedup.minhash import sorted_unique
 from seedcoder_assets.core.parquet_io import PartWriter, is_complete, read_table
 
 HASH_SCHEMA = pa.schema([("sha256", pa.string()), ("ident", pa.string())])
@@ -125,8 +126,8 @@ class DedupIndex:
             if not count.any():
                 continue
             at = np.repeat(lo, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
-            pairs = np.unique(np.stack([np.repeat(rows, count), prefs[at].astype(np.int64)], axis=1), axis=0)
-            out.append((crawl, pairs[:, 0], pairs[:, 1]))
+            code = sorted_unique(np.repeat(rows, count) * np.int64(1 << 32) + prefs[at].astype(np.int64))
+            out.append((crawl, code >> 32, code & 0xFFFFFFFF))
         return out
 
     def records(self, kind: str, crawl: str, refs: np.ndarray, num_perm: int) -> tuple[list[str], np.ndarray]:

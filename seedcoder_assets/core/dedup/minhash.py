@@ -44,6 +44,7 @@ class MinHashParams(BaseModel, frozen=True):
     exact_margin: float = 0.1  # pairs whose estimate is this close to the threshold get exact Jaccard
     exact_block_files: int = 4_096  # files whose pairs are checked together (bounds the exact check's memory)
     exact_cache_shingles: int = 16_000_000  # shingle sets kept between rounds of the exact check (~128 MB)
+    small_set_max: int = 256  # files with at most this many distinct shingles keep their whole set with the signature
 
     @model_validator(mode="after")
     def _bands_fit(self) -> MinHashParams:
@@ -166,6 +167,48 @@ def signatures(texts: pa.Array | Sequence[str], params: MinHashParams) -> tuple[
     return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(len(texts), params.num_perm), counts
 
 
+@numba.njit(cache=True, nogil=True)
+def _small_sets_kernel(flat, offsets, max_size):  # pragma: no cover - compiled
+    n = len(offsets) - 1
+    out = np.empty(len(flat), np.uint64)
+    ends = np.zeros(n, np.int64)
+    present = np.zeros(n, np.bool_)
+    w = 0
+    for d in range(n):
+        lo, hi = offsets[d], offsets[d + 1]
+        start = w
+        if 0 < hi - lo <= 4 * max_size:
+            s = np.sort(flat[lo:hi])
+            for i in range(len(s)):
+                if i == 0 or s[i] != s[i - 1]:
+                    out[w] = s[i]
+                    w += 1
+            if w - start <= max_size:
+                present[d] = True
+            else:
+                w = start
+        ends[d] = w
+    return out[:w].copy(), ends, present
+
+
+def signatures_with_sets(texts: pa.Array | Sequence[str], params: MinHashParams
+                         ) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """`signatures`, plus the whole sorted shingle set of every file with at most `small_set_max`
+    distinct shingles (None for larger files): small files, whose Jaccard with a near copy moves most
+    with a small edit, then get their exact Jaccard without their text being read again."""
+    flat, offsets = shingle_hashes(texts, params.ngram, params.seed)
+    counts = np.diff(offsets).astype(np.int32)
+    if len(texts) == 0:
+        return np.zeros((0, params.num_perm), np.uint32), counts, pa.array([], pa.binary())
+    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, params.num_perm, params.seed)
+    sigs = np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(len(texts), params.num_perm)
+    values, ends, present = _small_sets_kernel(flat, offsets.astype(np.int64), params.small_set_max)
+    byte_offsets = (np.r_[0, ends] * 8).astype(np.int32)  # one binary value per file, straight from the buffer
+    sets = pa.Array.from_buffers(pa.binary(), len(texts), [pa.py_buffer(np.packbits(present, bitorder="little")),
+                                                          pa.py_buffer(byte_offsets), pa.py_buffer(values)])
+    return sigs, counts, sets
+
+
 def band_keys(sigs: np.ndarray, params: MinHashParams) -> np.ndarray:
     """int64 [n, bands]: one key per band, mixing that band's `rows` signature values and the band's
     number, so keys of different bands never meet in one sorted key column."""
@@ -195,14 +238,40 @@ def pair_similarity(sigs: np.ndarray, pairs: np.ndarray, chunk: int = 32_768) ->
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _bucket_pairs_kernel(rows, starts, sizes, max_bucket_pairs):  # pragma: no cover - compiled
+    reach = np.empty(len(sizes), np.int64)
+    total = 0
+    for g in range(len(sizes)):  # how far each member of the bucket reaches back, and the pair count
+        s = sizes[g]
+        reach[g] = s - 1 if s * (s - 1) // 2 <= max_bucket_pairs else max(1, max_bucket_pairs // s)
+        r = reach[g]
+        total += r * (r + 1) // 2 + (s - 1 - r) * r if r < s - 1 else s * (s - 1) // 2
+        if r < s - 1:
+            total += s - 1 - r  # links to the bucket's first member
+    out = np.empty((total, 2), np.int64)
+    w = 0
+    for g in range(len(sizes)):
+        s, r, o = sizes[g], reach[g], starts[g]
+        for j in range(1, s):
+            for i in range(max(0, j - r), j):
+                a, b = rows[o + i], rows[o + j]
+                out[w, 0], out[w, 1] = min(a, b), max(a, b)
+                w += 1
+            if r < s - 1 and j > r:
+                a, b = rows[o], rows[o + j]
+                out[w, 0], out[w, 1] = min(a, b), max(a, b)
+                w += 1
+    return out[:w]
+
+
 def candidate_pairs(keys: np.ndarray, valid: np.ndarray, max_bucket_pairs: int) -> np.ndarray:
     """Unique pairs (i < j) of rows sharing a key in any band, as int64 [m, 2].
 
     All bands are sorted together (their keys never collide). A bucket whose members fit in
     `max_bucket_pairs` pairs gives all of them; a larger one (thousands of near-identical tiny files)
     links each member to its bucket's first member and to the `max_bucket_pairs // size` members
-    before it, so the pair count stays linear. Pairs are generated without a Python loop over
-    buckets: the k-th pass pairs each member with the one k places after it.
+    before it, so the pair count stays linear in the bucket's size.
     """
     rows = np.flatnonzero(valid)
     if len(rows) < 2:
@@ -211,30 +280,20 @@ def candidate_pairs(keys: np.ndarray, valid: np.ndarray, max_bucket_pairs: int) 
     owner = np.repeat(rows, keys.shape[1])
     order = np.argsort(flat)
     k, r = flat[order], owner[order]
-    first = np.r_[True, k[1:] != k[:-1]]
-    starts = np.flatnonzero(first)
+    del flat, owner, order
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     sizes = np.diff(np.r_[starts, len(k)])
-    size_of, start_of = np.repeat(sizes, sizes), np.repeat(starts, sizes)
-    pos = np.arange(len(k)) - start_of
-    reach = np.where(size_of * (size_of - 1) // 2 <= max_bucket_pairs, size_of - 1,
-                     np.maximum(1, max_bucket_pairs // np.maximum(size_of, 1)))
-    pieces = []
-    sel = np.flatnonzero((size_of > 1) & (reach > 0))
-    step = 1
-    while len(sel):
-        sel = sel[(pos[sel] + step < size_of[sel]) & (step <= reach[sel])]
-        if len(sel):
-            pieces.append(np.stack([r[sel], r[sel + step]], axis=1))
-        step += 1
-    big = np.flatnonzero((reach < size_of - 1) & (pos > reach))
-    if len(big):
-        pieces.append(np.stack([r[start_of[big]], r[big]], axis=1))
-    if not pieces:
-        return np.zeros((0, 2), np.int64)
-    allp = np.sort(np.concatenate(pieces), axis=1)
-    allp = allp[allp[:, 0] != allp[:, 1]]
-    code = np.unique(allp[:, 0] * np.int64(keys.shape[0]) + allp[:, 1])
+    multi = sizes > 1
+    pairs = _bucket_pairs_kernel(r, starts[multi], sizes[multi], max_bucket_pairs)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    code = sorted_unique(pairs[:, 0] * np.int64(keys.shape[0]) + pairs[:, 1])
     return np.stack([code // keys.shape[0], code % keys.shape[0]], axis=1)
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique by sorting (numpy 2's hash-based unique is several times slower on millions of int64)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
 
 
 def star_clusters(n: int, priority: np.ndarray, edges: np.ndarray, edge_sim: np.ndarray,
@@ -308,15 +367,47 @@ def components(n: int, edges: np.ndarray) -> np.ndarray:
     return _union_find(n, edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64))
 
 
+@numba.njit(cache=True, nogil=True)
+def _intersection_size(a, b):  # pragma: no cover - compiled
+    i = j = n = 0
+    while i < len(a) and j < len(b):
+        if a[i] == b[j]:
+            n += 1
+            i += 1
+            j += 1
+        elif a[i] < b[j]:
+            i += 1
+        else:
+            j += 1
+    return n
+
+
 def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """Jaccard of two sorted unique shingle-hash arrays."""
     if len(a) == 0 and len(b) == 0:
         return 1.0
-    inter = len(np.intersect1d(a, b, assume_unique=True))
+    inter = _intersection_size(a, b)
     return inter / (len(a) + len(b) - inter)
+
+
+@numba.njit(cache=True, nogil=True)
+def _unique_per_doc(flat, offsets):  # pragma: no cover - compiled
+    out = np.empty(len(flat), np.uint64)
+    ends = np.zeros(len(offsets) - 1, np.int64)
+    w = 0
+    for d in range(len(offsets) - 1):
+        s = np.sort(flat[offsets[d]:offsets[d + 1]])
+        for i in range(len(s)):
+            if i == 0 or s[i] != s[i - 1]:
+                out[w] = s[i]
+                w += 1
+        ends[d] = w
+    return out[:w], ends
 
 
 def shingle_sets(texts: pa.Array | Sequence[str], params: MinHashParams) -> list[np.ndarray]:
     """Sorted unique shingle hashes of each text (the sets MinHash estimates the Jaccard of)."""
     flat, offsets = shingle_hashes(texts, params.ngram, params.seed)
-    return [np.unique(flat[offsets[i]:offsets[i + 1]]) for i in range(len(texts))]
+    values, ends = _unique_per_doc(flat, offsets.astype(np.int64))
+    starts = np.r_[0, ends[:-1]]
+    return [values[a:b].copy() for a, b in zip(starts.tolist(), ends.tolist())]

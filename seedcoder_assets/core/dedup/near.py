@@ -40,16 +40,25 @@ def compute_signatures(src_uri: str, dst_uri: str, params: MinHashParams, batch_
     with PartWriter(dst_uri, SIGNATURE_SCHEMA) as out:
         for batch in iter_batches(src_uri, ["id", "content"], batch_rows):
             texts = batch.column("content")
-            sigs, counts = minhash.signatures(texts, params)
+            sigs, counts, sets = minhash.signatures_with_sets(texts, params)
             stats.rows_in += len(texts)
             stats.bytes_in += pc.sum(pc.binary_length(texts)).as_py() or 0
             out.write_table(pa.table({
                 "id": batch.column("id"), "n_shingles": pa.array(counts, pa.int32()),
                 "signature": pa.array([row.tobytes() for row in sigs], pa.binary()),
+                "shingle_set": sets,
             }))
     stats.rows_out = stats.rows_in
     stats.extra.update(scheme=minhash.SCHEME_VERSION, num_perm=params.num_perm, ngram=params.ngram)
     return stats.finish()
+
+
+def _load_small_sets(sig_uri: str, ids: list[str]) -> dict[int, np.ndarray]:
+    """Row -> sorted shingle set, for the small files whose whole set was kept with the signature."""
+    table = read_table(sig_uri, ["id", "shingle_set"])
+    table = table.filter(pc.is_valid(table["shingle_set"]))
+    rows = pc.index_in(table["id"], value_set=pa.array(ids, pa.string())).to_numpy(zero_copy_only=False)
+    return {int(r): np.frombuffer(b, np.uint64) for r, b in zip(rows, table["shingle_set"].to_pylist())}
 
 
 def _load_signatures(sig_uri: str, num_perm: int) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -93,13 +102,17 @@ class ShingleSets:
     Each read takes only the row groups that hold a requested record.
     """
 
-    def __init__(self, params: MinHashParams) -> None:
+    def __init__(self, params: MinHashParams, fixed: dict[Ref, np.ndarray] | None = None) -> None:
         self.params, self.capacity = params, params.exact_block_files
+        self.fixed = fixed or {}  # small files' sets, kept with their signatures: never read, never let go
         self.sets: dict[Ref, np.ndarray] = {}
         self.reads = 0
 
+    def get(self, ref: Ref) -> np.ndarray | None:
+        return self.fixed.get(ref, self.sets.get(ref))
+
     def load(self, refs: set[Ref]) -> None:
-        missing = refs - self.sets.keys()
+        missing = {r for r in refs if r not in self.sets and r not in self.fixed}
         if not missing:
             return
         if sum(len(s) for s in self.sets.values()) > self.params.exact_cache_shingles:
@@ -122,7 +135,7 @@ class ShingleSets:
             block, refs = [], set()
             while start < len(order):
                 a, b = pairs[order[start]]
-                new = {a, b} - refs
+                new = {r for r in (a, b) if r not in refs and r not in self.fixed}
                 if block and len(refs) + len(new) > self.capacity:
                     break
                 block.append(order[start])
@@ -130,8 +143,8 @@ class ShingleSets:
                 start += 1
             self.load(refs)
             for k in block:
-                a, b = pairs[k]
-                out[k] = minhash.exact_jaccard(self.sets[a], self.sets[b]) if a in self.sets and b in self.sets else 0.0
+                x, y = (self.get(r) for r in pairs[k])
+                out[k] = minhash.exact_jaccard(x, y) if x is not None and y is not None else 0.0
         return out
 
 
@@ -191,7 +204,8 @@ def _band(params: MinHashParams, content: Content | None) -> tuple[float, float]
 
 def near_clusters(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.ndarray, meta: pa.Table,
                   params: MinHashParams, rule: SurvivorRule, index: DedupIndex, prior_crawls: Sequence[str],
-                  conn: duckdb.DuckDBPyConnection, content: Content | None = None) -> tuple[pa.Table, dict[str, Any]]:
+                  conn: duckdb.DuckDBPyConnection, content: Content | None = None,
+                  small_sets: dict[int, np.ndarray] | None = None) -> tuple[pa.Table, dict[str, Any]]:
     """Verified star clusters of one crawl, including matches against earlier crawls.
 
     Returns:
@@ -213,7 +227,8 @@ def near_clusters(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.nd
     pre_dropped[list(prior.match)] = True
     priority = _priority(meta, ids, rule, conn)
     exact_checked, rounds = 0, 0
-    sets = ShingleSets(params)
+    fixed = {(content.files_uri, ids[r]): s for r, s in (small_sets or {}).items()} if content else {}
+    sets = ShingleSets(params, fixed)
     component = minhash.components(n, pairs) if unknown.any() else np.zeros(n, np.int64)
     while True:
         rounds += 1
@@ -230,10 +245,10 @@ def near_clusters(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.nd
         # Read every text of the components those edges lie in, once (within a memory budget): from the
         # second round on, every unsure edge of a component that is still changing is checked, on CPU only.
         touched = np.isin(component, component[pairs[todo, 0]])
-        rows = np.flatnonzero(touched)
+        rows = [r for r in np.flatnonzero(touched).tolist() if r not in (small_sets or {})]
         cached = n_shingles[rows].sum() <= params.exact_cache_shingles
         if cached:
-            sets.load({(content.files_uri, ids[r]) for r in rows.tolist()})
+            sets.load({(content.files_uri, ids[r]) for r in rows})
         if cached and rounds >= 2:
             todo = np.flatnonzero(unknown & touched[pairs[:, 0]])
         else:  # the files absorbed through unsure edges go elsewhere if an edge fails: check their other ones too
@@ -292,7 +307,7 @@ def file_near_clusters(sig_uri: str, files_uri: str, repos_uri: str, dst_uri: st
                         f"LEFT JOIN (SELECT repo, stars, pushed_at FROM {duckdb_source(repos_uri)}) r USING (repo)"
                         ).fetch_arrow_table()
     table, figures = near_clusters("file", ids, sigs, n_sh, meta, params, rule, index, prior_crawls, conn,
-                                   Content(files_uri, prior_files))
+                                   Content(files_uri, prior_files), _load_small_sets(sig_uri, ids))
     with PartWriter(dst_uri, CLUSTER_SCHEMA) as out:
         out.write_table(table)
     stats.rows_in, stats.rows_out = len(ids), table.num_rows
