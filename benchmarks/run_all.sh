@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# All benchmarks, in order, on the large real crawl; tables go to benchmarks/out/*.md.
+# All benchmarks, in order, on the large real crawl; tables go to benchmarks/out/*.md (one run per table).
 set -euo pipefail
 mkdir -p "$(dirname "$0")/out"
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 bash benchmarks/setup_envs.sh
-$PY benchmarks/bench_github_branch.py "$@" | tee benchmarks/out/github_branch.md
-W=benchmarks/out/work/full/lake
-$PY benchmarks/bench_near_dedup.py --files "$W/dedup/exact_deduped_files/crawl=full" --n 20000 | tee benchmarks/out/near_dedup.md
-$PY benchmarks/bench_syntax.py --files "$W/filters/code_files/crawl=full" --per-language 3000 | tee benchmarks/out/syntax.md
-$PY benchmarks/bench_incremental.py --history benchmarks/out/work/full | tee benchmarks/out/incremental.md
-$PY benchmarks/bench_quality.py --files "$W/filters/syntax_checked_files/crawl=full" | tee benchmarks/out/quality.md
-$PY benchmarks/bench_oracle_clients.py --files benchmarks/out/work/quality/files | tee benchmarks/out/oracle_clients.md
-$PY benchmarks/bench_operations.py | tee benchmarks/out/operations.md
+.venv/bin/pip install -q -e '.[bench]'   # datasketch, the near-dedup peer
+OUT=benchmarks/out
+W=$OUT/work
+$PY -c "from pathlib import Path; from seedcoder_assets.sample_crawl import build_crawl; build_crawl(Path('$W/landing/full'), 'large')"
+$PY benchmarks/bench_github_branch.py --crawl "$W/landing/full" --work "$W/branch" | tee $OUT/github_branch.md
+L=$W/branch/full/lake
+$PY benchmarks/bench_near_dedup.py --files "$L/dedup/exact_deduped_files/crawl=full" \
+    --repos "$L/ingest/crawl_repos/crawl=full" --work "$W/near" --scales 1 4 | tee $OUT/near_dedup.md
+$PY benchmarks/bench_syntax.py --files "$L/filters/code_files/crawl=full" --per-language 3000 | tee $OUT/syntax.md
+$PY benchmarks/bench_incremental.py --crawl "$W/landing/full" --work "$W/incremental" | tee $OUT/incremental.md
+$PY benchmarks/bench_quality.py --files "$L/filters/syntax_checked_files/crawl=full" --work "$W/quality" | tee $OUT/quality.md
+$PY benchmarks/bench_oracle_clients.py --files "$W/quality/files" | tee $OUT/oracle_clients.md
+$PY benchmarks/bench_operations.py | tee $OUT/operations.md

@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -x .venv-datatrove/bin/python ] || python3 -m venv .venv-datatrove
-.venv-datatrove/bin/pip install -q "datatrove==0.10.1" "xxhash==3.5.0" "regex" "orjson" "tokenizers" "numpy"
+.venv-datatrove/bin/pip install -q "datatrove==0.10.1" "xxhash==3.5.0" "regex" "orjson" "tokenizers" "numpy" "pyarrow==26.0.1"
 [ -x .venv-tsl/bin/python ] || python3 -m venv .venv-tsl
 .venv-tsl/bin/pip install -q "tree-sitter==0.21.3" "tree-sitter-languages==1.10.2"

@@ -36,7 +36,8 @@ class DedupConfig(dg.Config):
 
 
 class SyntaxConfig(dg.Config):
-    default_max_error_share: float = Field(0.02, description="Max error share for languages not listed (0 = strict)")
+    default_max_error_share: float = Field(0.2, description="Max error share for languages not listed (0 = strict; "
+                                                            "0.2, conservative: too few files were measured)")
     max_error_share: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_ERROR_SHARE),
                                               description="Per-language max share of bytes under ERROR/MISSING nodes")
     unchecked_languages: list[str] = Field(default_factory=lambda: sorted(DEFAULT_UNCHECKED),

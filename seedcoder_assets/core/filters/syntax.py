@@ -22,29 +22,28 @@ from seedcoder_assets.core.parquet_io import PartWriter, iter_batches
 from seedcoder_assets.core.schemas import FILE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
-# Calibrated with benchmarks/bench_syntax.py on ~230 released sdists (table in the README): the
-# largest error share a file of that language may have. 0.0 = any ERROR/MISSING node drops the
-# file; that costs < 1% of released Python, JavaScript, JSON, Java, Go, Rust and C#. C-family code
-# keeps macro noise up to 5-10% of its bytes (3-5% of released files still exceed it, ~78% of cut
-# files are caught). Languages never measured get `default_max_error_share`.
+# Fitted with benchmarks/bench_syntax.py on the large crawl (table in the README): the smallest
+# error-share limit whose false-drop rate on one half of the repositories is at most 2%, measured on the
+# other half. 0.0 = any ERROR/MISSING node drops the file. Markup stays at 1.0: any text is a document,
+# and no limit catches more than 2% of cut files. Languages with too few files to fit (fewer than 40
+# in the fit half) get `default_max_error_share`, a conservative 0.2: only files a fifth broken go.
 DEFAULT_MAX_ERROR_SHARE: dict[str, float] = {
-    "Python": 0.0, "JavaScript": 0.0, "JSON": 0.0, "Java": 0.0, "Go": 0.0, "Rust": 0.0, "C#": 0.0,
-    "Fortran": 0.0, "CMake": 0.0, "Dockerfile": 0.0, "YAML": 0.0, "XSLT": 0.0, "Emacs Lisp": 0.0, "Lua": 0.0,
-    "R": 0.002, "TypeScript": 0.02, "Scheme": 0.02, "TeX": 0.02,
-    "C": 0.05, "CUDA": 0.05, "CSS": 0.05, "Protocol Buffer": 0.05,
-    "C++": 0.1, "HTML": 0.1, "Kotlin": 0.1, "PowerShell": 0.1,
-    "Markdown": 1.0, "reStructuredText": 1.0,  # markup: every text is a document
+    "Python": 0.0, "JavaScript": 0.0, "JSON": 0.0, "Java": 0.0, "Rust": 0.0, "YAML": 0.0,
+    "TypeScript": 0.005, "Shell": 0.01, "CSS": 0.05, "HTML": 0.1, "C": 0.2, "Protocol Buffer": 0.2,
+    "Markdown": 1.0, "reStructuredText": 1.0,
 }
 
-# The bundled grammar disagrees with released code at every limit (benchmarks/bench_syntax.py):
-# judging these would drop good files, so they pass as "unchecked" and are counted.
-DEFAULT_UNCHECKED: frozenset[str] = frozenset({"Makefile", "Perl", "SQL", "Ruby", "Scala", "Verilog", "SystemVerilog"})
+# No limit of the grid keeps false drops within 2% on the fit half (C++: 6% at 0.2, macros; CMake: 4%
+# at every limit), or the bundled grammar disagrees with released code: judging these would drop good
+# files, so they pass as "unchecked" and are counted.
+DEFAULT_UNCHECKED: frozenset[str] = frozenset({"C++", "CMake", "Makefile", "Perl", "SQL", "Ruby", "Scala", "Verilog",
+                                               "SystemVerilog"})
 
 
 class SyntaxParams(BaseModel, frozen=True):
     """Per-language maximum error share; languages not listed use `default_max_error_share`."""
 
-    default_max_error_share: float = 0.02
+    default_max_error_share: float = 0.2
     max_error_share: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_ERROR_SHARE))
     unchecked_languages: frozenset[str] = DEFAULT_UNCHECKED
 
