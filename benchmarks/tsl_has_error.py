@@ -1,6 +1,7 @@
 """Error share by tree-sitter-languages 1.10.2 (run with benchmarks/.venv-tsl) for a JSONL of
 {grammars: [grammar, fallbacks...], text}: the same rule as the pipeline's (bytes under ERROR nodes
-plus one per MISSING node, over the file size; the best of the grammar and its fallbacks), or null."""
+plus one per MISSING node, over the file size; the best of the grammar and its fallbacks), or null.
+It mirrors core/filters/syntax.py by hand: this venv pins tree-sitter 0.21 and cannot import the package."""
 
 import json
 import sys

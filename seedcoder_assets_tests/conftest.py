@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,17 @@ def _near_copy(text: str) -> str:
     return re.sub(r"\bself\b|\breturn\b|\bimport\b", "NEARCOPY", text, count=1)
 
 
+def rewrite_sdist(src: Path, dst: Path, change: Callable[[str], str]) -> None:
+    """A copy of an sdist whose .py files went through `change`."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w:gz") as tout:
+        for info in tin:
+            data = tin.extractfile(info).read() if info.isfile() else None
+            if data is not None and info.name.endswith(".py"):
+                data = change(data.decode("utf-8")).encode("utf-8")
+                info.size = len(data)
+            tout.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
 def make_overlapping_crawl(first: Path, dest: Path) -> Path:
     """Crawl 2: exact copies of 3 repositories of crawl 1, near copies of 3 more, and new projects."""
     dest.mkdir(parents=True)
@@ -41,15 +53,8 @@ def make_overlapping_crawl(first: Path, dest: Path) -> Path:
         shutil.copy(first / by_name[name]["archive"], dest / by_name[name]["archive"])
         lines.append({**by_name[name], "name": name + "-mirror"})
     for name in near:
-        src = first / by_name[name]["archive"]
         out_name = "near-" + by_name[name]["archive"]
-        with tarfile.open(src) as tin, tarfile.open(dest / out_name, "w:gz") as tout:
-            for info in tin:
-                data = tin.extractfile(info).read() if info.isfile() else None
-                if data is not None and info.name.endswith(".py"):
-                    data = _near_copy(data.decode("utf-8")).encode("utf-8")
-                    info.size = len(data)
-                tout.addfile(info, io.BytesIO(data) if data is not None else None)
+        rewrite_sdist(first / by_name[name]["archive"], dest / out_name, _near_copy)
         lines.append({"name": name + "-fork", "archive": out_name, "stars": 1})
     new = build_crawl(dest / "_new", NEW_PROJECTS)
     for e in (json.loads(x) for x in (new / "repos.jsonl").read_text().splitlines()):

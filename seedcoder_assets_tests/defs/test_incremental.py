@@ -4,12 +4,10 @@ names; and crawls materialized out of order."""
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import re
 import shutil
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 from seedcoder_assets.definitions import defs
 from seedcoder_assets.lib.dagster_utils import wait_or_fail
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets_tests.conftest import rewrite_sdist
 from seedcoder_assets_tests.defs.test_pipeline import FILE_ASSETS, _digest
 
 REPOS = {"click": "pypi/click-8.1.7", "six": "pypi/six-1.17.0", "idna": "pypi/idna-3.7", "pkg": "pypi/packaging-24.1"}
@@ -27,17 +26,6 @@ REPOS = {"click": "pypi/click-8.1.7", "six": "pypi/six-1.17.0", "idna": "pypi/id
 
 def _entries(crawl: Path) -> dict[str, dict]:
     return {e["name"]: e for e in map(json.loads, (crawl / "repos.jsonl").read_text().splitlines())}
-
-
-def _rewrite(src: Path, dst: Path, change: Callable[[str], str]) -> None:
-    """A copy of an sdist whose .py files went through `change`."""
-    with tarfile.open(src) as tin, tarfile.open(dst, "w:gz") as tout:
-        for info in tin:
-            data = tin.extractfile(info).read() if info.isfile() else None
-            if data is not None and info.name.endswith(".py"):
-                data = change(data.decode("utf-8")).encode("utf-8")
-                info.size = len(data)
-            tout.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
 def _a_little(text: str) -> str:
@@ -62,7 +50,7 @@ def _crawl(landing: Path, name: str, small: Path, repos: list[tuple[str, str, Ca
         if change is None:
             shutil.copy(small / archive, dest / out)
         else:
-            _rewrite(small / archive, dest / out, change)
+            rewrite_sdist(small / archive, dest / out, change)
         lines.append({"name": new_name, "archive": out, "stars": 10})
     (dest / "repos.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
