@@ -50,8 +50,8 @@ def main() -> None:
     w = Path(a.work)
     cfg = MinhashConfig(n_grams=5, num_buckets=a.buckets, hashes_per_bucket=a.hashes)
 
-    def reader():
-        return ParquetReader(a.input, glob_pattern="*.parquet", id_key="id", text_key="content")
+    def reader():  # the id and the text only, as our steps read them
+        return ParquetReader(a.input, glob_pattern="*.parquet", id_key="id", text_key="content", read_metadata=False)
 
     t0 = time.perf_counter()
     stages = [

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -110,16 +111,29 @@ def no_duplicate_repositories(deduped_repos_uri: str, files_uri: str) -> CheckOu
 
 
 # -- language -----------------------------------------------------------------------------------------
+# Files that are never code, by a list of its own (not the language map the filter uses): licences,
+# read-mes and change logs as plain text, plain text, tabular and binary-ish data, lock files. (A README.md
+# is Markdown and a CMakeLists.txt is CMake, both among the paper's languages.)
+NON_CODE_NAMES = re.compile(r"(?i)^(licen[cs]e|copying|notice|authors|contributors|readme|changelog|changes|history)"
+                            r"([-_][^.]*)?(\.txt)?$")
+NON_CODE_SUFFIXES = (".txt", ".csv", ".tsv", ".log", ".lock", ".cfg", ".ini", ".toml", ".xml", ".svg", ".png",
+                     ".jpg", ".gif", ".pdf", ".zip", ".gz", ".pyc", ".so", ".dll", ".exe", ".bin", ".dat", ".pkl")
+
+
 def only_code_languages(uri: str) -> CheckOutcome:
-    """Every row is in one of the paper's 89 languages, and its path says so (the language column is
-    re-derived from the path, not trusted)."""
+    """Every row is in one of the paper's 89 languages and is not a known kind of non-code file (by a
+    list of licence, read-me and data names kept apart from the filter's language map); the language
+    column is also re-derived from the path."""
     t = read_table(uri, ["path", "language"])
     paths, langs = t["path"].to_pylist(), t["language"].to_pylist()
     outside = [(p, lang) for p, lang in zip(paths, langs) if lang not in PAPER_LANGUAGES]
+    non_code = [(p, lang) for p, lang in zip(paths, langs) if (name := p.rsplit("/", 1)[-1]) != "CMakeLists.txt"
+                and (NON_CODE_NAMES.match(name) or name.lower().endswith(NON_CODE_SUFFIXES))]
     mismatched = [(p, lang) for p, lang in zip(paths, langs) if language_of(p) != lang]
-    return CheckOutcome(not outside and not mismatched, {
-        "rows": len(paths), "not_a_paper_language": len(outside), "language_not_from_path": len(mismatched),
-        "examples": [f"{p}: {lang}" for p, lang in (outside + mismatched)[:10]]})
+    return CheckOutcome(not outside and not non_code and not mismatched, {
+        "rows": len(paths), "not_a_paper_language": len(outside), "known_non_code_files": len(non_code),
+        "language_not_from_path": len(mismatched),
+        "examples": [f"{p}: {lang}" for p, lang in (outside + non_code + mismatched)[:10]]})
 
 
 # -- syntax -------------------------------------------------------------------------------------------
@@ -194,54 +208,60 @@ def word_ngram_set(text: str, n: int = 5) -> frozenset[int]:
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
-    return len(a & b) / len(a | b) if (a or b) else 1.0
+    """Exact Jaccard; two files without words are not evidence of anything (0.0)."""
+    return len(a & b) / len(a | b) if (a and b) else 0.0
 
 
-def near_duplicates_left(uri: str, threshold: float = 0.7, max_files: int = 4000, group_cap: int = 16,
-                         max_share: float = 0.01, seed: int = 0) -> CheckOutcome:
-    """Pairs of kept files whose exact word 5-gram Jaccard is at or above `threshold`.
+def near_duplicates_left(uri: str, threshold: float = 0.7, max_pairs: int = 6000, group_cap: int = 16,
+                         max_share: float = 0.01, seed: int = 0, batch_rows: int = 1024) -> CheckOutcome:
+    """Kept files that still have a near duplicate among the kept files: exact word 5-gram Jaccard >= `threshold`.
 
     Candidates come from two generators the stage does not use: files with the same file name
-    (versions and vendored copies of one module keep their name), at most `group_cap` per name, and a
-    MinHash LSH over a random sample with another seed and another band layout (16 bands of 8 rows).
-    The verdict is the exact Jaccard of `word_ngram_set`. A stage with recall below 1 leaves a few, so
-    the bound is the share of checked files that still have a near duplicate.
+    (versions and vendored copies of one module keep their name), at most `group_cap` per name; and a
+    MinHash LSH over *every* kept file with another seed and another layout (60 permutations in 20
+    bands of 3: P(candidate | J=0.7) = 0.99998), which shares only the tokenizer with the stage. The
+    verdict is the exact Jaccard of `word_ngram_set` (Python's tokenizer) for at most `max_pairs`
+    candidates, the most similar by the second LSH's estimate first. A stage with recall below 1
+    leaves a few, so the bound is the share of all kept files that still have a near duplicate.
     """
     rng = random.Random(seed)
     ids = read_table(uri, ["id", "path"])
-    by_name: dict[str, list[str]] = defaultdict(list)
-    for id_, path in zip(ids["id"].to_pylist(), ids["path"].to_pylist()):
-        by_name[path.rsplit("/", 1)[-1]].append(id_)
-    groups = [sorted(g) for g in by_name.values() if len(g) > 1]
-    rng.shuffle(groups)
-    chosen: list[list[str]] = []
-    budget = max_files // 2
-    for g in groups:
-        g = rng.sample(g, group_cap) if len(g) > group_cap else g
-        if budget - len(g) < 0:
-            break
-        chosen.append(g)
-        budget -= len(g)
     all_ids = ids["id"].to_pylist()
-    random_ids = rng.sample(all_ids, min(len(all_ids), max_files - (max_files // 2 - budget)))
-    wanted = sorted({i for g in chosen for i in g} | set(random_ids))
-    rows = read_rows(uri, wanted, ["content"])
-    text = dict(zip(rows["id"].to_pylist(), rows["content"].to_pylist()))
-    grams = {i: word_ngram_set(t) for i, t in text.items()}
-    candidates: set[tuple[str, str]] = {(a, b) for g in chosen for k, a in enumerate(g) for b in g[k + 1:]}
-    other = minhash.MinHashParams(num_perm=128, bands=16, rows=8, seed=seed + 1009)
-    sample = [i for i in random_ids if i in text]
-    if len(sample) > 1:
-        sigs, counts = minhash.signatures([text[i] for i in sample], other)
-        for x, y in minhash.candidate_pairs(minhash.band_keys(sigs, other), counts > 0, 10**7).tolist():
-            candidates.add((min(sample[x], sample[y]), max(sample[x], sample[y])))
-    left = [(a, b, jaccard(grams[a], grams[b])) for a, b in candidates if a in grams and b in grams]
-    left = sorted([x for x in left if x[2] >= threshold], key=lambda x: -x[2])
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for id_, path in zip(all_ids, ids["path"].to_pylist()):
+        by_name[path.rsplit("/", 1)[-1]].append(id_)
+    named: list[tuple[str, str]] = []
+    for g in by_name.values():
+        g = sorted(g) if len(g) <= group_cap else sorted(rng.sample(g, group_cap))
+        named += [(a, b) for k, a in enumerate(g) for b in g[k + 1:]]
+    rng.shuffle(named)
+    other = minhash.MinHashParams(num_perm=60, bands=20, rows=3, seed=seed + 1009)
+    order, sigs, counts = [], [], []
+    for batch in iter_batches(uri, ["id", "content"], batch_rows):
+        s, c = minhash.signatures(batch.column("content"), other)
+        order += batch.column("id").to_pylist()
+        sigs.append(s)
+        counts.append(c)
+    lsh: list[tuple[str, str]] = []
+    if len(order) > 1:
+        sig = np.concatenate(sigs)
+        pairs = minhash.candidate_pairs(minhash.band_keys(sig, other), np.concatenate(counts) > 0, 10**5)
+        est = minhash.pair_similarity(sig, pairs)
+        keep = np.argsort(-est, kind="stable")[: max_pairs]
+        lsh = [(min(order[a], order[b]), max(order[a], order[b])) for a, b in pairs[keep].tolist()]
+    candidates = list(dict.fromkeys(lsh[: max_pairs // 2] + named[: max_pairs // 2] + lsh[max_pairs // 2:]))
+    checked = candidates[:max_pairs]
+    wanted = sorted({i for p in checked for i in p})
+    rows = read_rows(uri, wanted, ["content"]) if wanted else None
+    grams = {i: word_ngram_set(t) for i, t in zip(rows["id"].to_pylist(), rows["content"].to_pylist())} if rows else {}
+    left = sorted([(a, b, j) for a, b in checked if (j := jaccard(grams.get(a, frozenset()), grams.get(b, frozenset())))
+                   >= threshold], key=lambda x: -x[2])
     files_left = {i for a, b, _ in left for i in (a, b)}
-    share = len(files_left) / max(1, len(grams))
+    share = len(files_left) / max(1, len(all_ids))
     return CheckOutcome(share <= max_share, {
-        "files_checked": len(grams), "candidate_pairs": len(candidates), "pairs_left": len(left),
-        "files_with_a_near_duplicate_left": len(files_left), "share": round(share, 5), "max_share": max_share,
+        "kept_files": len(all_ids), "candidates_same_name": len(named), "candidates_other_lsh": len(lsh),
+        "pairs_checked": len(checked), "pairs_left": len(left), "files_with_a_near_duplicate_left": len(files_left),
+        "share": round(share, 5), "max_share": max_share,
         "examples": [f"{a} ~ {b}: {j:.3f}" for a, b, j in left[:10]]})
 
 

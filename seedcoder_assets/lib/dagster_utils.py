@@ -29,9 +29,9 @@ def earlier_crawls_indexed(context: dg.AssetExecutionContext, wait_s: float = 60
                            max_waits: int = 120) -> Iterator[None]:
     """Dedup of crawl k needs the entries of every crawl registered before it.
 
-    If an earlier crawl's run is queued or in progress (the sensor starts crawls in any order), the
-    step asks Dagster to retry it later; if none is, it fails at once and says which crawls to
-    materialize first. Either way the duplicates of those crawls never survive unseen.
+    If an earlier crawl's run is in progress (the sensor starts crawls in any order), the step asks
+    Dagster to retry it later; if none is, it fails at once and says which crawls to materialize
+    first. Either way the duplicates of those crawls never survive unseen.
     """
     try:
         yield
@@ -41,10 +41,14 @@ def earlier_crawls_indexed(context: dg.AssetExecutionContext, wait_s: float = 60
 
 def wait_or_fail(instance: dg.DagsterInstance, own_run_id: str, exc: PriorCrawlsNotIndexed, wait_s: float = 60.0,
                  max_waits: int = 120) -> Exception:
-    """RetryRequested while a missing earlier crawl has a run queued or in progress, else a Failure."""
+    """RetryRequested while a missing earlier crawl has a run in progress, else a Failure.
+
+    Only a run that has started counts: waiting on a queued one could hold every run slot while the
+    run it waits for can never start. A crawl that fails this way is rebuilt by the nightly backfill,
+    which runs crawls in registration order.
+    """
     in_flight = instance.get_run_records(dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                  dg.DagsterRunStatus.STARTED]))
+        statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
     busy = sorted({r.dagster_run.tags.get("dagster/partition") for r in in_flight
                    if r.dagster_run.run_id != own_run_id} & set(exc.missing))
     if busy:

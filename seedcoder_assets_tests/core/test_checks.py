@@ -97,7 +97,8 @@ def test_no_duplicate_repositories_by_their_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("path", "language"), [("README.txt", "Python"), ("nb.ipynb", "Jupyter"),
-                                                ("setup.cfg", None), ("x.js", "Python")])
+                                                ("setup.cfg", None), ("x.js", "Python"), ("LICENSE", "Text"),
+                                                ("data/table.csv", "Python")])
 def test_only_code_languages_rederives_the_language_from_the_path(tmp_path: Path, path: str,
                                                                    language: str | None) -> None:
     rows = [(p, t) for p, t in _texts(3)]
@@ -128,19 +129,26 @@ def _near_copy(text: str) -> str:
 
 
 def test_near_duplicates_left_finds_copies_by_name_and_by_another_lsh(tmp_path: Path) -> None:
-    rows = _texts(120)
+    rows = _texts(150)
     _files(f"{tmp_path}/ok", rows)
     ok = checks.near_duplicates_left(f"{tmp_path}/ok", max_share=0.0)
-    assert ok.passed and ok.metadata["files_checked"] == 120
+    assert ok.passed and ok.metadata["kept_files"] == 150 and ok.metadata["pairs_left"] == 0
     # Near copies that kept their file name (another version of the module) ...
     same_name = [(f"v2/{p}", _near_copy(t)) for p, t in rows[:4]]
     _files(f"{tmp_path}/named", rows + same_name)
     named = checks.near_duplicates_left(f"{tmp_path}/named", max_share=0.02)
     assert not named.passed and named.metadata["pairs_left"] == 4
-    # ... and near copies under other names, found by the check's own LSH over its random sample.
-    renamed = [(f"renamed_{i}.py", _near_copy(t)) for i, (_, t) in enumerate(rows[:4])]
+    # ... and near copies under other names, anywhere in the partition: the second LSH covers every
+    # file, and its most similar candidates are checked first, so a small budget still finds them.
+    renamed = [(f"renamed_{i}.py", _near_copy(t)) for i, (_, t) in enumerate(rows[-4:])]
     _files(f"{tmp_path}/renamed", rows + renamed)
-    assert not checks.near_duplicates_left(f"{tmp_path}/renamed", max_share=0.02).passed
+    found = checks.near_duplicates_left(f"{tmp_path}/renamed", max_share=0.02, max_pairs=20)
+    assert not found.passed and found.metadata["pairs_left"] == 4 and found.metadata["pairs_checked"] <= 20
+
+
+def test_files_without_words_are_not_near_duplicates(tmp_path: Path) -> None:
+    _files(f"{tmp_path}/empty", [("a/x.json", "{}"), ("b/x.json", "{ }"), ("c/x.json", "[]")])
+    assert checks.near_duplicates_left(f"{tmp_path}/empty", max_share=0.0).passed
 
 
 def test_scores_respect_threshold_joins_the_scores_partition(tmp_path: Path) -> None:
@@ -163,3 +171,14 @@ def test_a_scorer_must_beat_predicting_the_mean() -> None:
     assert not checks.scorer_within_bounds(2.0, 2.14, max_mae=2.0, min_gain=0.25).passed
     assert not checks.scorer_within_bounds(2.5, 3.5, max_mae=2.0, min_gain=0.25).passed  # over the bound
     assert checks.scorer_within_bounds(1.4, 2.14, max_mae=2.0, min_gain=0.25).passed
+
+
+def test_only_code_languages_catches_a_language_map_that_claims_text(tmp_path: Path, monkeypatch) -> None:
+    """A bug in the language map itself (say, `.txt` taken for Python) passes the path re-derivation,
+    which uses the same map; the check's own list of non-code files catches it."""
+    monkeypatch.setattr(checks, "language_of", lambda path: "Python")
+    with PartWriter(f"{tmp_path}/bad", FILE_SCHEMA) as out:
+        out.write_rows([{"id": "1", "path": "src/a.py", "language": "Python", "content": "x = 1\n"},
+                        {"id": "2", "path": "docs/notes.txt", "language": "Python", "content": "notes"}])
+    outcome = checks.only_code_languages(f"{tmp_path}/bad")
+    assert not outcome.passed and outcome.metadata["known_non_code_files"] == 1

@@ -286,3 +286,32 @@ def test_parquet_crawl_ids_follow_the_normalised_path(tmp_path: Path) -> None:
     assert sorted(files["path"]) == ["a/b.py", "a/c.py"] and dict(stats.drops) == {"duplicate_path": 1}
     assert set(files["id"]) == {file_id("c1", "o/r", "a/b.py"), file_id("c1", "o/r", "a/c.py")}
     assert lineage["id"].n_unique() == lineage.height == 3
+
+
+def test_a_corrupt_header_in_the_middle_is_not_a_shorter_repository() -> None:
+    from seedcoder_assets.core.ingest.archives import CorruptArchive, iter_tar
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for i in range(3):
+            info = tarfile.TarInfo(f"p/{'abc'[i]}.py")
+            info.size = len(PY)
+            tar.addfile(info, io.BytesIO(PY))
+    data = bytearray(buf.getvalue())
+    data[1024 + 148:1024 + 156] = b"99999999"  # the second header's checksum
+    with pytest.raises(CorruptArchive, match="unreadable tar header"):
+        list(iter_tar(io.BytesIO(bytes(data)), ExtractParams()))
+
+
+def test_gzip_padding_after_the_stream_is_tolerated() -> None:
+    import gzip
+
+    from seedcoder_assets.core.ingest.archives import iter_tar
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("p/a.py")
+        info.size = len(PY)
+        tar.addfile(info, io.BytesIO(PY))
+    padded = gzip.compress(buf.getvalue()) + b"\x00" * 4096  # as some writers pad to a block size
+    assert [m.path for m in iter_tar(io.BytesIO(padded), ExtractParams())] == ["p/a.py"]
+    two = gzip.compress(buf.getvalue()[:512 * 2]) + gzip.compress(buf.getvalue()[512 * 2:])  # concatenated members
+    assert [m.path for m in iter_tar(io.BytesIO(two), ExtractParams())] == ["p/a.py"]

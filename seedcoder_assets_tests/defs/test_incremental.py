@@ -170,3 +170,7 @@ def test_a_crawl_waits_for_an_earlier_crawl_that_is_running() -> None:
     instance.report_run_failed(running)
     failure = wait_or_fail(instance, "this-run", missing)
     assert isinstance(failure, dg.Failure) and "c1" in failure.description
+    # A run of c1 not yet started is not waited for: it might never get a slot while c2 holds one.
+    instance.create_run_for_job(job_def=defs().resolve_job_def("github_files_job"), tags={"dagster/partition": "c1"},
+                                status=dg.DagsterRunStatus.NOT_STARTED)
+    assert isinstance(wait_or_fail(instance, "this-run", missing), dg.Failure)

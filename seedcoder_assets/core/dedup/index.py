@@ -121,6 +121,9 @@ class DedupIndex:
         for crawl in prior_crawls:
             t = read_table(self.uri(f"{kind}_bands", crawl))
             pkeys, prefs = t["key"].to_numpy(), t["ref"].to_numpy()
+            if len(pkeys) > 1 and not (pkeys[1:] >= pkeys[:-1]).all():  # written sorted; parts read back in order
+                order = np.argsort(pkeys, kind="stable")
+                pkeys, prefs = pkeys[order], prefs[order]
             lo, hi = np.searchsorted(pkeys, flat, "left"), np.searchsorted(pkeys, flat, "right")
             count = hi - lo
             if not count.any():

@@ -411,3 +411,13 @@ def shingle_sets(texts: pa.Array | Sequence[str], params: MinHashParams) -> list
     values, ends = _unique_per_doc(flat, offsets.astype(np.int64))
     starts = np.r_[0, ends[:-1]]
     return [values[a:b].copy() for a, b in zip(starts.tolist(), ends.tolist())]
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel of this module once, on tiny inputs."""
+    params = MinHashParams()
+    sigs, counts, _ = signatures_with_sets(["def f(x):\n    return x + 1\n", "a b"], params)
+    candidate_pairs(band_keys(sigs, params), counts > 0, params.max_bucket_pairs)
+    sets = shingle_sets(["a b c d e f", "a b c d e g"], params)
+    exact_jaccard(sets[0], sets[1])
+    components(2, np.array([[0, 1]], np.int64))

@@ -156,11 +156,15 @@ class _Decompressed(io.RawIOBase):
     def readinto(self, b) -> int:
         while not self._pending:
             if self._d.eof:
-                rest = self._d.unused_data
+                rest = self._d.unused_data or self._raw.read(self._chunk)
                 if not rest:
-                    rest = self._raw.read(self._chunk)
-                    if not rest:
-                        return 0
+                    return 0
+                if not any(rest.startswith(magic) for magic, kind in _MAGIC if kind == self._kind):
+                    # After a complete stream, padding (NUL blocks, as gzip and tar tolerate) or junk: the
+                    # end of the data; a missing tar end block is still caught by iter_tar.
+                    while self._raw.read(self._chunk):
+                        pass
+                    return 0
                 self._d = _decompressor(self._kind)  # concatenated members (gzip allows several)
             else:
                 rest = self._raw.read(self._chunk)
@@ -179,8 +183,14 @@ class _Decompressed(io.RawIOBase):
 
 
 class _Counting(io.RawIOBase):
+    """Counts the bytes read and keeps the last megabyte or so, so that the block where tarfile
+    stopped can be looked at after the fact (tarfile reads ahead in 10 KB records)."""
+
+    _KEEP = 1 << 20
+
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw, self.total, self.tar_end = raw, 0, 0
+        self._window, self._window_start = bytearray(), 0
 
     def readable(self) -> bool:
         return True
@@ -189,7 +199,17 @@ class _Counting(io.RawIOBase):
         data = self._raw.read(len(b))
         b[: len(data)] = data
         self.total += len(data)
+        self._window += data
+        if len(self._window) > 2 * self._KEEP:
+            drop = len(self._window) - self._KEEP
+            del self._window[:drop]
+            self._window_start += drop
         return len(data)
+
+    def block_at(self, offset: int) -> bytes | None:
+        """The 512 bytes at `offset` if they were read and are still kept."""
+        lo = offset - self._window_start
+        return bytes(self._window[lo: lo + tarfile.BLOCKSIZE]) if lo >= 0 else None
 
 
 def iter_tar(fileobj: IO[bytes], params: ExtractParams) -> Iterator[Member]:
@@ -212,6 +232,10 @@ def iter_tar(fileobj: IO[bytes], params: ExtractParams) -> Iterator[Member]:
         pass
     if body.total < body.tar_end + tarfile.BLOCKSIZE:
         raise TruncatedArchive(f"tar stream ends at byte {body.total} without its end-of-archive block")
+    block = body.block_at(body.tar_end)
+    if block is None or block.count(0) != tarfile.BLOCKSIZE:
+        # tarfile also stops, silently, at a header it cannot read after the first one
+        raise CorruptArchive(f"unreadable tar header at byte {body.tar_end}: the member list stops there")
 
 
 def _tar_members(body: _Counting, params: ExtractParams) -> Iterator[Member]:
