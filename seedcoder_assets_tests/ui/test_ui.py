@@ -104,7 +104,9 @@ def test_a_user_materializes_a_crawl_and_reads_its_assets(webserver: str, shots:
         # Launch the GitHub branch for crawl partition c1 from its job page.
         page.goto(f"{webserver}/locations/{LOCATION}/jobs/github_files_job", wait_until="networkidle")
         page.get_by_role("button", name=re.compile("Materialize all")).first.click()
-        dialog = page.get_by_role("dialog")
+        # The launch dialog only: the partition list is a popover that stays in the DOM (closed) with the
+        # same role, so a bare get_by_role("dialog") matches two elements once the list has been opened.
+        dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
         expect(dialog.get_by_text("Partition selection")).to_be_visible()
         dialog.get_by_text("Select a partition or create one").click()
         page.locator("text=c1 >> visible=true").last.click()
@@ -129,7 +131,7 @@ def test_a_user_materializes_a_crawl_and_reads_its_assets(webserver: str, shots:
         page.screenshot(path=str(shots / "asset_metadata.png"), full_page=True)
         row = page.locator("tr", has=page.get_by_text("languages", exact=True))
         row.get_by_text("[Show Markdown]").click()
-        chart = page.get_by_role("dialog").locator("img[src^='data:image/png']")
+        chart = page.locator("[role=dialog] img[src^='data:image/png']")
         expect(chart).to_be_visible()
         assert chart.evaluate("img => img.naturalWidth") > 300
         page.wait_for_timeout(700)  # the dialog fades in
