@@ -5,11 +5,18 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from seedcoder_assets.core import paths
 from seedcoder_assets.core.parquet_io import PartWriter
 from seedcoder_assets.core.schemas import DROPPED, KEPT, LINEAGE_SCHEMA
+
+if TYPE_CHECKING:
+    from seedcoder_assets.core.runner import Verdicts
 
 
 @dataclass
@@ -22,6 +29,7 @@ class StageStats:
     bytes_in: int = 0
     bytes_out: int = 0
     drops: Counter[str] = field(default_factory=Counter)
+    languages: Counter[str] = field(default_factory=Counter)  # kept rows per language, where records have one
     extra: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
@@ -62,6 +70,8 @@ class LineageWriter:
         self.stats = StageStats(stage)
         self._writer = PartWriter(paths.lineage_uri(root, stage, crawl), LINEAGE_SCHEMA)
         self._rows: list[dict[str, Any]] = []
+        self._tables: list[pa.Table] = []
+        self._buffered = 0
 
     def kept(self, id_: str, nbytes: int = 0, **fields: Any) -> None:
         self.stats.rows_in += 1
@@ -84,11 +94,59 @@ class LineageWriter:
         if len(self._rows) >= 8192:  # a fixed, small buffer: memory must not depend on partition size
             self.flush()
 
+    def record_batch(self, batch: pa.RecordBatch, verdicts: Verdicts) -> None:
+        """One lineage row per row of `batch` (which carries `id` and `size`), as `verdicts` decided."""
+        n = batch.num_rows
+        keep = np.asarray(verdicts.keep, bool)
+        reason = _column(verdicts.reason, n, pa.string())
+        if len(keep) != n or len(reason) != n:
+            raise ValueError(f"{self.stage}: {len(keep)} verdicts and {len(reason)} reasons for {n} records")
+        if pc.sum(pc.is_valid(reason)).as_py() != n - int(keep.sum()) or \
+                pc.any(pc.and_(pa.array(keep), pc.is_valid(reason))).as_py():
+            raise ValueError(f"{self.stage}: every dropped record needs a reason and no kept record may have one")
+        sizes = batch.column("size").fill_null(0).to_numpy(zero_copy_only=False)
+        s = self.stats
+        s.rows_in += n
+        s.rows_out += int(keep.sum())
+        s.bytes_in += int(sizes.sum())
+        s.bytes_out += int(sizes[keep].sum())
+        if not keep.all():
+            s.drops.update({v["values"]: v["counts"] for v in pc.value_counts(reason.drop_null()).to_pylist()})
+        if "language" in batch.schema.names:
+            kept_langs = batch.column("language").filter(pa.array(keep)).fill_null("(none)")
+            s.languages.update({v["values"]: v["counts"] for v in pc.value_counts(kept_langs).to_pylist()})
+        decision = pc.if_else(pa.array(keep), KEPT, DROPPED)
+        self._tables.append(pa.table({
+            "id": batch.column("id"), "crawl": _column(self.crawl, n, pa.string()),
+            "stage": _column(self.stage, n, pa.string()),
+            "decision": decision, "reason": reason,
+            "cluster": _column(verdicts.cluster, n, pa.string()), "survivor": _column(verdicts.survivor, n, pa.string()),
+            "detail": _column(verdicts.detail, n, pa.string()), "score": _column(verdicts.score, n, pa.float32()),
+            "run_id": _column(self.run_id, n, pa.string())}, schema=LINEAGE_SCHEMA))
+        self._buffered += n
+        if self._buffered >= 8192:
+            self.flush()
+
     def flush(self) -> None:
         self._writer.write_rows(self._rows)
         self._rows = []
+        for table in self._tables:
+            self._writer.write_table(table)
+        self._tables, self._buffered = [], 0
 
     def close(self) -> StageStats:
         self.flush()
         self._writer.close()
         return self.stats.finish()
+
+
+def _column(values: Any, n: int, type_: pa.DataType) -> pa.Array:
+    """A lineage column: None (all null), one value repeated, or one value per row."""
+    if values is None or isinstance(values, (str, float, int)):
+        return pa.repeat(pa.scalar(values, type_), n) if values is not None else pa.nulls(n, type_)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    array = values if isinstance(values, pa.Array) else pa.array(values, type_)
+    if len(array) != n:
+        raise ValueError(f"a lineage column of {len(array)} values for {n} records")
+    return array.cast(type_)

@@ -28,7 +28,8 @@ from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_rows, read_table
-from seedcoder_assets.core.schemas import CLUSTER_SCHEMA, FILE_SCHEMA, SIGNATURE_SCHEMA
+from seedcoder_assets.core.runner import Verdicts, run_stage
+from seedcoder_assets.core.schemas import CLUSTER_SCHEMA, SIGNATURE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
 MAX_ROUNDS = 20  # rounds of the optimistic clustering; with the texts cached, 2-4 suffice
@@ -323,21 +324,18 @@ def apply_near_dedup(files_uri: str, clusters_uri: str, sig_uri: str, dst_uri: s
     """
     clusters = read_table(clusters_uri).to_pylist()
     fate = {r["id"]: r for r in clusters if r["prior_crawl"] or r["id"] != r["survivor"]}
-    gone = pa.array(list(fate), pa.string())
-    with PartWriter(dst_uri, FILE_SCHEMA) as out:
-        for batch in iter_batches(files_uri, batch_rows=1024):
-            for id_, size in zip(batch.column("id").to_pylist(), batch.column("size").to_pylist()):
-                c = fate.get(id_)
-                if c is None:
-                    lineage.kept(id_, size)
-                else:
-                    reason = "near_dup_prior_crawl" if c["prior_crawl"] else "near_dup"
-                    lineage.dropped(id_, reason, size, cluster=c["cluster"], survivor=c["survivor"],
-                                    detail=f"jaccard~{c['similarity']:.3f}"
-                                           + (f" crawl={c['prior_crawl']}" if c["prior_crawl"] else ""))
-            out.write_table(batch.filter(pc.invert(pc.is_in(batch.column("id"), value_set=gone))))
+
+    def decide(batch: pa.RecordBatch) -> Verdicts:
+        hit = [fate.get(i) for i in batch.column("id").to_pylist()]
+        return Verdicts.from_reasons(
+            [None if c is None else "near_dup_prior_crawl" if c["prior_crawl"] else "near_dup" for c in hit],
+            cluster=[c and c["cluster"] for c in hit], survivor=[c and c["survivor"] for c in hit],
+            detail=[c and f"jaccard~{c['similarity']:.3f}" + (f" crawl={c['prior_crawl']}" if c["prior_crawl"] else "")
+                    for c in hit])
+
+    stats = run_stage(iter_batches(files_uri, batch_rows=1024), dst_uri, lineage, decide)
     ids, sigs, n_sh = _load_signatures(sig_uri, params.num_perm)
     keep = np.array([i not in fate and n > 0 for i, n in zip(ids, n_sh)], bool)
     index.write_bands("file", lineage.crawl, [i for i, k in zip(ids, keep) if k],
                       minhash.band_keys(sigs[keep], params), sigs[keep])
-    return lineage.close()
+    return stats

@@ -19,7 +19,8 @@ from seedcoder_assets.core.dedup.near import near_clusters
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
 from seedcoder_assets.core.ingest.archives import file_id
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_table
-from seedcoder_assets.core.schemas import FILE_SCHEMA, REPO_SCHEMA
+from seedcoder_assets.core.runner import Verdicts, run_stage
+from seedcoder_assets.core.schemas import REPO_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
 DEDUPED_REPO_SCHEMA = pa.schema([*REPO_SCHEMA, ("decision", pa.string()), ("reason", pa.string()),
@@ -112,19 +113,15 @@ def dedup_repos(code_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWri
 def repo_level_files(code_uri: str, deduped_repos_uri: str, dst_uri: str, lineage: LineageWriter) -> StageStats:
     """The repository-level variant: every code file of every kept repository.
 
-    Dropped: the files of dropped repositories, with the repository's reason.
+    Dropped: the files of dropped repositories, with the repository's reason (and its survivor).
     """
     repos = read_table(deduped_repos_uri, ["repo", "reason", "survivor"]).to_pylist()
     reason_of = {r["repo"]: (r["reason"], r["survivor"]) for r in repos}
-    with PartWriter(dst_uri, FILE_SCHEMA) as out:
-        for batch in iter_batches(code_uri, batch_rows=2048):
-            mask = []
-            for id_, repo, size in zip(*(batch.column(c).to_pylist() for c in ("id", "repo", "size"))):
-                reason, survivor = reason_of.get(repo, ("repo_missing", None))
-                if reason is None:
-                    lineage.kept(id_, size, detail=repo)
-                else:
-                    lineage.dropped(id_, reason, size, survivor=survivor, detail=repo)
-                mask.append(reason is None)
-            out.write_table(pa.Table.from_batches([batch]).filter(pa.array(mask, pa.bool_())))
-    return lineage.close()
+
+    def decide(batch: pa.RecordBatch) -> Verdicts:
+        repo = batch.column("repo")
+        fates = [reason_of.get(r, ("repo_missing", None)) for r in repo.to_pylist()]
+        reasons = [f[0] for f in fates]
+        return Verdicts.from_reasons(reasons, survivor=[f[1] if f[0] else None for f in fates], detail=repo)
+
+    return run_stage(iter_batches(code_uri, batch_rows=2048), dst_uri, lineage, decide)

@@ -10,6 +10,7 @@ Languages without a bundled grammar pass as `unchecked` and are counted as such.
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import cache
 
 import pyarrow as pa
@@ -18,8 +19,8 @@ from tree_sitter import Node, Parser
 from tree_sitter_language_pack import get_parser
 
 from seedcoder_assets.core.languages import FALLBACK_GRAMMARS, grammar_of
-from seedcoder_assets.core.parquet_io import PartWriter, iter_batches
-from seedcoder_assets.core.schemas import FILE_SCHEMA
+from seedcoder_assets.core.parquet_io import iter_batches
+from seedcoder_assets.core.runner import Decide, Verdicts, run_stage
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
 # Fitted with benchmarks/bench_syntax.py on the large crawl (table in the README): the smallest
@@ -88,27 +89,29 @@ def check(content: str, language: str | None, path: str, params: SyntaxParams) -
     return ("syntax_error" if share > params.limit(language or "") else "ok"), share
 
 
-def filter_syntax(src_uri: str, dst_uri: str, lineage: LineageWriter, params: SyntaxParams) -> StageStats:
+def decide_syntax(params: SyntaxParams) -> tuple[Decide, Counter[str]]:
     """Kept: files whose error share is within their language's limit, and `unchecked` files.
 
-    Dropped: `syntax_error`. Lineage `detail` holds the error share (or `unchecked`).
+    Dropped: `syntax_error`. Lineage `detail` holds the language and error share (or `unchecked`). The
+    counter returned with the function counts the unchecked files it has kept.
     """
-    unchecked = 0
-    with PartWriter(dst_uri, FILE_SCHEMA) as out:
-        for batch in iter_batches(src_uri, batch_rows=1024):
-            cols = {c: batch.column(c).to_pylist() for c in ("id", "content", "language", "path", "size")}
-            mask = []
-            for id_, content, lang, path, size in zip(*cols.values()):
-                verdict, share = check(content, lang, path, params)
-                detail = "unchecked" if share is None else f"{lang}:{share:.4f}"
-                if verdict == "syntax_error":
-                    lineage.dropped(id_, "syntax_error", size, detail=detail)
-                    mask.append(False)
-                else:
-                    unchecked += verdict == "unchecked"
-                    lineage.kept(id_, size, detail=detail)
-                    mask.append(True)
-            out.write_table(pa.Table.from_batches([batch]).filter(pa.array(mask, pa.bool_())))
-    stats = lineage.close()
-    stats.extra["unchecked_files"] = unchecked
+    counts: Counter[str] = Counter()
+
+    def decide(batch: pa.RecordBatch) -> Verdicts:
+        reasons, details = [], []
+        for content, lang, path in zip(*(batch.column(c).to_pylist() for c in ("content", "language", "path"))):
+            verdict, share = check(content, lang, path, params)
+            details.append("unchecked" if share is None else f"{lang}:{share:.4f}")
+            reasons.append("syntax_error" if verdict == "syntax_error" else None)
+            counts[verdict] += 1
+        return Verdicts.from_reasons(reasons, detail=details)
+
+    return decide, counts
+
+
+def filter_syntax(src_uri: str, dst_uri: str, lineage: LineageWriter, params: SyntaxParams) -> StageStats:
+    """The syntax stage over a partition (see `decide_syntax`)."""
+    decide, counts = decide_syntax(params)
+    stats = run_stage(iter_batches(src_uri, batch_rows=1024), dst_uri, lineage, decide)
+    stats.extra["unchecked_files"] = counts["unchecked"]
     return stats

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from seedcoder_assets.core.object_store import duckdb_connect
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, slices_by_bytes
 from seedcoder_assets.core.quality.scorer import QualityScorer
+from seedcoder_assets.core.runner import Verdicts, run_stage
 from seedcoder_assets.core.schemas import FILE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
@@ -94,25 +95,17 @@ def select_quality_files(src_uri: str, scores_uri: str, dst_uri: str, lineage: L
         LEFT JOIN (SELECT id, score, scorer_version FROM {duckdb_source(scores_uri)}) q USING (id)
     """).fetch_record_batch(2048)
     detail = f"threshold={threshold:.3f} scorer={scorer_version}"
-    with PartWriter(dst_uri, SCORED_FILE_SCHEMA) as out:
-        for big in reader:
-            for batch in slices_by_bytes(big, 8 << 20):
-                scores = batch.column("score").to_pylist()
-                keep = []
-                for file_id, size, score in zip(batch.column("id").to_pylist(), batch.column("size").to_pylist(),
-                                                scores):
-                    if score is None:
-                        lineage.dropped(file_id, "unscored", size, detail=detail)
-                        keep.append(False)
-                    elif score >= threshold:
-                        lineage.kept(file_id, size, score=score, detail=detail)
-                        keep.append(True)
-                    else:
-                        lineage.dropped(file_id, LOW_QUALITY, size, score=score, detail=detail)
-                        keep.append(False)
-                out.write_table(batch.filter(pa.array(keep, pa.bool_())))
+
+    def decide(batch: pa.RecordBatch) -> Verdicts:
+        score = batch.column("score")
+        reason = pc.if_else(pc.is_null(score), "unscored",
+                            pc.if_else(pc.greater_equal(score, threshold), pa.scalar(None, pa.string()), LOW_QUALITY))
+        return Verdicts(pc.is_null(reason).to_numpy(zero_copy_only=False), reason, score=score, detail=detail)
+
+    stats = run_stage((b for big in reader for b in slices_by_bytes(big, 8 << 20)), dst_uri, lineage, decide,
+                      SCORED_FILE_SCHEMA)
     con.close()
-    return lineage.close()
+    return stats
 
 
 def score_repo_level(scorer: QualityScorer, repo_files_uri: str, file_scores_uri: str, files_dst: str,
@@ -131,23 +124,23 @@ def score_repo_level(scorer: QualityScorer, repo_files_uri: str, file_scores_uri
         LEFT JOIN (SELECT sha256, any_value(score) AS score FROM {duckdb_source(file_scores_uri)}
                    WHERE scorer_version = ? GROUP BY sha256) k USING (sha256)
     """, [scorer.version]).fetch_record_batch(1024)
-    with PartWriter(files_dst, SCORED_FILE_SCHEMA) as out:
-        for big in reader:
-            for batch in slices_by_bytes(big, 8 << 20):
-                known = batch.column("known").to_numpy(zero_copy_only=False)
-                scores = np.asarray(known, dtype=np.float32)
-                todo = np.flatnonzero(np.isnan(scores))
-                if len(todo):
-                    items = [(batch.column("language")[i].as_py(), batch.column("content")[i].as_py()) for i in todo]
-                    scores[todo] = scorer.score(items, batch_size=batch_size)
-                scoring.reused += batch.num_rows - len(todo)
-                scoring.files += batch.num_rows
-                scoring.add_scores(scores)
-                for file_id, size, score in zip(batch.column("id").to_pylist(), batch.column("size").to_pylist(),
-                                                scores.tolist()):
-                    lineage.kept(file_id, size, score=score, detail=f"scorer={scorer.version}")
-                out.write_table(batch.drop_columns(["known"]).append_column("score", pa.array(scores, pa.float32()))
-                                .append_column("scorer_version", pa.array([scorer.version] * batch.num_rows)))
+
+    def decide(batch: pa.RecordBatch) -> Verdicts:
+        scores = np.asarray(batch.column("known").to_numpy(zero_copy_only=False), dtype=np.float32)
+        todo = np.flatnonzero(np.isnan(scores))
+        if len(todo):
+            items = [(batch.column("language")[i].as_py(), batch.column("content")[i].as_py()) for i in todo]
+            scores[todo] = scorer.score(items, batch_size=batch_size)
+        scoring.reused += batch.num_rows - len(todo)
+        scoring.files += batch.num_rows
+        scoring.add_scores(scores)
+        scored = batch.drop_columns(["known"]).append_column("score", pa.array(scores, pa.float32())) \
+            .append_column("scorer_version", pa.array([scorer.version] * batch.num_rows, pa.string()))
+        return Verdicts(np.ones(batch.num_rows, bool), pa.nulls(batch.num_rows, pa.string()), score=scores,
+                        detail=f"scorer={scorer.version}", output=scored)
+
+    stats = run_stage((b for big in reader for b in slices_by_bytes(big, 8 << 20)), files_dst, lineage, decide,
+                      SCORED_FILE_SCHEMA)
     repos = con.execute(f"""
         SELECT crawl, repo, count(*) AS n_files, sum(size) AS n_bytes, avg(score) AS mean_score,
                min(score) AS min_score, max(score) AS max_score, any_value(scorer_version) AS scorer_version
@@ -157,4 +150,4 @@ def score_repo_level(scorer: QualityScorer, repo_files_uri: str, file_scores_uri
     with PartWriter(repos_dst, REPO_QUALITY_SCHEMA) as out:
         out.write_table(repos)
     scoring.tokens, scoring.seconds = scorer.tokens_seen - tokens0, time.perf_counter() - start
-    return lineage.close(), scoring
+    return stats, scoring
