@@ -86,6 +86,7 @@ def _load_run_config(path: str | None) -> dict:
 def cmd_materialize(args: argparse.Namespace) -> None:
     import dagster as dg
 
+    from seedcoder_assets.core import pipeline
     from seedcoder_assets.definitions import defs
     from seedcoder_assets.resources.oracle import NOT_CONFIGURED
 
@@ -111,7 +112,7 @@ def cmd_materialize(args: argparse.Namespace) -> None:
         print("quality branch skipped (--skip-quality)")
     elif not oracle.configured:
         for crawl in args.crawls:  # choosing the files to label needs no oracle
-            run("oracle_labels_job", crawl, only=[dg.AssetKey(["quality", "oracle_label_sample"])])
+            run("oracle_labels_job", crawl, only=[dg.AssetKey(list(pipeline.LABEL_SAMPLE))])
         print(f"rest of the quality branch skipped: {NOT_CONFIGURED}")
     else:
         for crawl in args.crawls:

@@ -1,4 +1,5 @@
-"""The code location: everything under defs/ is autoloaded; the executor is picked by one env var.
+"""The code location: everything under defs/ is autoloaded, the declared filter stages are built from
+core/pipeline.py, and the executor is picked by one env var.
 
 SEEDCODER_EXECUTOR = multiprocess (default: steps are local processes) | in_process | k8s (each step
 its own Kubernetes pod, sized by its `dagster-k8s/config` op tags; see lib/k8s.py).
@@ -12,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from seedcoder_assets.lib import dagster_compat
+from seedcoder_assets.lib.stage_assets import filter_assets
 
 dagster_compat.apply()
 
@@ -34,4 +36,5 @@ def executor_from_env() -> dg.ExecutorDefinition:
 @dg.definitions
 def defs() -> dg.Definitions:
     loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    return dg.Definitions.merge(loaded, dg.Definitions(executor=executor_from_env()))
+    # Declared filter stages are built here, when the location loads, from the declarations of that moment.
+    return dg.Definitions.merge(loaded, dg.Definitions(assets=filter_assets(), executor=executor_from_env()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from seedcoder_assets.core import pipeline
+
 
 @dataclass(frozen=True)
 class CrawlState:
@@ -14,6 +16,7 @@ class CrawlState:
     scores_at: float | None = None  # quality/file_quality_scores
     scores_scorer: str | None = None  # the scorer version those scores came from
     corpus_at: float | None = None  # quality/quality_files
+    github_missing: tuple[str, ...] = ()  # assets of the GitHub job (as declared) never materialized
 
 
 def plan_backfill(states: dict[str, CrawlState], oracle_configured: bool, scorer: str | None
@@ -25,8 +28,9 @@ def plan_backfill(states: dict[str, CrawlState], oracle_configured: bool, scorer
     """
     plan = []
     for crawl, s in states.items():  # registration order: a crawl is deduplicated against the ones before it
-        if s.files_at is None:
-            plan.append(("github_files_job", crawl, "no syntax-checked files yet"))
+        if s.files_at is None or s.github_missing:  # a stage added to the branch is missing too
+            missing = "syntax-checked files" if s.files_at is None else ", ".join(s.github_missing)
+            plan.append(("github_files_job", crawl, f"no {missing} yet"))
             continue  # the rest follows once files exist (next tick, or the follow-up sensor)
         if oracle_configured and s.labels_at is None:
             plan.append(("oracle_labels_job", crawl, "no oracle labels yet"))
@@ -56,21 +60,25 @@ def crawl_states(instance, crawls: list[str]) -> tuple[dict[str, CrawlState], st
     latest-record query per asset and partition, no lake reads)."""
     import dagster as dg
 
-    def at(key: list[str], crawl: str) -> float | None:
-        entry = _latest(instance, dg.AssetKey(key), crawl)
+    def at(key: tuple[str, ...], crawl: str) -> float | None:
+        entry = _latest(instance, dg.AssetKey(list(key)), crawl)
         return entry.timestamp if entry else None
 
-    scorer_entry = _latest(instance, dg.AssetKey(["quality", "quality_scorer"]))
+    scorer_entry = _latest(instance, dg.AssetKey(list(pipeline.QUALITY_SCORER)))
     scorer = None
     if scorer_entry is not None:
         version = scorer_entry.asset_materialization.metadata.get("version")
         scorer = version.value if version is not None else None
+    github = [dg.AssetKey(list(k)) for s in pipeline.STAGES if s.job == pipeline.GITHUB and s.partitioned
+              for k in s.writes]
+    materialized = {k: instance.get_materialized_partitions(k) for k in github}
     states = {}
     for crawl in crawls:
-        scores = _latest(instance, dg.AssetKey(["quality", "file_quality_scores"]), crawl)
+        scores = _latest(instance, dg.AssetKey(list(pipeline.FILE_SCORES)), crawl)
         scored_by = scores.asset_materialization.metadata.get("scorer_version") if scores else None
         states[crawl] = CrawlState(
-            files_at=at(["filters", "syntax_checked_files"], crawl), labels_at=at(["quality", "oracle_labels"], crawl),
+            files_at=at(pipeline.SYNTAX_CHECKED_FILES, crawl), labels_at=at(pipeline.ORACLE_LABELS, crawl),
             scores_at=scores.timestamp if scores else None, scores_scorer=scored_by.value if scored_by else None,
-            corpus_at=at(["quality", "quality_files"], crawl))
+            corpus_at=at(pipeline.QUALITY_FILES, crawl),
+            github_missing=tuple(k.to_user_string() for k in github if crawl not in materialized[k]))
     return states, scorer

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.ingest.landing import REGISTERED, plan_tick
 from seedcoder_assets.definitions import defs
 from seedcoder_assets.lib.backfill import CrawlState, plan_backfill
@@ -166,18 +167,20 @@ def instance():
 
 
 def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterInstance) -> None:
-    instance.add_dynamic_partitions("crawl", ["c1", "c2", "c3"])
+    instance.add_dynamic_partitions("crawl", ["c1", "c2", "c3", "c4"])
 
     def report(key: list[str], crawl: str | None = None, **metadata) -> None:
         instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(key), partition=crawl,
                                                                     metadata=metadata))
 
-    for key in (["filters", "syntax_checked_files"], ["quality", "oracle_labels"]):
-        report(key, "c1")
+    for crawl in ("c1", "c3", "c4"):
+        for key in pipeline.job_assets(pipeline.GITHUB):
+            if not (crawl == "c4" and key == pipeline.DEDUPED_REPOS):  # c4's run left one asset out
+                report(list(key), crawl)
+    report(["quality", "oracle_labels"], "c1")
     report(["quality", "quality_scorer"], version="qs-1")
     report(["quality", "file_quality_scores"], "c1", scorer_version="qs-1")
     report(["quality", "quality_files"], "c1")
-    report(["filters", "syntax_checked_files"], "c3")
     report(["quality", "quality_scorer"], version="qs-2")  # a new scorer: c1's scores are stale
 
     d = defs()
@@ -192,12 +195,13 @@ def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterIns
             return {}
         return {r.partition_key: r.tags["seedcoder/backfill_reason"] for r in out}
 
-    assert evaluate("nightly_github_files_backfill") == {"c2": "no syntax-checked files yet"}
+    assert evaluate("nightly_github_files_backfill") == {"c2": "no syntax-checked files yet",
+                                                         "c4": "no dedup/deduped_repos yet"}
     assert evaluate("nightly_scoring_backfill") == {"c1": "scored by qs-1, current scorer is qs-2",
                                                      "c3": "never scored"}
     assert evaluate("nightly_oracle_labels_backfill") == {}
     assert evaluate("nightly_oracle_labels_backfill", OracleResource(base_url="http://127.0.0.1:1/v1", model="m")) \
-        == {"c3": "no oracle labels yet"}
+        == {"c3": "no oracle labels yet"}  # c4 waits for its GitHub branch first
 
 
 @pytest.mark.parametrize("name", ["new_crawl_sensor", "crawl_followup_sensor"])

@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 import pyarrow.fs as pafs
 
+from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.object_store import duckdb_connect, is_s3, resolve
 from seedcoder_assets.core.parquet_io import SUCCESS_MARKER
 
@@ -78,9 +79,6 @@ def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
     return conn
 
 
-STAGE_ORDER = ["ingest", "language", "repo_dedup", "repo_level", "exact_dedup", "near_dedup", "syntax", "quality",
-               "repo_quality"]
-
 
 def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
     """Every lineage row of the records matching `needle` (an id, or a 'repo/path' substring).
@@ -98,7 +96,7 @@ def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
         FROM {LINEAGE_VIEW} l JOIN hits USING (id, crawl)
         ORDER BY l.crawl, l.id, list_position($stages, l.stage)
         """,
-        {"needle": needle, "stages": STAGE_ORDER},
+        {"needle": needle, "stages": pipeline.lineage_order()},
     ).fetchall()
     cols = ["id", "crawl", "stage", "decision", "reason", "survivor", "cluster", "detail", "score", "run_id"]
     return [dict(zip(cols, r)) for r in rows]
@@ -119,14 +117,9 @@ def balance(conn: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                count(*) FILTER (WHERE decision = 'dropped') AS dropped,
                count(*) - count(DISTINCT id) AS multi_fate
         FROM {LINEAGE_VIEW} GROUP BY crawl, stage ORDER BY crawl, list_position($stages, stage)
-    """, {"stages": STAGE_ORDER}).fetchall()
+    """, {"stages": pipeline.lineage_order()}).fetchall()
     cols = ["crawl", "stage", "rows_in", "kept", "dropped", "multi_fate"]
     return [dict(zip(cols, r)) for r in rows]
-
-
-# stage -> the stage whose kept records are its input (file-level stages only).
-STAGE_INPUT = {"language": "ingest", "repo_level": "language", "exact_dedup": "language",
-               "near_dedup": "exact_dedup", "syntax": "near_dedup", "quality": "syntax", "repo_quality": "repo_level"}
 
 
 def chain_violations(conn: duckdb.DuckDBPyConnection, crawl: str | None = None) -> list[str]:
@@ -134,8 +127,9 @@ def chain_violations(conn: duckdb.DuckDBPyConnection, crawl: str | None = None) 
     stats = {(r["crawl"], r["stage"]): r for r in balance(conn) if crawl is None or r["crawl"] == crawl}
     problems = [f"{c}/{s}: {r['multi_fate']} records with more than one fate"
                 for (c, s), r in stats.items() if r["multi_fate"]]
+    inputs = pipeline.lineage_inputs()  # stage -> the stage whose kept records are its records
     for (c, s), r in stats.items():
-        up = STAGE_INPUT.get(s)
+        up = inputs.get(s)
         if up and (c, up) in stats:
             upstream_kept = conn.execute(
                 f"SELECT count(*) FROM {LINEAGE_VIEW} WHERE crawl = ? AND stage = ? AND decision = 'kept' "

@@ -6,6 +6,7 @@ import os
 import dagster as dg
 
 from seedcoder_assets.core.ingest.landing import plan_tick
+from seedcoder_assets.core.pipeline import QUALITY_SCORER
 from seedcoder_assets.defs.jobs import catalog_job, github_files_job, oracle_labels_job, scoring_job
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions
 from seedcoder_assets.resources.oracle import OracleResource
@@ -56,7 +57,7 @@ def crawl_followup_sensor(context: dg.RunStatusSensorContext, oracle: OracleReso
         if oracle.configured:
             requests.append(dg.RunRequest(run_key=f"{run.run_id}:labels", job_name=oracle_labels_job.name,
                                           partition_key=crawl))
-        if context.instance.get_latest_materialization_event(dg.AssetKey(["quality", "quality_scorer"])):
+        if context.instance.get_latest_materialization_event(dg.AssetKey(list(QUALITY_SCORER))):
             requests.append(dg.RunRequest(run_key=f"{run.run_id}:scores", job_name=scoring_job.name,
                                           partition_key=crawl))
     return requests

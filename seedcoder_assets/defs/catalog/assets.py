@@ -4,17 +4,14 @@
 import dagster as dg
 
 from seedcoder_assets.core.catalog import catalog
-from seedcoder_assets.defs.dedup.assets import DEDUPED_REPOS, NEAR_DUP_CLUSTERS, REPO_LEVEL_FILES
-from seedcoder_assets.defs.filters.assets import SYNTAX_CHECKED_FILES
+from seedcoder_assets.core.pipeline import LAKE_CATALOG
+from seedcoder_assets.lib.stage_assets import asset_kwargs, key
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.storage import StorageResource
 
-LAKE_CATALOG = dg.AssetKey(["catalog", "lake_catalog"])
 
-
-@dg.asset(key=LAKE_CATALOG, group_name="catalog", pool="duckdb",
-          deps=[SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS],
-          check_specs=[dg.AssetCheckSpec("lineage_chain_consistent", asset=LAKE_CATALOG)])
+@dg.asset(**asset_kwargs(LAKE_CATALOG),
+          check_specs=[dg.AssetCheckSpec("lineage_chain_consistent", asset=key(LAKE_CATALOG))])
 def lake_catalog(storage: StorageResource, catalog_db: CatalogResource) -> dg.MaterializeResult:
     """DuckDB views over the lake and the lineage table: 'why was this file dropped?' is one query."""
     with catalog_db.connect(storage.lake_root) as conn:

@@ -9,14 +9,22 @@ from seedcoder_assets.core.checks import (
     no_duplicate_repositories,
     record_id_sql,
 )
-from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.exact import connect, exact_dedup
 from seedcoder_assets.core.dedup.near import apply_near_dedup, compute_signatures, file_near_clusters
 from seedcoder_assets.core.dedup.repos import dedup_repos
 from seedcoder_assets.core.dedup.repos import repo_level_files as build_repo_level_files
+from seedcoder_assets.core.pipeline import (
+    CODE_FILES,
+    CRAWL_REPOS,
+    DEDUPED_REPOS,
+    EXACT_DEDUPED_FILES,
+    MINHASH_SIGNATURES,
+    NEAR_DEDUPED_FILES,
+    NEAR_DUP_CLUSTERS,
+    RAW_REPO_FILES,
+    REPO_LEVEL_FILES,
+)
 from seedcoder_assets.defs.configs import DedupConfig
-from seedcoder_assets.defs.filters.assets import CODE_FILES, NEAR_DEDUPED_FILES
-from seedcoder_assets.defs.ingest.assets import CRAWL_REPOS, RAW_REPO_FILES
 from seedcoder_assets.lib.dagster_utils import (
     bar_chart_markdown,
     check_result,
@@ -25,16 +33,8 @@ from seedcoder_assets.lib.dagster_utils import (
     reconciles_check,
     stats_metadata,
 )
-from seedcoder_assets.lib.k8s import CPU_STEP_TAGS
-from seedcoder_assets.partitions import crawl_partitions
+from seedcoder_assets.lib.stage_assets import asset_kwargs, key
 from seedcoder_assets.resources.storage import StorageResource
-
-DEDUPED_REPOS = dg.AssetKey(["dedup", "deduped_repos"])
-REPO_LEVEL_FILES = dg.AssetKey(["dedup", "repo_level_files"])
-EXACT_DEDUPED_FILES = dg.AssetKey(["dedup", "exact_deduped_files"])
-MINHASH_SIGNATURES = dg.AssetKey(["dedup", "minhash_signatures"])
-NEAR_DUP_CLUSTERS = dg.AssetKey(["dedup", "near_dup_clusters"])
-CODE_VERSION = f"dedup-v1-{minhash.SCHEME_VERSION}"
 
 
 def _conn(storage: StorageResource):
@@ -42,10 +42,9 @@ def _conn(storage: StorageResource):
 
 
 @dg.asset(
-    key=DEDUPED_REPOS, group_name="dedup", partitions_def=crawl_partitions, deps=[CODE_FILES, CRAWL_REPOS],
-    code_version=CODE_VERSION,
-    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=DEDUPED_REPOS),
-                 dg.AssetCheckSpec("no_duplicate_repositories", asset=DEDUPED_REPOS,
+    **asset_kwargs(DEDUPED_REPOS),
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(DEDUPED_REPOS)),
+                 dg.AssetCheckSpec("no_duplicate_repositories", asset=key(DEDUPED_REPOS),
                                    description="no two kept repositories hold the same files (hashed again)")],
 )
 def deduped_repos(context: dg.AssetExecutionContext, config: DedupConfig,
@@ -68,8 +67,8 @@ def deduped_repos(context: dg.AssetExecutionContext, config: DedupConfig,
 
 
 @dg.asset(
-    key=REPO_LEVEL_FILES, group_name="dedup", partitions_def=crawl_partitions, deps=[CODE_FILES, DEDUPED_REPOS],
-    code_version=CODE_VERSION, check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=REPO_LEVEL_FILES)],
+    **asset_kwargs(REPO_LEVEL_FILES),
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(REPO_LEVEL_FILES))],
 )
 def repo_level_files(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     """The repository-level variant: all code files of the repositories that survived repository-level dedup."""
@@ -82,10 +81,9 @@ def repo_level_files(context: dg.AssetExecutionContext, storage: StorageResource
 
 
 @dg.asset(
-    key=EXACT_DEDUPED_FILES, group_name="dedup", partitions_def=crawl_partitions, deps=[CODE_FILES, CRAWL_REPOS],
-    code_version=CODE_VERSION,
-    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=EXACT_DEDUPED_FILES),
-                 dg.AssetCheckSpec("no_duplicate_content", asset=EXACT_DEDUPED_FILES,
+    **asset_kwargs(EXACT_DEDUPED_FILES),
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(EXACT_DEDUPED_FILES)),
+                 dg.AssetCheckSpec("no_duplicate_content", asset=key(EXACT_DEDUPED_FILES),
                                    description="no two kept files have the same text (hashed again)")],
 )
 def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
@@ -108,8 +106,7 @@ def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
 
 
 @dg.asset(
-    key=MINHASH_SIGNATURES, group_name="dedup", partitions_def=crawl_partitions, deps=[EXACT_DEDUPED_FILES],
-    code_version=CODE_VERSION, op_tags=CPU_STEP_TAGS,
+    **asset_kwargs(MINHASH_SIGNATURES),
 )
 def minhash_signatures(context: dg.AssetExecutionContext, config: DedupConfig,
                        storage: StorageResource) -> dg.MaterializeResult:
@@ -121,8 +118,7 @@ def minhash_signatures(context: dg.AssetExecutionContext, config: DedupConfig,
 
 
 @dg.asset(
-    key=NEAR_DUP_CLUSTERS, group_name="dedup", partitions_def=crawl_partitions,
-    deps=[MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS], code_version=CODE_VERSION, op_tags=CPU_STEP_TAGS,
+    **asset_kwargs(NEAR_DUP_CLUSTERS),
 )
 def near_dup_clusters(context: dg.AssetExecutionContext, config: DedupConfig,
                       storage: StorageResource) -> dg.MaterializeResult:
@@ -142,10 +138,9 @@ def near_dup_clusters(context: dg.AssetExecutionContext, config: DedupConfig,
 
 
 @dg.asset(
-    key=NEAR_DEDUPED_FILES, group_name="dedup", partitions_def=crawl_partitions,
-    deps=[EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES], code_version=CODE_VERSION,
-    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=NEAR_DEDUPED_FILES),
-                 dg.AssetCheckSpec("near_duplicates_left_within_bound", asset=NEAR_DEDUPED_FILES,
+    **asset_kwargs(NEAR_DEDUPED_FILES),
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(NEAR_DEDUPED_FILES)),
+                 dg.AssetCheckSpec("near_duplicates_left_within_bound", asset=key(NEAR_DEDUPED_FILES),
                                    description="kept files with a near duplicate left, by another candidate "
                                                "generator and another tokenizer's exact Jaccard")],
 )

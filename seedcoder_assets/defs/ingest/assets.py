@@ -7,28 +7,24 @@ import dagster as dg
 
 from seedcoder_assets.core.ingest.crawl import CrawlIngest
 from seedcoder_assets.core.parquet_io import read_table
+from seedcoder_assets.core.pipeline import CRAWL_REPOS, RAW_REPO_FILES, stage
 from seedcoder_assets.defs.configs import IngestConfig
 from seedcoder_assets.lib.dagster_utils import bar_chart_markdown, reconciles_check, stats_metadata
-from seedcoder_assets.lib.k8s import CPU_STEP_TAGS
+from seedcoder_assets.lib.stage_assets import key, op_tags, spec
 from seedcoder_assets.partitions import crawl_partitions
 from seedcoder_assets.resources.storage import StorageResource
 
-RAW_REPO_FILES = dg.AssetKey(["ingest", "raw_repo_files"])
-CRAWL_REPOS = dg.AssetKey(["ingest", "crawl_repos"])
-
 
 @dg.multi_asset(
-    op_tags=CPU_STEP_TAGS,
+    op_tags=op_tags(stage(RAW_REPO_FILES)),
     specs=[
-        dg.AssetSpec(RAW_REPO_FILES, group_name="ingest", code_version="ingest-v1",
-                     description="Source files of a crawl, one row per file: id, repo, path, language, size, "
+        spec(RAW_REPO_FILES, description="Source files of a crawl, one row per file: id, repo, path, language, size, "
                                  "sha256, content. Undecodable, binary, oversized, empty, symlinked and "
                                  "path-traversing entries are dropped with a counted reason."),
-        dg.AssetSpec(CRAWL_REPOS, group_name="ingest", code_version="ingest-v1",
-                     description="Repositories of a crawl with the crawler's metadata and a hash of their file set."),
+        spec(CRAWL_REPOS, description="Repositories of a crawl with the crawler's metadata and a hash of their file set."),
     ],
     partitions_def=crawl_partitions,
-    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=RAW_REPO_FILES)],
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(RAW_REPO_FILES))],
 )
 def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, storage: StorageResource):
     crawl = context.partition_key
@@ -40,8 +36,8 @@ def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, stor
     md = stats_metadata(stats, files_uri)
     md["languages"] = bar_chart_markdown("files per language", {str(k): int(v) for k, v in languages.items()},
                                          "language")
-    yield dg.MaterializeResult(asset_key=RAW_REPO_FILES, metadata=md)
-    yield dg.MaterializeResult(asset_key=CRAWL_REPOS, metadata={"dagster/row_count": stats.extra["repos"],
+    yield dg.MaterializeResult(asset_key=key(RAW_REPO_FILES), metadata=md)
+    yield dg.MaterializeResult(asset_key=key(CRAWL_REPOS), metadata={"dagster/row_count": stats.extra["repos"],
                                                                  "uri": dg.MetadataValue.path(repos_uri)})
-    yield reconciles_check(storage, "ingest", crawl, files_uri, asset_key=RAW_REPO_FILES)
+    yield reconciles_check(storage, "ingest", crawl, files_uri, asset_key=key(RAW_REPO_FILES))
 

@@ -12,6 +12,18 @@ import pyarrow.compute as pc
 
 from seedcoder_assets.core.checks import scorer_within_bounds, scores_respect_threshold
 from seedcoder_assets.core.parquet_io import PartWriter, is_complete, iter_batches, read_table
+from seedcoder_assets.core.pipeline import (
+    FILE_SCORES,
+    LABEL_SAMPLE,
+    ORACLE_LABELS,
+    QUALITY_FILES,
+    QUALITY_SCORER,
+    REPO_LEVEL_CORPUS,
+    REPO_LEVEL_FILES,
+    REPO_QUALITY,
+    SYNTAX_CHECKED_FILES,
+    stage,
+)
 from seedcoder_assets.core.quality.corpus import (
     score_files,
     score_repo_level,
@@ -37,26 +49,15 @@ from seedcoder_assets.core.quality.scorer import (
     train_scorer,
 )
 from seedcoder_assets.defs.configs import LabelSampleConfig, OracleLabelConfig, QualityCorpusConfig, ScorerConfigDg
-from seedcoder_assets.defs.dedup.assets import REPO_LEVEL_FILES
-from seedcoder_assets.defs.filters.assets import SYNTAX_CHECKED_FILES
 from seedcoder_assets.lib.dagster_utils import bar_chart_markdown, check_result, reconciles_check, stats_metadata
-from seedcoder_assets.lib.k8s import GPU_STEP_TAGS
 from seedcoder_assets.lib.plots import boxplot_by_rating_markdown, histograms_by_language_markdown, line_markdown
+from seedcoder_assets.lib.stage_assets import asset_kwargs, key, op_tags, spec
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
 
-LABEL_SAMPLE = dg.AssetKey(["quality", "oracle_label_sample"])
-ORACLE_LABELS = dg.AssetKey(["quality", "oracle_labels"])
-QUALITY_SCORER = dg.AssetKey(["quality", "quality_scorer"])
-FILE_SCORES = dg.AssetKey(["quality", "file_quality_scores"])
-QUALITY_FILES = dg.AssetKey(["quality", "quality_files"])
-REPO_LEVEL_CORPUS = dg.AssetKey(["quality", "repo_level_corpus"])
-REPO_QUALITY = dg.AssetKey(["quality", "repo_quality"])
 
-
-@dg.asset(key=LABEL_SAMPLE, group_name="quality", partitions_def=crawl_partitions, deps=[SYNTAX_CHECKED_FILES],
-          code_version="label-sample-v1")
+@dg.asset(**asset_kwargs(LABEL_SAMPLE))
 def oracle_label_sample(context: dg.AssetExecutionContext, config: LabelSampleConfig,
                         storage: StorageResource) -> dg.MaterializeResult:
     """Which syntax-checked files the oracle rates: a seeded sample stratified by language (the paper's Table 17)."""
@@ -76,9 +77,8 @@ def oracle_label_sample(context: dg.AssetExecutionContext, config: LabelSampleCo
 
 
 @dg.asset(
-    key=ORACLE_LABELS, group_name="quality", partitions_def=crawl_partitions, deps=[LABEL_SAMPLE, SYNTAX_CHECKED_FILES],
-    code_version=f"oracle-labels-v1-{PROMPT_VERSION}", pool="oracle", op_tags=GPU_STEP_TAGS,
-    check_specs=[dg.AssetCheckSpec("labels_answered", asset=ORACLE_LABELS)],
+    **asset_kwargs(ORACLE_LABELS, code_version=f"{stage(ORACLE_LABELS).code_version}-{PROMPT_VERSION}"),
+    check_specs=[dg.AssetCheckSpec("labels_answered", asset=key(ORACLE_LABELS))],
 )
 def oracle_labels(context: dg.AssetExecutionContext, config: OracleLabelConfig, storage: StorageResource,
                   oracle: OracleResource) -> dg.MaterializeResult:
@@ -157,8 +157,8 @@ SCORER_DIR = "quality_scorer"  # <model root>/quality_scorer/<version>/ and its 
 
 
 @dg.asset(
-    key=QUALITY_SCORER, group_name="quality", deps=[ORACLE_LABELS], code_version="quality-scorer-v1",
-    op_tags=GPU_STEP_TAGS, check_specs=[dg.AssetCheckSpec("scorer_mae_within_bound", asset=QUALITY_SCORER)],
+    **asset_kwargs(QUALITY_SCORER),
+    check_specs=[dg.AssetCheckSpec("scorer_mae_within_bound", asset=key(QUALITY_SCORER))],
 )
 def quality_scorer(context: dg.AssetExecutionContext, config: ScorerConfigDg,
                    storage: StorageResource) -> dg.MaterializeResult:
@@ -221,8 +221,7 @@ def _current_scorer(storage: StorageResource, batch_threads: int = 0) -> Quality
     return QualityScorer.load(path, threads=batch_threads)
 
 
-@dg.asset(key=FILE_SCORES, group_name="quality", partitions_def=crawl_partitions,
-          deps=[SYNTAX_CHECKED_FILES, QUALITY_SCORER], code_version="file-scores-v1", op_tags=GPU_STEP_TAGS)
+@dg.asset(**asset_kwargs(FILE_SCORES))
 def file_quality_scores(context: dg.AssetExecutionContext, config: QualityCorpusConfig,
                         storage: StorageResource) -> dg.MaterializeResult:
     """The scorer's quality score for every syntax-checked file of the crawl (batched, length-bucketed, streamed)."""
@@ -239,10 +238,9 @@ def file_quality_scores(context: dg.AssetExecutionContext, config: QualityCorpus
 
 
 @dg.asset(
-    key=QUALITY_FILES, group_name="quality", partitions_def=crawl_partitions,
-    deps=[SYNTAX_CHECKED_FILES, FILE_SCORES], code_version="quality-files-v1",
-    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=QUALITY_FILES),
-                 dg.AssetCheckSpec("scores_respect_threshold", asset=QUALITY_FILES,
+    **asset_kwargs(QUALITY_FILES),
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(QUALITY_FILES)),
+                 dg.AssetCheckSpec("scores_respect_threshold", asset=key(QUALITY_FILES),
                                    description="by the scores partition: nothing kept below the threshold, "
                                                "nothing at or above it missing")],
 )
@@ -272,15 +270,13 @@ def quality_files(context: dg.AssetExecutionContext, config: QualityCorpusConfig
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(REPO_LEVEL_CORPUS, group_name="quality", deps=[REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER],
-                     description="Repository-level files (repo dedup kept them whole), each with its quality score",
-                     code_version="repo-level-corpus-v1"),
-        dg.AssetSpec(REPO_QUALITY, group_name="quality", deps=[REPO_LEVEL_FILES],
-                     description="Per repository: files, bytes and mean file quality score (long-context selection)",
-                     code_version="repo-level-corpus-v1"),
+        spec(REPO_LEVEL_CORPUS,
+             description="Repository-level files (repo dedup kept them whole), each with its quality score"),
+        spec(REPO_QUALITY, deps=[key(REPO_LEVEL_FILES)],
+             description="Per repository: files, bytes and mean file quality score (long-context selection)"),
     ],
-    partitions_def=crawl_partitions, op_tags=GPU_STEP_TAGS,
-    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=REPO_LEVEL_CORPUS)],
+    partitions_def=crawl_partitions, op_tags=op_tags(stage(REPO_LEVEL_CORPUS)),
+    check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(REPO_LEVEL_CORPUS))],
 )
 def repo_level_corpus(context: dg.AssetExecutionContext, config: QualityCorpusConfig, storage: StorageResource):
     scorer = _current_scorer(storage)
@@ -290,16 +286,16 @@ def repo_level_corpus(context: dg.AssetExecutionContext, config: QualityCorpusCo
                                       files_dst, repos_dst, storage.lineage("repo_quality", crawl, context.run.run_id),
                                       config.batch_size, storage.duckdb_memory_limit)
     repos = read_table(repos_dst, ["mean_score"])
-    yield dg.MaterializeResult(asset_key=REPO_LEVEL_CORPUS, metadata={
+    yield dg.MaterializeResult(asset_key=key(REPO_LEVEL_CORPUS), metadata={
         **stats_metadata(stats, files_dst), "scorer_version": scorer.version, "scores_reused": scoring.reused,
         "scored_here": scoring.files - scoring.reused, "files_per_s": round(scoring.files_per_s, 2),
         "scores": bar_chart_markdown("repo-level files per score bucket", scoring.histogram, "floor(score)")})
     buckets: dict[int, int] = {}
     for s in repos["mean_score"].to_pylist():
         buckets[int(s)] = buckets.get(int(s), 0) + 1
-    yield dg.MaterializeResult(asset_key=REPO_QUALITY, metadata={
+    yield dg.MaterializeResult(asset_key=key(REPO_QUALITY), metadata={
         "dagster/row_count": repos.num_rows, "scorer_version": scorer.version,
         "mean_score": bar_chart_markdown("repositories per mean file score", buckets, "floor(mean score)"),
         "uri": dg.MetadataValue.path(repos_dst)})
     yield reconciles_check(storage, "repo_quality", crawl, files_dst, storage.uri(REPO_LEVEL_FILES, crawl),
-                           asset_key=REPO_LEVEL_CORPUS)
+                           asset_key=key(REPO_LEVEL_CORPUS))

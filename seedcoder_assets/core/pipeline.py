@@ -1,0 +1,169 @@
+"""Every stage of every corpus, declared once, in pipeline order.
+
+A declaration says what a stage writes (its asset key, and the lineage stage whose rows it writes),
+what it reads, which stage's kept records are its input records (the catalog's chain check), its
+partitions, what it runs on (pools, Kubernetes size), which job runs it, and its code version. The
+Dagster assets, the jobs, the catalog's stage order and chain check, `seedcoder why`, the backfill
+planner and the benchmarks all read these declarations, so no asset key is spelled twice.
+
+A *filter stage* also names its `decide` function (core/runner.py) and its output checks: from that
+alone the framework builds the asset, its lineage, its metadata and its checks (lib/stage_assets.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from seedcoder_assets.core.checks import CheckOutcome, only_code_languages
+from seedcoder_assets.core.dedup.minhash import SCHEME_VERSION
+from seedcoder_assets.core.filters.language import decide_code_files
+from seedcoder_assets.core.runner import Decide
+
+Key = tuple[str, ...]
+
+# The assets of the GitHub and quality branches. Constants, so a typo is an import error.
+RAW_REPO_FILES: Key = ("ingest", "raw_repo_files")
+CRAWL_REPOS: Key = ("ingest", "crawl_repos")
+CODE_FILES: Key = ("filters", "code_files")
+DEDUPED_REPOS: Key = ("dedup", "deduped_repos")
+REPO_LEVEL_FILES: Key = ("dedup", "repo_level_files")
+EXACT_DEDUPED_FILES: Key = ("dedup", "exact_deduped_files")
+MINHASH_SIGNATURES: Key = ("dedup", "minhash_signatures")
+NEAR_DUP_CLUSTERS: Key = ("dedup", "near_dup_clusters")
+NEAR_DEDUPED_FILES: Key = ("dedup", "near_deduped_files")
+SYNTAX_CHECKED_FILES: Key = ("filters", "syntax_checked_files")
+LABEL_SAMPLE: Key = ("quality", "oracle_label_sample")
+ORACLE_LABELS: Key = ("quality", "oracle_labels")
+QUALITY_SCORER: Key = ("quality", "quality_scorer")
+FILE_SCORES: Key = ("quality", "file_quality_scores")
+QUALITY_FILES: Key = ("quality", "quality_files")
+REPO_LEVEL_CORPUS: Key = ("quality", "repo_level_corpus")
+REPO_QUALITY: Key = ("quality", "repo_quality")
+LAKE_CATALOG: Key = ("catalog", "lake_catalog")
+
+Compute = Literal["light", "cpu", "gpu"]  # light: the run's own process; cpu/gpu: a sized pod (lib/k8s.py)
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """An asset check of a filter stage's output: `measure(output_uri, input_uri)`, independent of `decide`."""
+
+    name: str
+    measure: Callable[[str, str], CheckOutcome]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    asset: Key
+    job: str
+    reads: tuple[Key, ...] = ()
+    lineage: str | None = None  # the lineage stage it writes (one row per input record)
+    lineage_input: str | None = None  # the stage whose kept records are this stage's records
+    partitioned: bool = True  # per crawl partition; False: one asset over every crawl
+    compute: Compute = "light"
+    pool: str | None = None
+    code_version: str | None = None
+    also_writes: tuple[Key, ...] = ()
+    description: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.asset[0]
+
+    @property
+    def name(self) -> str:
+        return self.asset[-1]
+
+    @property
+    def writes(self) -> tuple[Key, ...]:
+        return (self.asset, *self.also_writes)
+
+
+@dataclass(frozen=True)
+class FilterStage(Stage):
+    """A per-record stage over one input partition: `decide` is all it implements (core/runner.py)."""
+
+    decide: Callable[[], Decide] | None = None  # a fresh decide function per partition
+    checks: tuple[OutputCheck, ...] = field(default=())
+    batch_rows: int = 1024
+
+
+GITHUB, LABELS, SCORER, SCORING, CATALOG = "github_files_job", "oracle_labels_job", "scorer_job", "scoring_job", \
+    "catalog_job"
+JOB_DESCRIPTIONS = {
+    GITHUB: "Ingest, filter, deduplicate and syntax-check one crawl partition.",
+    LABELS: "Sample a crawl's syntax-checked files by language and have the oracle rate them (cached).",
+    SCORER: "Train and evaluate the quality scorer on every crawl's oracle labels.",
+    SCORING: "Score every file of a crawl and build its file-level and repository-level corpora.",
+    CATALOG: "Refresh the DuckDB catalog over the lake.",
+}
+
+DEDUP_VERSION = f"dedup-v1-{SCHEME_VERSION}"  # a new MinHash scheme re-runs every dedup stage
+
+STAGES: list[Stage] = [
+    Stage(RAW_REPO_FILES, GITHUB, lineage="ingest", compute="cpu", code_version="ingest-v1", also_writes=(CRAWL_REPOS,)),
+    FilterStage(CODE_FILES, GITHUB, reads=(RAW_REPO_FILES,), lineage="language", lineage_input="ingest",
+                code_version="language-v1", decide=lambda: decide_code_files,
+                checks=(OutputCheck("only_code_languages", lambda out, _: only_code_languages(out),
+                                    "no kept file in a non-code language, by our own list of non-code files"),),
+                description="Files of a crawl in one of the 89 code languages; non-code (docs, licences, data) "
+                            "dropped as `non_code`."),
+    Stage(DEDUPED_REPOS, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage="repo_dedup", code_version=DEDUP_VERSION),
+    Stage(REPO_LEVEL_FILES, GITHUB, reads=(CODE_FILES, DEDUPED_REPOS), lineage="repo_level", lineage_input="language",
+          code_version=DEDUP_VERSION),
+    Stage(EXACT_DEDUPED_FILES, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage="exact_dedup",
+          lineage_input="language", code_version=DEDUP_VERSION),
+    Stage(MINHASH_SIGNATURES, GITHUB, reads=(EXACT_DEDUPED_FILES,), compute="cpu", code_version=DEDUP_VERSION),
+    Stage(NEAR_DUP_CLUSTERS, GITHUB, reads=(MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS), compute="cpu",
+          code_version=DEDUP_VERSION),
+    Stage(NEAR_DEDUPED_FILES, GITHUB, reads=(EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES),
+          lineage="near_dedup", lineage_input="exact_dedup", code_version=DEDUP_VERSION),
+    Stage(SYNTAX_CHECKED_FILES, GITHUB, reads=(NEAR_DEDUPED_FILES,), lineage="syntax", lineage_input="near_dedup",
+          compute="cpu", code_version="syntax-v1"),
+    Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1"),
+    Stage(ORACLE_LABELS, LABELS, reads=(LABEL_SAMPLE, SYNTAX_CHECKED_FILES), compute="gpu", pool="oracle",
+          code_version="oracle-labels-v1"),
+    Stage(QUALITY_SCORER, SCORER, reads=(ORACLE_LABELS,), partitioned=False, compute="gpu",
+          code_version="quality-scorer-v1"),
+    Stage(FILE_SCORES, SCORING, reads=(SYNTAX_CHECKED_FILES, QUALITY_SCORER), compute="gpu",
+          code_version="file-scores-v1"),
+    Stage(QUALITY_FILES, SCORING, reads=(SYNTAX_CHECKED_FILES, FILE_SCORES), lineage="quality",
+          lineage_input="syntax", code_version="quality-files-v1"),
+    Stage(REPO_LEVEL_CORPUS, SCORING, reads=(REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER), lineage="repo_quality",
+          lineage_input="repo_level", compute="gpu", code_version="repo-level-corpus-v1", also_writes=(REPO_QUALITY,)),
+    Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS),
+          partitioned=False, pool="duckdb"),
+]
+
+
+def stage(asset: Key) -> Stage:
+    """The declaration of the stage that writes `asset`."""
+    for s in STAGES:
+        if asset in s.writes:
+            return s
+    raise KeyError(f"no stage writes {'/'.join(asset)}")
+
+
+def filter_stages() -> list[FilterStage]:
+    return [s for s in STAGES if isinstance(s, FilterStage)]
+
+
+def lineage_order() -> list[str]:
+    """Lineage stage names in pipeline order (how `seedcoder why` lists a record's fate)."""
+    return [s.lineage for s in STAGES if s.lineage]
+
+
+def lineage_inputs() -> dict[str, str]:
+    """Lineage stage -> the lineage stage whose kept records are its input records."""
+    return {s.lineage: s.lineage_input for s in STAGES if s.lineage and s.lineage_input}
+
+
+def job_assets(job: str) -> list[Key]:
+    return [k for s in STAGES if s.job == job for k in s.writes]
+
+
+def jobs() -> list[str]:
+    return list(dict.fromkeys(s.job for s in STAGES))

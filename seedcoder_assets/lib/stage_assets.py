@@ -1,0 +1,81 @@
+"""Dagster assets from the stage declarations (core/pipeline.py): one place that turns a declaration
+into a key, a group, deps, partitions, a code version, pools and Kubernetes tags; and, for a filter
+stage, into the whole asset: run the stage, write lineage, report metadata and run its checks."""
+
+
+from typing import Any
+
+import dagster as dg
+
+from seedcoder_assets.core import pipeline
+from seedcoder_assets.core.parquet_io import iter_batches
+from seedcoder_assets.core.pipeline import FilterStage, Key, Stage
+from seedcoder_assets.core.runner import run_stage
+from seedcoder_assets.lib.dagster_utils import bar_chart_markdown, check_result, reconciles_check, stats_metadata
+from seedcoder_assets.lib.k8s import CPU_STEP_TAGS, GPU_STEP_TAGS
+from seedcoder_assets.partitions import crawl_partitions
+from seedcoder_assets.resources.storage import StorageResource
+
+JOB_TAG = "seedcoder/job"  # the job a stage is declared with: jobs select their assets by it
+
+
+def key(asset: Key) -> dg.AssetKey:
+    return dg.AssetKey(list(asset))
+
+
+def op_tags(stage: Stage) -> dict[str, Any] | None:
+    return {"cpu": CPU_STEP_TAGS, "gpu": GPU_STEP_TAGS}.get(stage.compute)
+
+
+def asset_kwargs(asset: Key, **extra: Any) -> dict[str, Any]:
+    """`@dg.asset` arguments from the declaration of the stage writing `asset` (`extra` adds or overrides)."""
+    s = pipeline.stage(asset)
+    kwargs: dict[str, Any] = {
+        "key": key(asset), "group_name": s.group, "deps": [key(r) for r in s.reads],
+        "code_version": s.code_version, "op_tags": op_tags(s), "pool": s.pool,
+        "partitions_def": crawl_partitions if s.partitioned else None, "tags": {JOB_TAG: s.job},
+    }
+    if s.description:
+        kwargs["description"] = s.description
+    return {**kwargs, **extra}
+
+
+def spec(asset: Key, **extra: Any) -> dg.AssetSpec:
+    """An `AssetSpec` for one output of a multi-asset stage (tags and partitions go on the multi-asset)."""
+    s = pipeline.stage(asset)
+    return dg.AssetSpec(key(asset), **{"group_name": s.group, "deps": [key(r) for r in s.reads],
+                                       "code_version": s.code_version, "tags": {JOB_TAG: s.job}, **extra})
+
+
+def filter_asset(stage: FilterStage) -> dg.AssetsDefinition:
+    """The asset of a filter stage: the runner over its first input, its lineage checked, its own checks run."""
+    source = stage.reads[0]
+    check_specs = [dg.AssetCheckSpec("lineage_reconciles", asset=key(stage.asset),
+                                     description="the lineage against the input and output partitions, by id")]
+    check_specs += [dg.AssetCheckSpec(c.name, asset=key(stage.asset), description=c.description or None)
+                    for c in stage.checks]
+
+    @dg.asset(check_specs=check_specs, **asset_kwargs(stage.asset))
+    def _filter(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+        crawl = context.partition_key
+        src, dst = storage.uri(source, crawl), storage.uri(stage.asset, crawl)
+        stats = run_stage(iter_batches(src, batch_rows=stage.batch_rows), dst,
+                          storage.lineage(stage.lineage, crawl, context.run.run_id), stage.decide())
+        metadata = stats_metadata(stats, dst)
+        if stats.languages:
+            metadata["languages"] = bar_chart_markdown(f"{stage.name} per language", dict(stats.languages), "language")
+        return dg.MaterializeResult(metadata=metadata, check_results=[
+            reconciles_check(storage, stage.lineage, crawl, dst, src),
+            *(check_result(c.name, c.measure(dst, src)) for c in stage.checks)])
+
+    return _filter
+
+
+def filter_assets() -> list[dg.AssetsDefinition]:
+    """Every declared filter stage as an asset (read when the code location loads)."""
+    return [filter_asset(s) for s in pipeline.filter_stages()]
+
+
+def job_selection(job: str) -> dg.AssetSelection:
+    """The assets declared with `job`, resolved when the definitions load (a new declaration joins its job)."""
+    return dg.AssetSelection.tag(JOB_TAG, job)
