@@ -14,12 +14,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from seedcoder_assets.core.checks import CheckOutcome, only_code_languages
+from seedcoder_assets.core.dedup.exact import exact_dedup
 from seedcoder_assets.core.dedup.minhash import SCHEME_VERSION
+from seedcoder_assets.core.dedup.near import apply_near_dedup, compute_signatures, file_near_clusters
+from seedcoder_assets.core.dedup.params import DedupParams
+from seedcoder_assets.core.dedup.repos import dedup_repos, repo_level_files
 from seedcoder_assets.core.filters.language import decide_code_files
-from seedcoder_assets.core.runner import Decide
+from seedcoder_assets.core.filters.syntax import SyntaxParams, filter_syntax
+from seedcoder_assets.core.ingest.archives import ExtractParams
+from seedcoder_assets.core.ingest.crawl import CrawlIngest
+from seedcoder_assets.core.parquet_io import iter_batches
+from seedcoder_assets.core.runner import Decide, run_stage
+from seedcoder_assets.core.stage_run import StageRun
+from seedcoder_assets.core.stats import StageStats
 
 Key = tuple[str, ...]
 
@@ -68,6 +80,8 @@ class Stage:
     code_version: str | None = None
     also_writes: tuple[Key, ...] = ()
     description: str = ""
+    params: type[BaseModel] | None = None  # the core parameters `run` takes (run config derives from them)
+    run: Callable[[StageRun, Any], StageStats] | None = None  # None: the Dagster asset runs it itself
 
     @property
     def group(self) -> str:
@@ -103,26 +117,68 @@ JOB_DESCRIPTIONS = {
 
 DEDUP_VERSION = f"dedup-v1-{SCHEME_VERSION}"  # a new MinHash scheme re-runs every dedup stage
 
+def _ingest(r: StageRun, p: ExtractParams) -> StageStats:
+    return CrawlIngest(r.partition, r.source_uri(), r.uri(RAW_REPO_FILES), r.uri(CRAWL_REPOS), r.lineage("ingest"),
+                       p).run()
+
+
+def _repo_dedup(r: StageRun, p: DedupParams) -> StageStats:
+    return dedup_repos(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(DEDUPED_REPOS), r.lineage("repo_dedup"), p.minhash,
+                       p.survivor_rule, r.index(), r.prior, r.conn())
+
+
+def _repo_level(r: StageRun, _: None) -> StageStats:
+    return repo_level_files(r.uri(CODE_FILES), r.uri(DEDUPED_REPOS), r.uri(REPO_LEVEL_FILES), r.lineage("repo_level"))
+
+
+def _exact_dedup(r: StageRun, p: DedupParams) -> StageStats:
+    return exact_dedup(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(EXACT_DEDUPED_FILES), r.lineage("exact_dedup"),
+                       r.index(), r.prior, p.survivor_rule, r.conn())
+
+
+def _signatures(r: StageRun, p: DedupParams) -> StageStats:
+    return compute_signatures(r.uri(EXACT_DEDUPED_FILES), r.uri(MINHASH_SIGNATURES), p.minhash)
+
+
+def _near_clusters(r: StageRun, p: DedupParams) -> StageStats:
+    return file_near_clusters(r.uri(MINHASH_SIGNATURES), r.uri(EXACT_DEDUPED_FILES), r.uri(CRAWL_REPOS),
+                              r.uri(NEAR_DUP_CLUSTERS), r.partition, p.minhash, p.survivor_rule, r.index(), r.prior,
+                              r.conn(), prior_files=lambda c: r.uri(EXACT_DEDUPED_FILES, c))
+
+
+def _near_dedup(r: StageRun, p: DedupParams) -> StageStats:
+    return apply_near_dedup(r.uri(EXACT_DEDUPED_FILES), r.uri(NEAR_DUP_CLUSTERS), r.uri(MINHASH_SIGNATURES),
+                            r.uri(NEAR_DEDUPED_FILES), r.lineage("near_dedup"), p.minhash, r.index())
+
+
+def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
+    return filter_syntax(r.uri(NEAR_DEDUPED_FILES), r.uri(SYNTAX_CHECKED_FILES), r.lineage("syntax"), p)
+
+
 STAGES: list[Stage] = [
-    Stage(RAW_REPO_FILES, GITHUB, lineage="ingest", compute="cpu", code_version="ingest-v1", also_writes=(CRAWL_REPOS,)),
+    Stage(RAW_REPO_FILES, GITHUB, lineage="ingest", compute="cpu", code_version="ingest-v1", also_writes=(CRAWL_REPOS,),
+          params=ExtractParams, run=_ingest),
     FilterStage(CODE_FILES, GITHUB, reads=(RAW_REPO_FILES,), lineage="language", lineage_input="ingest",
                 code_version="language-v1", decide=lambda: decide_code_files,
                 checks=(OutputCheck("only_code_languages", lambda out, _: only_code_languages(out),
                                     "no kept file in a non-code language, by our own list of non-code files"),),
                 description="Files of a crawl in one of the 89 code languages; non-code (docs, licences, data) "
                             "dropped as `non_code`."),
-    Stage(DEDUPED_REPOS, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage="repo_dedup", code_version=DEDUP_VERSION),
+    Stage(DEDUPED_REPOS, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage="repo_dedup", code_version=DEDUP_VERSION,
+          params=DedupParams, run=_repo_dedup),
     Stage(REPO_LEVEL_FILES, GITHUB, reads=(CODE_FILES, DEDUPED_REPOS), lineage="repo_level", lineage_input="language",
-          code_version=DEDUP_VERSION),
+          code_version=DEDUP_VERSION, run=_repo_level),
     Stage(EXACT_DEDUPED_FILES, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage="exact_dedup",
-          lineage_input="language", code_version=DEDUP_VERSION),
-    Stage(MINHASH_SIGNATURES, GITHUB, reads=(EXACT_DEDUPED_FILES,), compute="cpu", code_version=DEDUP_VERSION),
+          lineage_input="language", code_version=DEDUP_VERSION, params=DedupParams, run=_exact_dedup),
+    Stage(MINHASH_SIGNATURES, GITHUB, reads=(EXACT_DEDUPED_FILES,), compute="cpu", code_version=DEDUP_VERSION,
+          params=DedupParams, run=_signatures),
     Stage(NEAR_DUP_CLUSTERS, GITHUB, reads=(MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS), compute="cpu",
-          code_version=DEDUP_VERSION),
+          code_version=DEDUP_VERSION, params=DedupParams, run=_near_clusters),
     Stage(NEAR_DEDUPED_FILES, GITHUB, reads=(EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES),
-          lineage="near_dedup", lineage_input="exact_dedup", code_version=DEDUP_VERSION),
+          lineage="near_dedup", lineage_input="exact_dedup", code_version=DEDUP_VERSION, params=DedupParams,
+          run=_near_dedup),
     Stage(SYNTAX_CHECKED_FILES, GITHUB, reads=(NEAR_DEDUPED_FILES,), lineage="syntax", lineage_input="near_dedup",
-          compute="cpu", code_version="syntax-v1"),
+          compute="cpu", code_version="syntax-v1", params=SyntaxParams, run=_syntax),
     Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1"),
     Stage(ORACLE_LABELS, LABELS, reads=(LABEL_SAMPLE, SYNTAX_CHECKED_FILES), compute="gpu", pool="oracle",
           code_version="oracle-labels-v1"),
@@ -137,6 +193,19 @@ STAGES: list[Stage] = [
     Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS),
           partitioned=False, pool="duckdb"),
 ]
+
+
+def run(declared: Stage, r: StageRun, params: Any = None) -> StageStats:
+    """Run a declared stage on one partition: a filter stage by the runner over its first input, any
+    other by its `run` (with its default parameters unless given)."""
+    if isinstance(declared, FilterStage):
+        return run_stage(iter_batches(r.uri(declared.reads[0]), batch_rows=declared.batch_rows),
+                         r.uri(declared.asset), r.lineage(declared.lineage), declared.decide())
+    if declared.run is None:
+        raise ValueError(f"{declared.name} is run by its Dagster asset only")
+    if params is None and declared.params is not None:
+        params = declared.params()
+    return declared.run(r, params)
 
 
 def stage(asset: Key) -> Stage:

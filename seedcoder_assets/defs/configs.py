@@ -5,6 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from seedcoder_assets.core.dedup.minhash import MinHashParams
+from seedcoder_assets.core.dedup.params import DedupParams
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
 from seedcoder_assets.core.filters.syntax import DEFAULT_MAX_ERROR_SHARE, DEFAULT_UNCHECKED, SyntaxParams
 from seedcoder_assets.core.ingest.archives import ExtractParams
@@ -19,20 +20,24 @@ class IngestConfig(dg.Config):
         return ExtractParams(max_file_bytes=self.max_file_bytes)
 
 
+_MINHASH, _DEDUP = MinHashParams(), DedupParams()  # run config defaults are the core's
+
+
 class DedupConfig(dg.Config):
-    survivor_rule: SurvivorRule = Field(SurvivorRule.stars_newest_lexical,
-                                        description="Which copy of a duplicate set survives")
-    ngram: int = Field(5, description="Word n-gram size of the shingles")
-    num_perm: int = Field(128, description="MinHash permutations")
-    bands: int = Field(32, description="LSH bands")
-    rows: int = Field(4, description="Signature rows per LSH band")
-    threshold: float = Field(0.7, description="Estimated Jaccard at or above which two files are near duplicates")
+    survivor_rule: SurvivorRule = Field(_DEDUP.survivor_rule, description="Which copy of a duplicate set survives")
+    ngram: int = Field(_MINHASH.ngram, description="Word n-gram size of the shingles")
+    num_perm: int = Field(_MINHASH.num_perm, description="MinHash permutations")
+    bands: int = Field(_MINHASH.bands, description="LSH bands")
+    rows: int = Field(_MINHASH.rows, description="Signature rows per LSH band")
+    threshold: float = Field(_MINHASH.threshold,
+                             description="Estimated Jaccard at or above which two files are near duplicates")
     near_left_max_share: float = Field(0.01, description="near_duplicates_left_within_bound fails when more than "
                                                          "this share of checked files still has a near duplicate")
 
-    def to_params(self) -> MinHashParams:
-        return MinHashParams(ngram=self.ngram, num_perm=self.num_perm, bands=self.bands, rows=self.rows,
-                             threshold=self.threshold)
+    def to_params(self) -> DedupParams:
+        return DedupParams(minhash=MinHashParams(ngram=self.ngram, num_perm=self.num_perm, bands=self.bands,
+                                                 rows=self.rows, threshold=self.threshold, seed=_MINHASH.seed),
+                           survivor_rule=self.survivor_rule)
 
 
 class SyntaxConfig(dg.Config):

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 
+from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.checks import CheckOutcome, lineage_reconciles
 from seedcoder_assets.core.dedup.index import PriorCrawlsNotIndexed
+from seedcoder_assets.core.stage_run import StageRun
 from seedcoder_assets.core.stats import StageStats
+from seedcoder_assets.lib.plots import bar_chart_markdown  # stats_metadata draws drop reasons
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -56,26 +57,20 @@ def wait_or_fail(instance: dg.DagsterInstance, own_run_id: str, exc: PriorCrawls
     return dg.Failure(description=str(exc), metadata={"earlier_crawls_missing": exc.missing})
 
 
-def bar_chart_markdown(title: str, counts: Mapping[Any, int], xlabel: str, top: int = 30) -> dg.MetadataValue:
-    """A small bar chart as a markdown image (the UI renders data-URI images in markdown)."""
-    import matplotlib
+def stage_run(context: dg.AssetExecutionContext, storage: StorageResource) -> StageRun:
+    """This step's partition, run and storage, for a declared stage's `run`."""
+    return StageRun(storage.lake_root, context.partition_key, context.run.run_id, storage.landing_root,
+                    storage.index_root, tuple(prior_crawls(context)), storage.duckdb_memory_limit,
+                    temp_dir=storage.temp_dir())
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    items = sorted(counts.items(), key=lambda kv: -kv[1])[:top] if not all(isinstance(k, int) for k in counts) \
-        else sorted(counts.items())
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=90)
-    ax.bar([str(k) for k, _ in items], [v for _, v in items], color="#4f6fb3")
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("count")
-    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+def run_declared(context: dg.AssetExecutionContext, storage: StorageResource, asset: pipeline.Key,
+                 params: Any = None) -> tuple[StageStats, str]:
+    """Run the declared stage that writes `asset` on this partition: (its figures, the asset's URI)."""
+    run = stage_run(context, storage)
+    with earlier_crawls_indexed(context):
+        stats = pipeline.run(pipeline.stage(asset), run, params)
+    return stats, run.uri(asset)
 
 
 def stats_metadata(stats: StageStats, uri: str) -> dict[str, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -26,6 +27,19 @@ def _markdown(plt, fig, title: str) -> dg.MetadataValue:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+
+
+def bar_chart_markdown(title: str, counts: Mapping[Any, int], xlabel: str, top: int = 30) -> dg.MetadataValue:
+    """Counts as bars: integer keys in order, other keys the `top` largest first."""
+    plt, fig, ax = _figure(7.0, 3.2)
+    items = sorted(counts.items()) if all(isinstance(k, int) for k in counts) else \
+        sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+    ax.bar([str(k) for k, _ in items], [v for _, v in items], color="#4f6fb3")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    return _markdown(plt, fig, title)
 
 
 def boxplot_by_rating_markdown(predictions: Sequence[float], targets: Sequence[int]) -> dg.MetadataValue:

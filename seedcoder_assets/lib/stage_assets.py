@@ -8,11 +8,10 @@ from typing import Any
 import dagster as dg
 
 from seedcoder_assets.core import pipeline
-from seedcoder_assets.core.parquet_io import iter_batches
 from seedcoder_assets.core.pipeline import FilterStage, Key, Stage
-from seedcoder_assets.core.runner import run_stage
-from seedcoder_assets.lib.dagster_utils import bar_chart_markdown, check_result, reconciles_check, stats_metadata
+from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
 from seedcoder_assets.lib.k8s import CPU_STEP_TAGS, GPU_STEP_TAGS
+from seedcoder_assets.lib.plots import bar_chart_markdown
 from seedcoder_assets.partitions import crawl_partitions
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -58,9 +57,8 @@ def filter_asset(stage: FilterStage) -> dg.AssetsDefinition:
     @dg.asset(check_specs=check_specs, **asset_kwargs(stage.asset))
     def _filter(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
         crawl = context.partition_key
-        src, dst = storage.uri(source, crawl), storage.uri(stage.asset, crawl)
-        stats = run_stage(iter_batches(src, batch_rows=stage.batch_rows), dst,
-                          storage.lineage(stage.lineage, crawl, context.run.run_id), stage.decide())
+        stats, dst = run_declared(context, storage, stage.asset)
+        src = storage.uri(source, crawl)
         metadata = stats_metadata(stats, dst)
         if stats.languages:
             metadata["languages"] = bar_chart_markdown(f"{stage.name} per language", dict(stats.languages), "language")

@@ -13,7 +13,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -341,16 +341,13 @@ class QualityScorer:
         return cls(model.to(device), tokenizer, card["input_format"], card["max_tokens"], card["version"], device, dtype,
                    card.get("target_shift", 0.0), card.get("target_scale", 1.0))
 
-    def _batches(self, items: Sequence[tuple[str, str]], batch_size: int) -> Iterator[list[int]]:
-        yield from _length_buckets([len(c) for _, c in items], batch_size, None)
-
     def score(self, items: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
         """Predicted scores for (language, content) pairs, in input order; length-bucketed batches."""
         torch = _torch()
         out = np.zeros(len(items), dtype=np.float32)
         encode = Encoder(self.tokenizer, self.input_format, self.max_tokens)
         with torch.inference_mode():
-            for idx in self._batches(items, batch_size):
+            for idx in _length_buckets([len(c) for _, c in items], batch_size, None):
                 enc = encode([items[i] for i in idx]).to(self.device)
                 self.tokens_seen += int(enc["attention_mask"].sum())
                 with torch.autocast(device_type=self.device.split(":")[0], dtype=self.dtype,

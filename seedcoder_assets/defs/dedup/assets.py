@@ -1,4 +1,5 @@
-"""Dedup at repository and file level, within a crawl and against every earlier crawl."""
+"""Dedup at repository and file level, within a crawl and against every earlier crawl. Each asset runs its
+declared stage (core/pipeline.py) and adds its metadata and checks."""
 
 
 import dagster as dg
@@ -9,10 +10,6 @@ from seedcoder_assets.core.checks import (
     no_duplicate_repositories,
     record_id_sql,
 )
-from seedcoder_assets.core.dedup.exact import connect, exact_dedup
-from seedcoder_assets.core.dedup.near import apply_near_dedup, compute_signatures, file_near_clusters
-from seedcoder_assets.core.dedup.repos import dedup_repos
-from seedcoder_assets.core.dedup.repos import repo_level_files as build_repo_level_files
 from seedcoder_assets.core.pipeline import (
     CODE_FILES,
     CRAWL_REPOS,
@@ -25,20 +22,10 @@ from seedcoder_assets.core.pipeline import (
     REPO_LEVEL_FILES,
 )
 from seedcoder_assets.defs.configs import DedupConfig
-from seedcoder_assets.lib.dagster_utils import (
-    bar_chart_markdown,
-    check_result,
-    earlier_crawls_indexed,
-    prior_crawls,
-    reconciles_check,
-    stats_metadata,
-)
+from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
+from seedcoder_assets.lib.plots import bar_chart_markdown
 from seedcoder_assets.lib.stage_assets import asset_kwargs, key
 from seedcoder_assets.resources.storage import StorageResource
-
-
-def _conn(storage: StorageResource):
-    return connect(storage.duckdb_memory_limit, storage.temp_dir())
 
 
 @dg.asset(
@@ -51,11 +38,7 @@ def deduped_repos(context: dg.AssetExecutionContext, config: DedupConfig,
                   storage: StorageResource) -> dg.MaterializeResult:
     """Every repository of a crawl with its repository-level dedup decision (exact and near, vs. earlier crawls)."""
     crawl = context.partition_key
-    dst = storage.uri(DEDUPED_REPOS, crawl)
-    with earlier_crawls_indexed(context):
-        stats = dedup_repos(storage.uri(CODE_FILES, crawl), storage.uri(CRAWL_REPOS, crawl), dst,
-                            storage.lineage("repo_dedup", crawl, context.run.run_id), config.to_params(),
-                            config.survivor_rule, storage.index(), prior_crawls(context), _conn(storage))
+    stats, dst = run_declared(context, storage, DEDUPED_REPOS, config.to_params())
     return dg.MaterializeResult(
         metadata=stats_metadata(stats, dst),
         check_results=[reconciles_check(storage, "repo_dedup", crawl, dst, storage.uri(CRAWL_REPOS, crawl),
@@ -73,9 +56,7 @@ def deduped_repos(context: dg.AssetExecutionContext, config: DedupConfig,
 def repo_level_files(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     """The repository-level variant: all code files of the repositories that survived repository-level dedup."""
     crawl = context.partition_key
-    dst = storage.uri(REPO_LEVEL_FILES, crawl)
-    stats = build_repo_level_files(storage.uri(CODE_FILES, crawl), storage.uri(DEDUPED_REPOS, crawl), dst,
-                                   storage.lineage("repo_level", crawl, context.run.run_id))
+    stats, dst = run_declared(context, storage, REPO_LEVEL_FILES)
     return dg.MaterializeResult(metadata=stats_metadata(stats, dst), check_results=[
         reconciles_check(storage, "repo_level", crawl, dst, storage.uri(CODE_FILES, crawl))])
 
@@ -90,11 +71,7 @@ def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
                         storage: StorageResource) -> dg.MaterializeResult:
     """Code files with byte-identical copies removed (SHA256), within the crawl and against earlier crawls."""
     crawl = context.partition_key
-    dst = storage.uri(EXACT_DEDUPED_FILES, crawl)
-    with earlier_crawls_indexed(context):
-        stats = exact_dedup(storage.uri(CODE_FILES, crawl), storage.uri(CRAWL_REPOS, crawl), dst,
-                            storage.lineage("exact_dedup", crawl, context.run.run_id), storage.index(),
-                            prior_crawls(context), config.survivor_rule, _conn(storage))
+    stats, dst = run_declared(context, storage, EXACT_DEDUPED_FILES, config.to_params())
     md = stats_metadata(stats, dst)
     if stats.extra.get("cluster_sizes"):
         md["cluster_size_chart"] = bar_chart_markdown("exact duplicate set sizes", stats.extra["cluster_sizes"], "size")
@@ -111,9 +88,7 @@ def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
 def minhash_signatures(context: dg.AssetExecutionContext, config: DedupConfig,
                        storage: StorageResource) -> dg.MaterializeResult:
     """MinHash signature (word 5-gram shingles) of every exact-deduplicated file; kept apart from the clusters."""
-    crawl = context.partition_key
-    dst = storage.uri(MINHASH_SIGNATURES, crawl)
-    stats = compute_signatures(storage.uri(EXACT_DEDUPED_FILES, crawl), dst, config.to_params())
+    stats, dst = run_declared(context, storage, MINHASH_SIGNATURES, config.to_params())
     return dg.MaterializeResult(metadata=stats_metadata(stats, dst))
 
 
@@ -123,13 +98,7 @@ def minhash_signatures(context: dg.AssetExecutionContext, config: DedupConfig,
 def near_dup_clusters(context: dg.AssetExecutionContext, config: DedupConfig,
                       storage: StorageResource) -> dg.MaterializeResult:
     """Near-duplicate clusters: one row per member with its survivor and the survivor rule's inputs."""
-    crawl = context.partition_key
-    dst = storage.uri(NEAR_DUP_CLUSTERS, crawl)
-    with earlier_crawls_indexed(context):
-        stats = file_near_clusters(storage.uri(MINHASH_SIGNATURES, crawl), storage.uri(EXACT_DEDUPED_FILES, crawl),
-                                   storage.uri(CRAWL_REPOS, crawl), dst, crawl, config.to_params(),
-                                   config.survivor_rule, storage.index(), prior_crawls(context), _conn(storage),
-                                   prior_files=lambda c: storage.uri(EXACT_DEDUPED_FILES, c))
+    stats, dst = run_declared(context, storage, NEAR_DUP_CLUSTERS, config.to_params())
     md = stats_metadata(stats, dst)
     if stats.extra.get("cluster_sizes"):
         md["cluster_size_chart"] = bar_chart_markdown("near-duplicate cluster sizes", stats.extra["cluster_sizes"],
@@ -148,13 +117,10 @@ def near_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
                        storage: StorageResource) -> dg.MaterializeResult:
     """Code files with near duplicates (MinHash LSH, verified) removed; one survivor per cluster."""
     crawl, params = context.partition_key, config.to_params()
-    dst = storage.uri(NEAR_DEDUPED_FILES, crawl)
-    stats = apply_near_dedup(storage.uri(EXACT_DEDUPED_FILES, crawl), storage.uri(NEAR_DUP_CLUSTERS, crawl),
-                             storage.uri(MINHASH_SIGNATURES, crawl), dst,
-                             storage.lineage("near_dedup", crawl, context.run.run_id), params, storage.index())
+    stats, dst = run_declared(context, storage, NEAR_DEDUPED_FILES, params)
     return dg.MaterializeResult(
         metadata=stats_metadata(stats, dst),
         check_results=[reconciles_check(storage, "near_dedup", crawl, dst, storage.uri(EXACT_DEDUPED_FILES, crawl)),
                        check_result("near_duplicates_left_within_bound",
-                                    near_duplicates_left(dst, params.threshold, max_share=config.near_left_max_share))],
+                                    near_duplicates_left(dst, params.minhash.threshold, max_share=config.near_left_max_share))],
     )

@@ -5,10 +5,10 @@ first, are declared filter stages (core/pipeline.py) that definitions.py builds 
 import dagster as dg
 
 from seedcoder_assets.core.checks import syntax_errors_left
-from seedcoder_assets.core.filters.syntax import filter_syntax
 from seedcoder_assets.core.pipeline import NEAR_DEDUPED_FILES, SYNTAX_CHECKED_FILES
 from seedcoder_assets.defs.configs import SyntaxConfig
-from seedcoder_assets.lib.dagster_utils import bar_chart_markdown, check_result, reconciles_check, stats_metadata
+from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
+from seedcoder_assets.lib.plots import bar_chart_markdown
 from seedcoder_assets.lib.stage_assets import asset_kwargs, key
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -22,9 +22,9 @@ from seedcoder_assets.resources.storage import StorageResource
 def syntax_checked_files(context: dg.AssetExecutionContext, config: SyntaxConfig,
                          storage: StorageResource) -> dg.MaterializeResult:
     """Deduplicated code files that parse with their language's tree-sitter grammar (calibrated error share)."""
-    crawl, params = context.partition_key, config.to_params()
-    src, dst = storage.uri(NEAR_DEDUPED_FILES, crawl), storage.uri(SYNTAX_CHECKED_FILES, crawl)
-    stats = filter_syntax(src, dst, storage.lineage("syntax", crawl, context.run.run_id), params)
+    crawl = context.partition_key
+    stats, dst = run_declared(context, storage, SYNTAX_CHECKED_FILES, config.to_params())
+    src = storage.uri(NEAR_DEDUPED_FILES, crawl)
     return dg.MaterializeResult(
         metadata={**stats_metadata(stats, dst),
                   "languages": bar_chart_markdown("syntax-checked files per language", stats.languages, "language")},

@@ -5,11 +5,11 @@ from collections import Counter
 
 import dagster as dg
 
-from seedcoder_assets.core.ingest.crawl import CrawlIngest
 from seedcoder_assets.core.parquet_io import read_table
 from seedcoder_assets.core.pipeline import CRAWL_REPOS, RAW_REPO_FILES, stage
 from seedcoder_assets.defs.configs import IngestConfig
-from seedcoder_assets.lib.dagster_utils import bar_chart_markdown, reconciles_check, stats_metadata
+from seedcoder_assets.lib.dagster_utils import reconciles_check, run_declared, stats_metadata
+from seedcoder_assets.lib.plots import bar_chart_markdown
 from seedcoder_assets.lib.stage_assets import key, op_tags, spec
 from seedcoder_assets.partitions import crawl_partitions
 from seedcoder_assets.resources.storage import StorageResource
@@ -28,9 +28,8 @@ from seedcoder_assets.resources.storage import StorageResource
 )
 def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, storage: StorageResource):
     crawl = context.partition_key
-    files_uri, repos_uri = storage.uri(RAW_REPO_FILES, crawl), storage.uri(CRAWL_REPOS, crawl)
-    stats = CrawlIngest(crawl, storage.crawl_uri(crawl), files_uri, repos_uri,
-                        storage.lineage("ingest", crawl, context.run.run_id), config.to_params()).run()
+    stats, files_uri = run_declared(context, storage, RAW_REPO_FILES, config.to_params())
+    repos_uri = storage.uri(CRAWL_REPOS, crawl)
     languages = Counter(dict(zip(*read_table(files_uri, ["language"]).column("language")
                                  .fill_null("(none)").value_counts().flatten())))
     md = stats_metadata(stats, files_uri)

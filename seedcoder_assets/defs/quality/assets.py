@@ -49,8 +49,13 @@ from seedcoder_assets.core.quality.scorer import (
     train_scorer,
 )
 from seedcoder_assets.defs.configs import LabelSampleConfig, OracleLabelConfig, QualityCorpusConfig, ScorerConfigDg
-from seedcoder_assets.lib.dagster_utils import bar_chart_markdown, check_result, reconciles_check, stats_metadata
-from seedcoder_assets.lib.plots import boxplot_by_rating_markdown, histograms_by_language_markdown, line_markdown
+from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, stats_metadata
+from seedcoder_assets.lib.plots import (
+    bar_chart_markdown,
+    boxplot_by_rating_markdown,
+    histograms_by_language_markdown,
+    line_markdown,
+)
 from seedcoder_assets.lib.stage_assets import asset_kwargs, key, op_tags, spec
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions
 from seedcoder_assets.resources.oracle import OracleResource

@@ -1,0 +1,47 @@
+"""One stage on one partition: where its inputs and outputs live and what it may use. The Dagster assets
+and the benchmarks build one of these and call a declared stage's `run` with it, so both run a stage the
+same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from seedcoder_assets.core import paths
+from seedcoder_assets.core.dedup.index import DedupIndex
+from seedcoder_assets.core.object_store import duckdb_connect
+from seedcoder_assets.core.stats import LineageWriter
+
+
+@dataclass(frozen=True)
+class StageRun:
+    lake: str
+    partition: str
+    run_id: str
+    landing: str = ""
+    index_root: str = ""  # default <lake>/_index
+    prior: tuple[str, ...] = ()  # partitions registered before this one: what it is deduplicated against
+    duckdb_memory: str = "1GB"
+    duckdb_threads: int | None = None  # None: DuckDB's default (every core)
+    temp_dir: str | None = None  # where DuckDB spills
+
+    def uri(self, key: tuple[str, ...] | list[str], partition: str | None = None) -> str:
+        return paths.partition_uri(self.lake, key, partition or self.partition)
+
+    def source_uri(self) -> str:
+        """Where this partition landed (a crawl folder or prefix)."""
+        return paths.crawl_uri(self.landing, self.partition)
+
+    def lineage(self, stage: str) -> LineageWriter:
+        return LineageWriter(self.lake, stage, self.partition, self.run_id)
+
+    def index(self) -> DedupIndex:
+        return DedupIndex(self.index_root or f"{self.lake.rstrip('/')}/_index")
+
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        """DuckDB with a memory cap: group-bys and joins spill to disk instead of growing."""
+        conn = duckdb_connect(memory_limit=self.duckdb_memory, temp_dir=self.temp_dir)
+        if self.duckdb_threads:
+            conn.execute(f"SET threads TO {int(self.duckdb_threads)}")
+        return conn
