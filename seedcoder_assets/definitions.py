@@ -7,11 +7,11 @@ its own Kubernetes pod, sized by its `dagster-k8s/config` op tags; see lib/k8s.p
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
+from seedcoder_assets import settings
 from seedcoder_assets.lib import dagster_compat
 from seedcoder_assets.lib.stage_assets import filter_assets
 
@@ -19,7 +19,8 @@ dagster_compat.apply()
 
 
 def executor_from_env() -> dg.ExecutorDefinition:
-    kind = os.environ.get("SEEDCODER_EXECUTOR", "multiprocess")
+    s = settings.current()
+    kind = s.executor
     if kind == "in_process":
         return dg.in_process_executor
     if kind == "k8s":
@@ -27,10 +28,10 @@ def executor_from_env() -> dg.ExecutorDefinition:
 
         # Image, namespace, env and secrets come from the run launcher (Helm values); this caps the
         # pods one run may hold at once so a backfill cannot claim every GPU node.
-        return k8s_job_executor.configured({"max_concurrent": int(os.environ.get("SEEDCODER_MAX_CONCURRENT", "8"))})
+        return k8s_job_executor.configured({"max_concurrent": s.max_concurrent})
     if kind != "multiprocess":
         raise ValueError(f"SEEDCODER_EXECUTOR={kind!r}: expected multiprocess, in_process or k8s")
-    return dg.multiprocess_executor.configured({"max_concurrent": int(os.environ.get("SEEDCODER_MAX_CONCURRENT", "2"))})
+    return dg.multiprocess_executor.configured({"max_concurrent": s.max_concurrent})
 
 
 @dg.definitions

@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from seedcoder_assets import settings
+
 INDEX_URL = "https://pypi.org/simple"
 CUTOFF = "2026-06-01"  # newest sdist uploaded before this date: the crawl is reproducible
 
@@ -142,7 +144,7 @@ def build_crawl(dest: Path, which: str | list[tuple[str, int | tuple[str, ...]]]
         which: "small", "large", or an explicit list of (project, versions or count).
     """
     spec = {"small": SMALL, "large": LARGE}[which] if isinstance(which, str) else which
-    cache = cache or Path(os.environ.get("SEEDCODER_CACHE", Path.home() / ".cache" / "seedcoder" / "sdists"))
+    cache = cache or Path(settings.current().sdist_cache)
     cache.mkdir(parents=True, exist_ok=True)
     dest.mkdir(parents=True, exist_ok=True)
     with cf.ThreadPoolExecutor(workers) as pool:

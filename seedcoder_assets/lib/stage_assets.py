@@ -10,7 +10,7 @@ import dagster as dg
 from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.pipeline import FilterStage, Key, Stage
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
-from seedcoder_assets.lib.k8s import CPU_STEP_TAGS, GPU_STEP_TAGS
+from seedcoder_assets.lib.k8s import cpu_step_tags, gpu_step_tags
 from seedcoder_assets.lib.plots import bar_chart_markdown
 from seedcoder_assets.partitions import crawl_partitions
 from seedcoder_assets.resources.storage import StorageResource
@@ -23,7 +23,8 @@ def key(asset: Key) -> dg.AssetKey:
 
 
 def op_tags(stage: Stage) -> dict[str, Any] | None:
-    return {"cpu": CPU_STEP_TAGS, "gpu": GPU_STEP_TAGS}.get(stage.compute)
+    """Pod size and placement under the Kubernetes executor (read when the definitions load)."""
+    return {"cpu": cpu_step_tags, "gpu": gpu_step_tags}[stage.compute]() if stage.compute != "light" else None
 
 
 def asset_kwargs(asset: Key, **extra: Any) -> dict[str, Any]:

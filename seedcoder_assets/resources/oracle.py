@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
+from seedcoder_assets import settings
 from seedcoder_assets.core.quality.oracle import OracleSettings, check_reachable
 from seedcoder_assets.core.quality.prompt import EXPLAINED_RATING_REGEX, RATING_ONLY_REGEX
 
@@ -48,7 +48,7 @@ class OracleResource(dg.ConfigurableResource):
         if self.structured_output == "vllm":
             regex = EXPLAINED_RATING_REGEX if self.explanation else RATING_ONLY_REGEX
         return OracleSettings(
-            base_url=self.base_url, model=self.model, api_key=os.environ.get(self.api_key_env) or None,
+            base_url=self.base_url, model=self.model, api_key=settings.secret(self.api_key_env),
             timeout_s=self.timeout_s, max_concurrency=self.max_concurrency, max_retries=self.max_retries,
             backoff_s=self.backoff_s, temperature=self.temperature, max_tokens=self.max_tokens,
             structured_regex=regex, api=self.api, outage_window=self.outage_window,

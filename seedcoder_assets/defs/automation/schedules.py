@@ -1,9 +1,9 @@
 """Nightly backfills: every crawl partition that is missing or stale is rebuilt, one job at a time."""
 
-import os
 
 import dagster as dg
 
+from seedcoder_assets import settings
 from seedcoder_assets.defs.jobs import github_files_job, oracle_labels_job, scoring_job
 from seedcoder_assets.lib.backfill import crawl_states, plan_backfill
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
@@ -11,8 +11,7 @@ from seedcoder_assets.resources.oracle import OracleResource
 
 
 def _status() -> dg.DefaultScheduleStatus:
-    on = os.environ.get("SEEDCODER_AUTOMATION", "off") == "on"
-    return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
+    return dg.DefaultScheduleStatus.RUNNING if settings.current().automation else dg.DefaultScheduleStatus.STOPPED
 
 
 def _backfill_schedule(job, cron: str) -> dg.ScheduleDefinition:

@@ -1,10 +1,10 @@
 """New crawls register and run themselves; each finished run requests the next step for its crawl."""
 
 import json
-import os
 
 import dagster as dg
 
+from seedcoder_assets import settings
 from seedcoder_assets.core.ingest.landing import plan_tick
 from seedcoder_assets.core.pipeline import QUALITY_SCORER
 from seedcoder_assets.defs.jobs import catalog_job, github_files_job, oracle_labels_job, scoring_job
@@ -15,8 +15,7 @@ from seedcoder_assets.resources.storage import StorageResource
 
 def default_status() -> dg.DefaultSensorStatus:
     """Off on a laptop (`dagster dev` must not start crawling by itself); the deployment turns it on."""
-    on = os.environ.get("SEEDCODER_AUTOMATION", "off") == "on"
-    return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
+    return dg.DefaultSensorStatus.RUNNING if settings.current().automation else dg.DefaultSensorStatus.STOPPED
 
 
 @dg.sensor(jobs=[github_files_job], minimum_interval_seconds=60, default_status=default_status())

@@ -1,7 +1,6 @@
 """The model curates the data: oracle labels, the quality scorer, scores, and the corpora they select."""
 
 import json
-import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +9,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from seedcoder_assets import settings
 from seedcoder_assets.core.checks import scorer_within_bounds, scores_respect_threshold
 from seedcoder_assets.core.parquet_io import PartWriter, is_complete, iter_batches, read_table
 from seedcoder_assets.core.pipeline import (
@@ -151,7 +151,7 @@ def _examples(storage: StorageResource, crawls: list[str]) -> tuple[list[Example
 
 
 def _backbone(config: ScorerConfigDg) -> str:
-    backbone = config.backbone or os.environ.get("SEEDCODER_SCORER_BACKBONE", "") or minilm_path() or ""
+    backbone = config.backbone or settings.current().scorer_backbone or minilm_path() or ""
     if not backbone or not Path(backbone, "config.json").exists():
         raise dg.Failure(description=f"No scorer backbone: {backbone!r} is not a local Hugging Face checkpoint. Set "
                                      "the asset's `backbone` config or SEEDCODER_SCORER_BACKBONE to a model folder.")
