@@ -12,6 +12,7 @@ from pydantic import Field
 
 from seedcoder_assets.core import object_store, paths
 from seedcoder_assets.core.dedup.index import DedupIndex
+from seedcoder_assets.core.models import ModelStore
 from seedcoder_assets.core.stats import LineageWriter
 
 
@@ -66,52 +67,9 @@ class StorageResource(dg.ConfigurableResource):
         (and pods) read and write it concurrently; no step holds a lock on it."""
         return DedupIndex(self.index_root or f"{self.lake_root.rstrip('/')}/_index")
 
-    def models(self) -> Path:
-        """Local folder where models are trained and loaded; with an S3 model root, a cache of it."""
-        if self.model_root and not object_store.is_s3(self.model_root):
-            root = Path(self.model_root)
-        else:
-            root = Path(self.local_dir) / "models"
-        root.mkdir(parents=True, exist_ok=True)
-        return root
-
-    def _remote_models(self) -> str | None:
-        return self.model_root.rstrip("/") if object_store.is_s3(self.model_root) else None
-
-    def publish_model(self, name: str, version: str) -> None:
-        """Make `models()/name/version` the current model for every step, on any machine."""
-        local = self.models() / name
-        remote = self._remote_models()
-        if remote:  # steps run in other pods: the model and its pointer live on S3
-            if not object_store.exists(f"{remote}/{name}/{version}/report.json"):
-                object_store.copy_tree(str(local / version), f"{remote}/{name}/{version}")
-            object_store.write_text(f"{remote}/{name}/CURRENT", version)
-        (local / "CURRENT").write_text(version)
-
-    def current_model(self, name: str) -> Path | None:
-        """Local folder of the current model (fetched from S3 if this machine lacks it), or None."""
-        remote = self._remote_models()
-        pointer = f"{remote}/{name}/CURRENT" if remote else str(self.models() / name / "CURRENT")
-        if not object_store.exists(pointer):
-            return None
-        version = object_store.read_text(pointer).strip()
-        local = self.models() / name / version
-        if remote and not (local / "report.json").exists():
-            tmp = local.parent / f".{version}.fetch"
-            object_store.copy_tree(f"{remote}/{name}/{version}", str(tmp))
-            tmp.rename(local)
-        return local
-
-    def model_report(self, name: str, version: str) -> str | None:
-        """A trained model's report.json (its text), locally or on S3; None if never trained."""
-        local = self.models() / name / version / "report.json"
-        if local.exists():
-            return local.read_text()
-        remote = self._remote_models()
-        if remote and object_store.exists(f"{remote}/{name}/{version}/report.json"):
-            object_store.copy_tree(f"{remote}/{name}/{version}", str(local.parent))
-            return local.read_text()
-        return None
+    def models(self) -> ModelStore:
+        """Trained models: `model_root` (a folder or s3://), cached under `local_dir/models` when remote."""
+        return ModelStore(self.model_root, Path(self.local_dir) / "models")
 
     def label_cache_uri(self) -> str:
         """Oracle answers, kept across runs and partitions (under `_cache`, outside the catalog's views)."""

@@ -132,7 +132,7 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
 
     # A fresh machine (empty local model cache) fetches the current model from S3.
     fresh = storage.model_copy(update={"local_dir": str(tmp_path / "other")})
-    local = fresh.current_model("quality_scorer")
+    local = fresh.models().current("quality_scorer")
     assert local is not None and local.name == version and (local / "report.json").exists()
 
     with resources["catalog_db"].connect(storage.lake_root) as conn:

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from seedcoder_assets.core.object_store import duckdb_connect
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, slices_by_bytes
-from seedcoder_assets.core.quality.scorer import QualityScorer
+from seedcoder_assets.core.quality.scorer import Scorer
 from seedcoder_assets.core.runner import Verdicts, run_stage
 from seedcoder_assets.core.schemas import FILE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
@@ -53,7 +53,7 @@ class ScoringStats:
             self.histogram[int(bucket)] = self.histogram.get(int(bucket), 0) + int(n)
 
 
-def score_files(scorer: QualityScorer, src_uri: str, dst_uri: str, batch_size: int = 32,
+def score_files(scorer: Scorer, src_uri: str, dst_uri: str, batch_size: int = 32,
                 chunk_rows: int = 1024) -> ScoringStats:
     """A score for every file of `src_uri`, streamed chunk by chunk (sorted by length inside a chunk)."""
     stats, start, tokens0 = ScoringStats(), time.perf_counter(), scorer.tokens_seen
@@ -108,7 +108,7 @@ def select_quality_files(src_uri: str, scores_uri: str, dst_uri: str, lineage: L
     return stats
 
 
-def score_repo_level(scorer: QualityScorer, repo_files_uri: str, file_scores_uri: str, files_dst: str,
+def score_repo_level(scorer: Scorer, repo_files_uri: str, file_scores_uri: str, files_dst: str,
                      repos_dst: str, lineage: LineageWriter, batch_size: int = 32,
                      memory_limit: str = "1GB") -> tuple[StageStats, ScoringStats]:
     """Repository-level files with a score each, and each repository's mean file score.

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -43,6 +43,16 @@ class ScorerConfig:
     device: str = "auto"  # auto: cuda when present
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     threads: int = 0  # torch CPU threads (0: leave torch's default)
+
+
+class Scorer(Protocol):
+    """What the pipeline needs of a scorer, a fine-tuned transformer or a fastText classifier alike: a
+    version (the scores it writes carry it) and scores for (language, content) pairs, in input order."""
+
+    version: str
+    tokens_seen: int
+
+    def score(self, items: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray: ...
 
 
 @dataclass

@@ -1,17 +1,12 @@
 """The model curates the data: oracle labels, the quality scorer, scores, and the corpora they select."""
 
-import json
-import shutil
-from dataclasses import asdict
-from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from seedcoder_assets import settings
 from seedcoder_assets.core.checks import scorer_within_bounds, scores_respect_threshold
-from seedcoder_assets.core.parquet_io import PartWriter, is_complete, iter_batches, read_table
+from seedcoder_assets.core.parquet_io import PartWriter, is_complete, read_table
 from seedcoder_assets.core.pipeline import (
     FILE_SCORES,
     LABEL_SAMPLE,
@@ -40,13 +35,14 @@ from seedcoder_assets.core.quality.labels import (
 )
 from seedcoder_assets.core.quality.prompt import PROMPT_VERSION
 from seedcoder_assets.core.quality.scorer import (
-    Example,
     QualityScorer,
-    fingerprint_dir,
-    fingerprint_labels,
-    minilm_path,
-    scorer_version,
-    train_scorer,
+)
+from seedcoder_assets.core.quality.training import (
+    SCORER,
+    NoBackbone,
+    labelled_examples,
+    resolve_backbone,
+    train_or_reuse,
 )
 from seedcoder_assets.defs.configs import LabelSampleConfig, OracleLabelConfig, QualityCorpusConfig, ScorerConfigDg
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, stats_metadata
@@ -132,35 +128,6 @@ def _label_partitions(context: dg.AssetExecutionContext, storage: StorageResourc
     return [c for c in crawls if is_complete(storage.uri(ORACLE_LABELS, c))]
 
 
-def _examples(storage: StorageResource, crawls: list[str]) -> tuple[list[Example], int]:
-    """Rated files with their content (read back from the syntax-checked partition); and how many vanished."""
-    examples, missing = [], 0
-    for crawl in crawls:
-        labels = read_table(storage.uri(ORACLE_LABELS, crawl), ["id", "status", "rating"])
-        rated = labels.filter(pc.equal(labels["status"], "ok"))
-        rating = dict(zip(rated["id"].to_pylist(), rated["rating"].to_pylist()))
-        found = 0
-        for batch in iter_batches(storage.uri(SYNTAX_CHECKED_FILES, crawl), ["id", "repo", "language", "content"]):
-            batch = batch.filter(pc.is_in(batch["id"], pa.array(list(rating), pa.string())))
-            for row in batch.to_pylist():
-                examples.append(Example(row["id"], row["language"], row["content"], float(rating[row["id"]]),
-                                        row["repo"]))
-                found += 1
-        missing += len(rating) - found
-    return examples, missing
-
-
-def _backbone(config: ScorerConfigDg) -> str:
-    backbone = config.backbone or settings.current().scorer_backbone or minilm_path() or ""
-    if not backbone or not Path(backbone, "config.json").exists():
-        raise dg.Failure(description=f"No scorer backbone: {backbone!r} is not a local Hugging Face checkpoint. Set "
-                                     "the asset's `backbone` config or SEEDCODER_SCORER_BACKBONE to a model folder.")
-    return backbone
-
-
-SCORER_DIR = "quality_scorer"  # <model root>/quality_scorer/<version>/ and its CURRENT pointer
-
-
 @dg.asset(
     **asset_kwargs(QUALITY_SCORER),
     check_specs=[dg.AssetCheckSpec("scorer_mae_within_bound", asset=key(QUALITY_SCORER))],
@@ -171,26 +138,17 @@ def quality_scorer(context: dg.AssetExecutionContext, config: ScorerConfigDg,
 
     Its data version is that hash, so a new model marks every score built from the old one stale.
     """
-    backbone = _backbone(config)
+    try:
+        backbone = resolve_backbone(config.backbone, settings.current().scorer_backbone)
+    except NoBackbone as exc:
+        raise dg.Failure(description=str(exc)) from exc
     crawls = _label_partitions(context, storage)
-    examples, missing = _examples(storage, crawls)
-    params = config.to_params()
-    version = scorer_version(fingerprint_labels(examples), fingerprint_dir(backbone), params)
-    root = storage.models() / SCORER_DIR
-    out = root / version
-    known = storage.model_report(SCORER_DIR, version)
-    if known is not None:  # same inputs, same model: training again would only cost time
-        report = json.loads(known)
+    examples, missing = labelled_examples([(storage.uri(ORACLE_LABELS, c), storage.uri(SYNTAX_CHECKED_FILES, c))
+                                           for c in crawls])
+    version, out, report, reused = train_or_reuse(storage.models(), examples, backbone, config.to_params(),
+                                                  log=context.log.info)
+    if reused:  # same inputs, same model: training again would only cost time
         context.log.info(f"scorer {version} already trained from the same inputs; reusing it")
-    else:
-        tmp = root / f".{version}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        trained = train_scorer(examples, backbone, tmp, params, version, log=context.log.info)
-        report = asdict(trained)
-        (tmp / "report.json").write_text(json.dumps(report))
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)  # a half-written model is never visible under its version
-    storage.publish_model(SCORER_DIR, version)
     ev = report["evaluation"]
     table = "| rating | n | MAE | mean pred | median pred |\n|---|---|---|---|---|\n" + "\n".join(
         f"| {r['rating']} | {r['n']} | {r['mae']:.2f} | {r['mean_pred']:.2f} | {r['median_pred']:.2f} |"
@@ -220,7 +178,7 @@ def quality_scorer(context: dg.AssetExecutionContext, config: ScorerConfigDg,
 
 
 def _current_scorer(storage: StorageResource, batch_threads: int = 0) -> QualityScorer:
-    path = storage.current_model(SCORER_DIR)
+    path = storage.models().current(SCORER)
     if path is None:
         raise dg.Failure(description="No quality scorer has been trained yet: materialize quality/quality_scorer.")
     return QualityScorer.load(path, threads=batch_threads)
