@@ -56,11 +56,16 @@ def lineage_reconciles(lineage_uri: str, output_uri: str | None, input_uri: str 
         output_filter_sql: SQL over the output rows: which rows are kept records.
     """
     con = duckdb_connect(memory_limit=memory_limit)
-    con.execute(f"CREATE TEMP VIEW lin AS SELECT id, decision FROM {duckdb_source(lineage_uri)} "
+    # A kept record is found in the output under its output id: its own id, or the merge or new record
+    # it went into (lineage written before output ids existed has none: union_by_name reads it as NULL).
+    con.execute(f"CREATE TEMP VIEW lin AS SELECT id, decision, coalesce(output_id, id) AS out_id "
+                f"FROM {duckdb_source(lineage_uri, union_by_name=True)} "
                 "WHERE NOT starts_with(id, 'manifest:') AND NOT starts_with(id, 'row:')")
-    rows, distinct, kept = con.execute(
-        "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE decision = 'kept') FROM lin").fetchone()
-    md: dict[str, Any] = {"lineage_rows": rows, "records_with_several_fates": rows - distinct, "kept": kept}
+    rows, distinct, kept, kept_outputs = con.execute(
+        "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE decision = 'kept'), "
+        "count(DISTINCT out_id) FILTER (WHERE decision = 'kept') FROM lin").fetchone()
+    md: dict[str, Any] = {"lineage_rows": rows, "records_with_several_fates": rows - distinct, "kept": kept,
+                          "kept_outputs": kept_outputs}
     if input_uri is not None:
         con.execute(f"CREATE TEMP VIEW inp AS SELECT {input_ids_sql} AS id FROM {duckdb_source(input_uri)}")
         md["input_rows"] = con.execute("SELECT count(*) FROM inp").fetchone()[0]
@@ -71,15 +76,17 @@ def lineage_reconciles(lineage_uri: str, output_uri: str | None, input_uri: str 
                     f"WHERE {output_filter_sql}")
         md["output_rows"] = con.execute("SELECT count(*) FROM outp").fetchone()[0]
         md["kept_not_in_output"] = con.execute(
-            "SELECT count(*) FROM (SELECT id FROM lin WHERE decision = 'kept') ANTI JOIN outp USING (id)").fetchone()[0]
+            "SELECT count(*) FROM (SELECT out_id AS id FROM lin WHERE decision = 'kept') ANTI JOIN outp USING (id)"
+        ).fetchone()[0]
         md["output_not_kept"] = con.execute(
-            "SELECT count(*) FROM outp ANTI JOIN (SELECT id FROM lin WHERE decision = 'kept') USING (id)").fetchone()[0]
+            "SELECT count(*) FROM outp ANTI JOIN (SELECT out_id AS id FROM lin WHERE decision = 'kept') USING (id)"
+        ).fetchone()[0]
     con.close()
     bad = ("records_with_several_fates", "input_without_fate", "fates_of_no_input", "kept_not_in_output",
            "output_not_kept")
     passed = all(md.get(k, 0) == 0 for k in bad) and ("input_rows" not in md or md["input_rows"] == rows)
     if "output_rows" in md:
-        passed &= md["output_rows"] == kept
+        passed &= md["output_rows"] == kept_outputs
     return CheckOutcome(passed, md)
 
 

@@ -163,12 +163,13 @@ def read_rows(uri: str, ids: Sequence[str] | pa.Array, columns: Sequence[str], k
     return pa.concat_tables(pieces) if pieces else pa.table({c: pa.array([], pa.string()) for c in cols})
 
 
-def duckdb_source(uri: str) -> str:
-    """A DuckDB `read_parquet(...)` over a finished partition; DuckDB streams its row groups itself."""
+def duckdb_source(uri: str, union_by_name: bool = False) -> str:
+    """A DuckDB `read_parquet(...)` over a finished partition; DuckDB streams its row groups itself.
+    `union_by_name`: parts written by older code may lack newer columns (read as NULL)."""
     parts = part_paths(uri)
     prefix = "s3://" if uri.startswith("s3://") else ""
     listed = ", ".join("'" + (prefix + p).replace("'", "''") + "'" for p in parts)
-    return f"read_parquet([{listed}])"
+    return f"read_parquet([{listed}]{', union_by_name = true' if union_by_name else ''})"
 
 
 def read_table(uri: str, columns: Sequence[str] | None = None) -> pa.Table:

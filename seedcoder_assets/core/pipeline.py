@@ -74,7 +74,8 @@ class Stage:
     reads: tuple[Key, ...] = ()
     lineage: str | None = None  # the lineage stage it writes (one row per input record)
     lineage_input: str | None = None  # the stage whose kept records are this stage's records
-    partitioned: bool = True  # per crawl partition; False: one asset over every crawl
+    partitioned: bool = True  # per partition of its source; False: one asset over every partition
+    source: Literal["github", "commits", "web"] = "github"  # which partition set (partitions.py) and lineage source
     compute: Compute = "light"
     pool: str | None = None
     code_version: str | None = None

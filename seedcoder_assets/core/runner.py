@@ -26,7 +26,9 @@ class Verdicts:
 
     `reason` is None exactly where `keep` is true. `detail`, `survivor`, `cluster` and `score` go to
     the lineage rows as they are (None, one value for every row, or one per row). `output`, when
-    given, is written instead of the kept input rows (a transform or a merge decides what it writes).
+    given, is written instead of the kept input rows (a transform or a merge decides what it writes);
+    `output_id` then names, per kept input row, the output record it went into (several input rows of a
+    merge share one).
     """
 
     keep: np.ndarray
@@ -35,6 +37,7 @@ class Verdicts:
     survivor: Sequence[str | None] | pa.Array | str | None = None
     cluster: Sequence[str | None] | pa.Array | str | None = None
     score: Sequence[float | None] | pa.Array | float | None = None
+    output_id: Sequence[str | None] | pa.Array | None = None  # a merge's or a new record's id, per input row
     output: pa.RecordBatch | pa.Table | None = None
 
     @staticmethod

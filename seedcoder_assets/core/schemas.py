@@ -49,6 +49,11 @@ LINEAGE_SCHEMA = pa.schema(
         ("detail", pa.string()),  # stage-specific: repo/path at ingest, error share at syntax
         ("score", pa.float32()),  # the quality score at the quality stage (with the scorer version in detail)
         ("run_id", pa.string()),
+        # The record the stage wrote for this one, when it is not the same id: a merge (many files into
+        # one long-context document) gives all its inputs one output id, a transform may give a new id.
+        # `seedcoder why <output id>` walks back through it to every crawl record it came from.
+        ("output_id", pa.string()),
+        ("source", pa.string()),  # github | commits | web: which kind of partition `crawl` names
     ]
 )
 

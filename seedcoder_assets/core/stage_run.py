@@ -25,6 +25,7 @@ class StageRun:
     duckdb_memory: str = "1GB"
     duckdb_threads: int | None = None  # None: DuckDB's default (every core)
     temp_dir: str | None = None  # where DuckDB spills
+    source: str = "github"  # which kind of partition `partition` is (github | commits | web)
 
     def uri(self, key: tuple[str, ...] | list[str], partition: str | None = None) -> str:
         return paths.partition_uri(self.lake, key, partition or self.partition)
@@ -34,10 +35,13 @@ class StageRun:
         return paths.crawl_uri(self.landing, self.partition)
 
     def lineage(self, stage: str) -> LineageWriter:
-        return LineageWriter(self.lake, stage, self.partition, self.run_id)
+        return LineageWriter(self.lake, stage, self.partition, self.run_id, self.source)
 
     def index(self) -> DedupIndex:
-        return DedupIndex(self.index_root or f"{self.lake.rstrip('/')}/_index")
+        """What earlier partitions of the same source kept (each source its own index: partition keys of
+        different sources may coincide)."""
+        root = self.index_root or f"{self.lake.rstrip('/')}/_index"
+        return DedupIndex(root if self.source == "github" else f"{root.rstrip('/')}/{self.source}")
 
     def conn(self) -> duckdb.DuckDBPyConnection:
         """DuckDB with a memory cap: group-bys and joins spill to disk instead of growing."""

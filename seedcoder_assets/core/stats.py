@@ -65,8 +65,8 @@ class StageStats:
 class LineageWriter:
     """Writes one lineage row per record for a stage and keeps the stage's counts with it."""
 
-    def __init__(self, root: str, stage: str, crawl: str, run_id: str) -> None:
-        self.crawl, self.stage, self.run_id = crawl, stage, run_id
+    def __init__(self, root: str, stage: str, crawl: str, run_id: str, source: str = "github") -> None:
+        self.crawl, self.stage, self.run_id, self.source = crawl, stage, run_id, source
         self.stats = StageStats(stage)
         self._writer = PartWriter(paths.lineage_uri(root, stage, crawl), LINEAGE_SCHEMA)
         self._rows: list[dict[str, Any]] = []
@@ -89,7 +89,7 @@ class LineageWriter:
     def _add(self, id_: str, decision: str, reason: str | None, fields: dict[str, Any]) -> None:
         self._rows.append(
             {"id": id_, "crawl": self.crawl, "stage": self.stage, "decision": decision, "reason": reason,
-             "run_id": self.run_id, **fields}
+             "run_id": self.run_id, "source": self.source, **fields}
         )
         if len(self._rows) >= 8192:  # a fixed, small buffer: memory must not depend on partition size
             self.flush()
@@ -122,7 +122,8 @@ class LineageWriter:
             "decision": decision, "reason": reason,
             "cluster": _column(verdicts.cluster, n, pa.string()), "survivor": _column(verdicts.survivor, n, pa.string()),
             "detail": _column(verdicts.detail, n, pa.string()), "score": _column(verdicts.score, n, pa.float32()),
-            "run_id": _column(self.run_id, n, pa.string())}, schema=LINEAGE_SCHEMA))
+            "run_id": _column(self.run_id, n, pa.string()),
+            "output_id": _column(verdicts.output_id, n, pa.string()), "source": _column(self.source, n, pa.string())}, schema=LINEAGE_SCHEMA))
         self._buffered += n
         if self._buffered >= 8192:
             self.flush()

@@ -1,4 +1,5 @@
-"""Every crawl is a dynamic partition; registering a crawl adds one."""
+"""Every landed crawl, commit crawl and web dump is a dynamic partition of its source's set; registering
+one adds it (the sets live in seedcoder_assets/partitions.py)."""
 
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import dagster as dg
@@ -19,8 +20,10 @@ from seedcoder_assets.resources.storage import StorageResource
 
 
 def prior_crawls(context: dg.AssetExecutionContext) -> list[str]:
-    """Crawls registered before this partition's crawl: what it is deduplicated against."""
-    keys = list(context.instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME))
+    """Partitions of the same source registered before this one: what it is deduplicated against."""
+    partitions = context.assets_def.partitions_def
+    name = partitions.name if isinstance(partitions, dg.DynamicPartitionsDefinition) else CRAWL_PARTITIONS_NAME
+    keys = list(context.instance.get_dynamic_partitions(name))
     crawl = context.partition_key
     return keys[: keys.index(crawl)] if crawl in keys else keys
 
@@ -67,9 +70,10 @@ def stage_run(context: dg.AssetExecutionContext, storage: StorageResource) -> St
 def run_declared(context: dg.AssetExecutionContext, storage: StorageResource, asset: pipeline.Key,
                  params: Any = None) -> tuple[StageStats, str]:
     """Run the declared stage that writes `asset` on this partition: (its figures, the asset's URI)."""
-    run = stage_run(context, storage)
+    declared = pipeline.stage(asset)
+    run = replace(stage_run(context, storage), source=declared.source)
     with earlier_crawls_indexed(context):
-        stats = pipeline.run(pipeline.stage(asset), run, params)
+        stats = pipeline.run(declared, run, params)
     return stats, run.uri(asset)
 
 

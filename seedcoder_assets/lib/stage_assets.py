@@ -12,7 +12,7 @@ from seedcoder_assets.core.pipeline import FilterStage, Key, Stage
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
 from seedcoder_assets.lib.k8s import cpu_step_tags, gpu_step_tags
 from seedcoder_assets.lib.plots import bar_chart_markdown
-from seedcoder_assets.partitions import crawl_partitions
+from seedcoder_assets.partitions import BY_SOURCE
 from seedcoder_assets.resources.storage import StorageResource
 
 JOB_TAG = "seedcoder/job"  # the job a stage is declared with: jobs select their assets by it
@@ -33,7 +33,7 @@ def asset_kwargs(asset: Key, **extra: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "key": key(asset), "group_name": s.group, "deps": [key(r) for r in s.reads],
         "code_version": s.code_version, "op_tags": op_tags(s), "pool": s.pool,
-        "partitions_def": crawl_partitions if s.partitioned else None, "tags": {JOB_TAG: s.job},
+        "partitions_def": BY_SOURCE[s.source] if s.partitioned else None, "tags": {JOB_TAG: s.job},
     }
     if s.description:
         kwargs["description"] = s.description

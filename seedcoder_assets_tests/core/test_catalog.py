@@ -56,3 +56,62 @@ def test_register_crawl_refuses_names_the_sensor_refuses(tmp_path: Path) -> None
         out = subprocess.run([sys.executable, "-m", "seedcoder_assets.cli", "register-crawl", bad], env=env,
                              capture_output=True, text=True)
         assert out.returncode != 0 and "not a valid partition key" in out.stderr, (bad, out.stderr)
+
+
+def test_a_merge_keeps_its_parents_for_why_and_the_chain_check(tmp_path: Path, monkeypatch) -> None:
+    """Many files into one document (long-context style): the stage's lineage names the output each file
+    went into, `why` walks from the document back to every file's ingest row, the chain check counts the
+    merge's outputs as the next stage's inputs, and the stage's own check reconciles against the output."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from seedcoder_assets.core import pipeline
+    from seedcoder_assets.core.checks import lineage_reconciles
+    from seedcoder_assets.core.parquet_io import iter_batches
+    from seedcoder_assets.core.runner import Verdicts, run_stage
+    from seedcoder_assets.core.schemas import FILE_SCHEMA
+
+    lake = str(tmp_path / "lake")
+    files = paths.partition_uri(lake, ["t", "files"], "c1")
+    ingest = LineageWriter(lake, "ingest", "c1", "r")
+    rows = [{"id": f"f{i}", "crawl": "c1", "repo": f"r{i % 2}", "path": f"p{i}.py", "language": "Python",
+             "size": 1, "sha256": str(i), "content": f"x{i}"} for i in range(6)]
+    for r in rows:
+        ingest.kept(r["id"], 1, detail=f"{r['repo']}/{r['path']}")
+    ingest.close()
+    with PartWriter(files, FILE_SCHEMA) as out:
+        out.write_rows(rows)
+
+    def merge_by_repo(batch: pa.RecordBatch) -> Verdicts:
+        docs = batch.to_pylist()
+        by_repo: dict[str, list[dict]] = {}
+        for d in docs:
+            by_repo.setdefault(d["repo"], []).append(d)
+        merged = [{**group[0], "id": f"doc:{repo}", "path": "", "content": "\n".join(d["content"] for d in group),
+                   "size": len(group)} for repo, group in by_repo.items()]
+        return Verdicts(np.ones(len(docs), bool), [None] * len(docs), output_id=[f"doc:{d['repo']}" for d in docs],
+                        output=pa.Table.from_pylist(merged, schema=FILE_SCHEMA))
+
+    docs = paths.partition_uri(lake, ["t", "docs"], "c1")
+    run_stage(iter_batches(files), docs, LineageWriter(lake, "merge", "c1", "r"), merge_by_repo)
+    assert lineage_reconciles(paths.lineage_uri(lake, "merge", "c1"), docs, files).passed
+    after = LineageWriter(lake, "after", "c1", "r")
+    for doc in ("doc:r0", "doc:r1"):
+        after.kept(doc, 1)
+    after.close()
+
+    monkeypatch.setattr(pipeline, "STAGES", [
+        *pipeline.STAGES,
+        pipeline.Stage(("t", "docs"), "toy_job", lineage="merge", lineage_input="ingest"),
+        pipeline.Stage(("t", "after"), "toy_job", lineage="after", lineage_input="merge")])
+    conn = catalog.open_catalog(str(tmp_path / "cat.duckdb"), lake)
+    assert catalog.chain_violations(conn) == []
+    trail = catalog.why(conn, "doc:r0")
+    assert {r["id"] for r in trail if r["stage"] == "ingest"} == {"f0", "f2", "f4"}
+    assert {r["output_id"] for r in trail if r["stage"] == "merge"} == {"doc:r0"}
+    # A merge that lost a parent is caught by the stage's own check, measured on the partitions.
+    lin = paths.lineage_uri(lake, "merge", "c1")
+    table = pa.concat_tables(pa.Table.from_batches([b]) for b in iter_batches(lin))
+    with PartWriter(lin, table.schema) as out:
+        out.write_table(table.filter(pc.not_equal(table["id"], "f4")))
+    assert not lineage_reconciles(lin, docs, files).passed

@@ -105,3 +105,22 @@ def test_the_chain_check_catches_a_declared_stage_that_lost_records(env, monkeyp
     conn.execute(f"COPY (SELECT * FROM read_parquet('{part}') LIMIT 5) TO '{part}' (FORMAT parquet)")
     problems = catalog.chain_violations(catalog.open_catalog(str(home / "catalog.duckdb"), storage.lake_root))
     assert problems and "c1/toy" in problems[0]
+
+
+def test_a_stage_of_another_source_gets_its_partitions_lineage_and_index(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from seedcoder_assets.core.stage_run import StageRun
+    from seedcoder_assets.lib.stage_assets import asset_kwargs
+    from seedcoder_assets.partitions import WEB_DUMP_PARTITIONS_NAME
+
+    pages = pipeline.Stage(("web", "web_pages"), "web_job", lineage="web_extract", source="web")
+    monkeypatch.setattr(pipeline, "STAGES", [*pipeline.STAGES, pages])
+    assert asset_kwargs(pages.asset)["partitions_def"].name == WEB_DUMP_PARTITIONS_NAME
+    run = StageRun(str(tmp_path / "lake"), "CC-MAIN-2024-10", "r", source="web")
+    writer = run.lineage("web_extract")
+    writer.kept("page-1", 10)
+    writer.close()
+    conn = catalog.open_catalog(str(tmp_path / "catalog.duckdb"), str(tmp_path / "lake"))
+    assert conn.execute("SELECT source, crawl FROM lineage").fetchall() == [("web", "CC-MAIN-2024-10")]
+    github = StageRun(str(tmp_path / "lake"), "CC-MAIN-2024-10", "r")
+    assert run.index().root != github.index().root  # a crawl and a dump of the same name never share an index

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.object_store import duckdb_connect, is_s3, resolve
 from seedcoder_assets.core.parquet_io import SUCCESS_MARKER
+from seedcoder_assets.core.schemas import LINEAGE_SCHEMA
 
 LINEAGE_VIEW = "lineage"
 
@@ -58,10 +60,15 @@ def _prefix(uri: str) -> str:
     return "s3://" if uri.startswith("s3://") else ""
 
 
-def _view(conn: duckdb.DuckDBPyConnection, name: str, parts: list[str]) -> None:
+def _view(conn: duckdb.DuckDBPyConnection, name: str, parts: list[str], schema: pa.Schema | None = None) -> None:
+    """A view over Parquet parts; with `schema`, every column of it exists even if no part has it yet."""
     listed = ", ".join(_literal(p) for p in parts)
-    conn.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS SELECT * FROM read_parquet([{listed}], "
-                 "hive_partitioning = true, union_by_name = true)")
+    sql = f"SELECT * FROM read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
+    if schema is not None:
+        types = {pa.string(): "VARCHAR", pa.float32(): "FLOAT"}
+        empty = ", ".join(f"NULL::{types[f.type]} AS {_ident(f.name)}" for f in schema)
+        sql = f"{sql} UNION ALL BY NAME SELECT {empty} WHERE false"
+    conn.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {sql}")
 
 
 def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
@@ -75,7 +82,7 @@ def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
         parts = [p for stage in fs.get_file_info(pafs.FileSelector(f"{root}/lineage"))
                  if stage.type == pafs.FileType.Directory for p in _finished_parts(fs, stage.path, _prefix(lake_root))]
         if parts:
-            _view(conn, LINEAGE_VIEW, parts)
+            _view(conn, LINEAGE_VIEW, parts, LINEAGE_SCHEMA)
     return conn
 
 
@@ -84,21 +91,27 @@ def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
     """Every lineage row of the records matching `needle` (an id, or a 'repo/path' substring).
 
     The ingest row's `detail` holds 'repo/path', so a path finds its id and then its fate in
-    every stage, in pipeline order.
+    every stage, in pipeline order. An output of a merge or transform (an `output_id`) is followed
+    back to every record that went into it, and theirs to the crawl records they came from.
     """
     rows = conn.execute(
         f"""
-        WITH hits AS (
+        WITH RECURSIVE hits(id, crawl) AS (
             SELECT DISTINCT id, crawl FROM {LINEAGE_VIEW}
             WHERE id = $needle OR (stage = 'ingest' AND detail LIKE '%' || $needle || '%')
+            UNION
+            SELECT DISTINCT l.id, l.crawl FROM {LINEAGE_VIEW} l JOIN hits h
+                ON l.output_id = h.id AND l.crawl = h.crawl AND l.id <> h.id
         )
-        SELECT l.id, l.crawl, l.stage, l.decision, l.reason, l.survivor, l.cluster, l.detail, l.score, l.run_id
+        SELECT l.id, l.crawl, l.stage, l.decision, l.reason, l.survivor, l.cluster, l.detail, l.score, l.run_id,
+               l.output_id
         FROM {LINEAGE_VIEW} l JOIN hits USING (id, crawl)
         ORDER BY l.crawl, l.id, list_position($stages, l.stage)
         """,
         {"needle": needle, "stages": pipeline.lineage_order()},
     ).fetchall()
-    cols = ["id", "crawl", "stage", "decision", "reason", "survivor", "cluster", "detail", "score", "run_id"]
+    cols = ["id", "crawl", "stage", "decision", "reason", "survivor", "cluster", "detail", "score", "run_id",
+            "output_id"]
     return [dict(zip(cols, r)) for r in rows]
 
 
@@ -131,9 +144,10 @@ def chain_violations(conn: duckdb.DuckDBPyConnection, crawl: str | None = None) 
     for (c, s), r in stats.items():
         up = inputs.get(s)
         if up and (c, up) in stats:
+            # What the upstream stage wrote: its kept records, a merge's inputs counted once per output.
             upstream_kept = conn.execute(
-                f"SELECT count(*) FROM {LINEAGE_VIEW} WHERE crawl = ? AND stage = ? AND decision = 'kept' "
-                "AND NOT starts_with(id, 'manifest:')", [c, up]).fetchone()[0]
+                f"SELECT count(DISTINCT coalesce(output_id, id)) FROM {LINEAGE_VIEW} WHERE crawl = ? AND stage = ? "
+                "AND decision = 'kept' AND NOT starts_with(id, 'manifest:')", [c, up]).fetchone()[0]
             if upstream_kept != r["rows_in"]:
                 problems.append(f"{c}/{s}: {r['rows_in']} records in, but {up} kept {upstream_kept}")
     return problems
