@@ -33,3 +33,21 @@ def test_survivor_rule_picks_the_copy(tmp_path: Path, rule: SurvivorRule, winner
     stats = exact_dedup(files, repos, out, LineageWriter(root, "exact", "c1", "t"), index, [], rule, connect())
     assert read_table(out, ["repo"]).column("repo").to_pylist() == [winner]
     assert dict(stats.drops) == {"exact_dup": 2} and stats.balanced
+
+
+def test_each_source_declares_its_survivor_columns() -> None:
+    import duckdb
+
+    from seedcoder_assets.core.dedup.survivor import SURVIVOR_ORDERS, SurvivorRule
+
+    # The GitHub rules order exactly as they did when they were written out by hand.
+    assert SurvivorRule.stars_newest_lexical.order_by() == \
+        "stars DESC NULLS LAST, pushed_at DESC NULLS LAST, repo, path"
+    assert SurvivorRule.lexical.order_by() == "repo, path"
+    con = duckdb.connect()
+    web = con.execute(f"""SELECT url FROM (VALUES ('b', '2024-01-02'), ('a', '2024-01-01'), ('c', NULL))
+                          t(url, fetched_at) ORDER BY {SURVIVOR_ORDERS['web'].order_by()}""").fetchall()
+    assert [r[0] for r in web] == ["b", "a", "c"]  # the latest fetch survives; undated pages last
+    commits = con.execute(f"""SELECT commit FROM (VALUES ('r', '2024-02-01', 'y'), ('r', '2024-01-01', 'x'))
+                              t(repo, committed_at, commit) ORDER BY {SURVIVOR_ORDERS['commits'].order_by()}""")
+    assert [r[0] for r in commits.fetchall()] == ["x", "y"]
