@@ -81,6 +81,10 @@ class Stage:
     code_version: str | None = None
     also_writes: tuple[Key, ...] = ()
     description: str = ""
+    # Declarative automation (Dagster's automation conditions, run by the automation sensor): "eager"
+    # materializes a partition once its inputs are newly updated and none is missing; "eager_with_oracle"
+    # does so only where an oracle endpoint is configured; None: a job or a person runs it.
+    automation: Literal["eager", "eager_with_oracle"] | None = None
     params: type[BaseModel] | None = None  # the core parameters `run` takes (run config derives from them)
     run: Callable[[StageRun, Any], StageStats] | None = None  # None: the Dagster asset runs it itself
 
@@ -180,19 +184,21 @@ STAGES: list[Stage] = [
           run=_near_dedup),
     Stage(SYNTAX_CHECKED_FILES, GITHUB, reads=(NEAR_DEDUPED_FILES,), lineage="syntax", lineage_input="near_dedup",
           compute="cpu", code_version="syntax-v1", params=SyntaxParams, run=_syntax),
-    Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1"),
+    Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1", automation="eager"),
     Stage(ORACLE_LABELS, LABELS, reads=(LABEL_SAMPLE, SYNTAX_CHECKED_FILES), compute="gpu", pool="oracle",
-          code_version="oracle-labels-v1"),
+          code_version="oracle-labels-v1", automation="eager_with_oracle"),
     Stage(QUALITY_SCORER, SCORER, reads=(ORACLE_LABELS,), partitioned=False, compute="gpu",
           code_version="quality-scorer-v1"),
+    # A new scorer version is a newly updated input of every crawl's scores: they all re-score.
     Stage(FILE_SCORES, SCORING, reads=(SYNTAX_CHECKED_FILES, QUALITY_SCORER), compute="gpu",
-          code_version="file-scores-v1"),
+          code_version="file-scores-v1", automation="eager"),
     Stage(QUALITY_FILES, SCORING, reads=(SYNTAX_CHECKED_FILES, FILE_SCORES), lineage="quality",
-          lineage_input="syntax", code_version="quality-files-v1"),
+          lineage_input="syntax", code_version="quality-files-v1", automation="eager"),
     Stage(REPO_LEVEL_CORPUS, SCORING, reads=(REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER), lineage="repo_quality",
-          lineage_input="repo_level", compute="gpu", code_version="repo-level-corpus-v1", also_writes=(REPO_QUALITY,)),
+          lineage_input="repo_level", compute="gpu", code_version="repo-level-corpus-v1", also_writes=(REPO_QUALITY,),
+          automation="eager"),
     Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS),
-          partitioned=False, pool="duckdb"),
+          partitioned=False, pool="duckdb", automation="eager"),
 ]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 
+from seedcoder_assets import settings
 from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.pipeline import FilterStage, Key, Stage
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
@@ -27,6 +28,15 @@ def op_tags(stage: Stage) -> dict[str, Any] | None:
     return {"cpu": cpu_step_tags, "gpu": gpu_step_tags}[stage.compute]() if stage.compute != "light" else None
 
 
+def automation_condition(stage: Stage) -> dg.AutomationCondition | None:
+    """The declared automation as Dagster's condition. Whether an oracle is configured is a deployment
+    fact, not an asset's state, so it is read when the definitions load."""
+    if stage.automation == "eager_with_oracle":
+        s = settings.current()
+        return dg.AutomationCondition.eager() if s.oracle_url and s.oracle_model else None
+    return dg.AutomationCondition.eager() if stage.automation == "eager" else None
+
+
 def asset_kwargs(asset: Key, **extra: Any) -> dict[str, Any]:
     """`@dg.asset` arguments from the declaration of the stage writing `asset` (`extra` adds or overrides)."""
     s = pipeline.stage(asset)
@@ -34,6 +44,7 @@ def asset_kwargs(asset: Key, **extra: Any) -> dict[str, Any]:
         "key": key(asset), "group_name": s.group, "deps": [key(r) for r in s.reads],
         "code_version": s.code_version, "op_tags": op_tags(s), "pool": s.pool,
         "partitions_def": BY_SOURCE[s.source] if s.partitioned else None, "tags": {JOB_TAG: s.job},
+        "automation_condition": automation_condition(s),
     }
     if s.description:
         kwargs["description"] = s.description
@@ -44,7 +55,8 @@ def spec(asset: Key, **extra: Any) -> dg.AssetSpec:
     """An `AssetSpec` for one output of a multi-asset stage (tags and partitions go on the multi-asset)."""
     s = pipeline.stage(asset)
     return dg.AssetSpec(key(asset), **{"group_name": s.group, "deps": [key(r) for r in s.reads],
-                                       "code_version": s.code_version, "tags": {JOB_TAG: s.job}, **extra})
+                                       "code_version": s.code_version, "tags": {JOB_TAG: s.job},
+                                       "automation_condition": automation_condition(s), **extra})
 
 
 def filter_asset(stage: FilterStage) -> dg.AssetsDefinition:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -113,32 +116,43 @@ def test_a_large_landing_area_is_decided_over_several_ticks(tmp_path: Path) -> N
     assert sorted(registered) == [f"c{i}" for i in range(7)]  # each exactly once
 
 
-def test_followup_sensor_chains_a_crawls_jobs(tmp_path: Path, small_crawl: Path) -> None:
+def test_declared_automation_follows_a_crawls_files(tmp_path: Path, small_crawl: Path) -> None:
+    """Dagster's own automation conditions (as the automation sensor evaluates them), not a hand-written
+    sensor: after a crawl's files come its label sample and the catalog; its labels only where an oracle
+    is configured; its scores once a scorer exists, and again for every crawl when a new scorer appears."""
     _one_repo_crawl(small_crawl, tmp_path / "landing" / "c1")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("crawl", ["c1"])
     d = defs()
+
+    def requested(definitions, cursor=None):
+        out = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=cursor)
+        keys = {(r.key.to_user_string(), p) for r in out.results if out.get_num_requested(r.key)
+                for p in out.get_requested_partitions(r.key)}
+        return keys, out.cursor
+
+    nothing, cursor = requested(d)  # the sensor's first tick, before the crawl ran
+    assert nothing == set()
     result = d.resolve_job_def("github_files_job").execute_in_process(
         instance=instance, partition_key="c1",
         resources={"storage": _storage(tmp_path), "catalog_db": CatalogResource(database=str(tmp_path / "c.duckdb"))})
     assert result.success
-    run = instance.get_run_by_id(result.run_id)
-    event = next(e for e in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)).dagster_event
-    sensor = d.get_sensor_def("crawl_followup_sensor")
+    first, cursor = requested(d, cursor)
+    assert first == {("quality/oracle_label_sample", "c1"), ("catalog/lake_catalog", None)}
+    assert requested(d, cursor)[0] == set()  # nothing new since: nothing requested again
+    labels = dg.AssetKey(["quality", "oracle_labels"])
+    assert d.resolve_asset_graph().get(labels).automation_condition is None  # no oracle configured
+    # With an oracle in the environment of a fresh code location, labels follow their sample by themselves.
+    probe = ("from seedcoder_assets.definitions import defs; import dagster as dg; "
+             "print(defs().resolve_asset_graph().get(dg.AssetKey(['quality', 'oracle_labels'])).automation_condition)")
+    env = {**os.environ, "SEEDCODER_ORACLE_URL": "http://127.0.0.1:1/v1", "SEEDCODER_ORACLE_MODEL": "m"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() not in ("", "None")
 
-    def requests(oracle: OracleResource) -> list[tuple[str, str | None]]:
-        context = dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_event=event,
-                                                     dagster_instance=instance, dagster_run=run,
-                                                     resources={"oracle": oracle})
-        out = sensor(context)
-        return sorted((r.job_name, r.partition_key) for r in out)
-
-    assert requests(OracleResource()) == [("catalog_job", None)]
-    assert requests(OracleResource(base_url="http://127.0.0.1:1/v1", model="m")) == [
-        ("catalog_job", None), ("oracle_labels_job", "c1")]
     instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["quality", "quality_scorer"]),
                                                                 metadata={"version": "qs-1"}))
-    assert ("scoring_job", "c1") in requests(OracleResource())
+    after_scorer, _ = requested(d, cursor)
+    assert ("quality/file_quality_scores", "c1") in after_scorer
 
 
 def test_backfill_plan_covers_missing_and_stale_partitions() -> None:
@@ -204,6 +218,6 @@ def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterIns
         == {"c3": "no oracle labels yet"}  # c4 waits for its GitHub branch first
 
 
-@pytest.mark.parametrize("name", ["new_crawl_sensor", "crawl_followup_sensor"])
+@pytest.mark.parametrize("name", ["new_crawl_sensor", "seedcoder_automation"])
 def test_automation_is_off_unless_the_deployment_turns_it_on(name: str) -> None:
     assert defs().get_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED

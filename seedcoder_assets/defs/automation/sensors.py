@@ -1,4 +1,4 @@
-"""New crawls register and run themselves; each finished run requests the next step for its crawl."""
+"""New crawls register and run themselves; what follows a crawl's files is declared automation."""
 
 import json
 
@@ -6,10 +6,8 @@ import dagster as dg
 
 from seedcoder_assets import settings
 from seedcoder_assets.core.ingest.landing import plan_tick
-from seedcoder_assets.core.pipeline import QUALITY_SCORER
-from seedcoder_assets.defs.jobs import catalog_job, github_files_job, oracle_labels_job, scoring_job
+from seedcoder_assets.defs.jobs import github_files_job
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions
-from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -40,23 +38,10 @@ def new_crawl_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
     )
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[github_files_job, scoring_job],
-    request_jobs=[catalog_job, oracle_labels_job, scoring_job], default_status=default_status(),
-)
-def crawl_followup_sensor(context: dg.RunStatusSensorContext, oracle: OracleResource):
-    """After a crawl's files: refresh the catalog, ask the oracle (if configured), score (if a scorer
-    exists). After scoring: refresh the catalog. The scorer itself is retrained on purpose, not here."""
-    run = context.dagster_run
-    crawl = run.tags.get("dagster/partition")
-    if not crawl:
-        return dg.SkipReason(f"run {run.run_id} has no crawl partition")
-    requests = [dg.RunRequest(run_key=f"{run.run_id}:catalog", job_name=catalog_job.name)]
-    if run.job_name == github_files_job.name:
-        if oracle.configured:
-            requests.append(dg.RunRequest(run_key=f"{run.run_id}:labels", job_name=oracle_labels_job.name,
-                                          partition_key=crawl))
-        if context.instance.get_latest_materialization_event(dg.AssetKey(list(QUALITY_SCORER))):
-            requests.append(dg.RunRequest(run_key=f"{run.run_id}:scores", job_name=scoring_job.name,
-                                          partition_key=crawl))
-    return requests
+# What used to be a hand-written follow-up sensor is declared on the assets (core/pipeline.py:
+# `automation`): after a crawl's files, its label sample, its labels (with an oracle), its scores (once a
+# scorer exists; a new scorer re-scores every crawl), its corpora and the catalog follow by themselves.
+# This sensor evaluates those conditions; like the others it is off on a laptop.
+seedcoder_automation = dg.AutomationConditionSensorDefinition(
+    "seedcoder_automation", target=dg.AssetSelection.all(), default_status=default_status(),
+    minimum_interval_seconds=60, description="Materializes what the declared automation conditions ask for.")

@@ -235,7 +235,7 @@ def quality_files(context: dg.AssetExecutionContext, config: QualityCorpusConfig
     specs=[
         spec(REPO_LEVEL_CORPUS,
              description="Repository-level files (repo dedup kept them whole), each with its quality score"),
-        spec(REPO_QUALITY, deps=[key(REPO_LEVEL_FILES)],
+        spec(REPO_QUALITY,  # mean file scores: built from the same scores as the corpus
              description="Per repository: files, bytes and mean file quality score (long-context selection)"),
     ],
     partitions_def=crawl_partitions, op_tags=op_tags(stage(REPO_LEVEL_CORPUS)),
