@@ -13,7 +13,7 @@ alone the framework builds the asset, its lineage, its metadata and its checks (
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -123,21 +123,21 @@ JOB_DESCRIPTIONS = {
 DEDUP_VERSION = f"dedup-v1-{SCHEME_VERSION}"  # a new MinHash scheme re-runs every dedup stage
 
 def _ingest(r: StageRun, p: ExtractParams) -> StageStats:
-    return CrawlIngest(r.partition, r.source_uri(), r.uri(RAW_REPO_FILES), r.uri(CRAWL_REPOS), r.lineage("ingest"),
+    return CrawlIngest(r.partition, r.source_uri(), r.uri(RAW_REPO_FILES), r.uri(CRAWL_REPOS), r.lineage(),
                        p).run()
 
 
 def _repo_dedup(r: StageRun, p: DedupParams) -> StageStats:
-    return dedup_repos(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(DEDUPED_REPOS), r.lineage("repo_dedup"), p.minhash,
+    return dedup_repos(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(DEDUPED_REPOS), r.lineage(), p.minhash,
                        p.survivor_rule, r.index(), r.prior, r.conn())
 
 
 def _repo_level(r: StageRun, _: None) -> StageStats:
-    return repo_level_files(r.uri(CODE_FILES), r.uri(DEDUPED_REPOS), r.uri(REPO_LEVEL_FILES), r.lineage("repo_level"))
+    return repo_level_files(r.uri(CODE_FILES), r.uri(DEDUPED_REPOS), r.uri(REPO_LEVEL_FILES), r.lineage())
 
 
 def _exact_dedup(r: StageRun, p: DedupParams) -> StageStats:
-    return exact_dedup(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(EXACT_DEDUPED_FILES), r.lineage("exact_dedup"),
+    return exact_dedup(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(EXACT_DEDUPED_FILES), r.lineage(),
                        r.index(), r.prior, p.survivor_rule, r.conn())
 
 
@@ -153,11 +153,11 @@ def _near_clusters(r: StageRun, p: DedupParams) -> StageStats:
 
 def _near_dedup(r: StageRun, p: DedupParams) -> StageStats:
     return apply_near_dedup(r.uri(EXACT_DEDUPED_FILES), r.uri(NEAR_DUP_CLUSTERS), r.uri(MINHASH_SIGNATURES),
-                            r.uri(NEAR_DEDUPED_FILES), r.lineage("near_dedup"), p.minhash, r.index())
+                            r.uri(NEAR_DEDUPED_FILES), r.lineage(), p.minhash, r.index())
 
 
 def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
-    return filter_syntax(r.uri(NEAR_DEDUPED_FILES), r.uri(SYNTAX_CHECKED_FILES), r.lineage("syntax"), p)
+    return filter_syntax(r.uri(NEAR_DEDUPED_FILES), r.uri(SYNTAX_CHECKED_FILES), r.lineage(), p)
 
 
 STAGES: list[Stage] = [
@@ -205,9 +205,10 @@ STAGES: list[Stage] = [
 def run(declared: Stage, r: StageRun, params: Any = None) -> StageStats:
     """Run a declared stage on one partition: a filter stage by the runner over its first input, any
     other by its `run` (with its default parameters unless given)."""
+    r = replace(r, stage=declared.lineage, source=declared.source)
     if isinstance(declared, FilterStage):
         return run_stage(iter_batches(r.uri(declared.reads[0]), batch_rows=declared.batch_rows),
-                         r.uri(declared.asset), r.lineage(declared.lineage), declared.decide())
+                         r.uri(declared.asset), r.lineage(), declared.decide())
     if declared.run is None:
         raise ValueError(f"{declared.name} is run by its Dagster asset only")
     if params is None and declared.params is not None:

@@ -26,6 +26,7 @@ class StageRun:
     duckdb_threads: int | None = None  # None: DuckDB's default (every core)
     temp_dir: str | None = None  # where DuckDB spills
     source: str = "github"  # which kind of partition `partition` is (github | commits | web)
+    stage: str | None = None  # the lineage stage of the declared stage being run (set by pipeline.run)
 
     def uri(self, key: tuple[str, ...] | list[str], partition: str | None = None) -> str:
         return paths.partition_uri(self.lake, key, partition or self.partition)
@@ -34,8 +35,12 @@ class StageRun:
         """Where this partition landed (a crawl folder or prefix)."""
         return paths.crawl_uri(self.landing, self.partition)
 
-    def lineage(self, stage: str) -> LineageWriter:
-        return LineageWriter(self.lake, stage, self.partition, self.run_id, self.source)
+    def lineage(self, stage: str | None = None) -> LineageWriter:
+        """A writer of this stage's lineage rows (or of the named stage's)."""
+        name = stage or self.stage
+        if name is None:
+            raise ValueError("no lineage stage: the declared stage writes none")
+        return LineageWriter(self.lake, name, self.partition, self.run_id, self.source)
 
     def index(self) -> DedupIndex:
         """What earlier partitions of the same source kept (each source its own index: partition keys of

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 import dagster as dg
@@ -70,10 +69,9 @@ def stage_run(context: dg.AssetExecutionContext, storage: StorageResource) -> St
 def run_declared(context: dg.AssetExecutionContext, storage: StorageResource, asset: pipeline.Key,
                  params: Any = None) -> tuple[StageStats, str]:
     """Run the declared stage that writes `asset` on this partition: (its figures, the asset's URI)."""
-    declared = pipeline.stage(asset)
-    run = replace(stage_run(context, storage), source=declared.source)
+    run = stage_run(context, storage)
     with earlier_crawls_indexed(context):
-        stats = pipeline.run(declared, run, params)
+        stats = pipeline.run(pipeline.stage(asset), run, params)
     return stats, run.uri(asset)
 
 
@@ -95,10 +93,11 @@ def check_result(name: str, outcome: CheckOutcome, asset_key: dg.AssetKey | None
     return dg.AssetCheckResult(check_name=name, asset_key=asset_key, passed=outcome.passed, metadata=md)
 
 
-def reconciles_check(storage: StorageResource, stage: str, crawl: str, output_uri: str | None,
+def reconciles_check(storage: StorageResource, asset: pipeline.Key, crawl: str, output_uri: str | None,
                      input_uri: str | None = None, asset_key: dg.AssetKey | None = None,
                      **sql: str) -> dg.AssetCheckResult:
-    """`lineage_reconciles`: the stage's lineage against its input and output partitions, by id."""
-    outcome = lineage_reconciles(storage.lineage_uri(stage, crawl), output_uri, input_uri,
+    """`lineage_reconciles`: the lineage of the stage writing `asset` against its input and output
+    partitions, by id."""
+    outcome = lineage_reconciles(storage.lineage_uri(pipeline.stage(asset).lineage, crawl), output_uri, input_uri,
                                  memory_limit=storage.duckdb_memory_limit, **sql)
     return check_result("lineage_reconciles", outcome, asset_key)

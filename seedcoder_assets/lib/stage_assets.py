@@ -76,7 +76,7 @@ def filter_asset(stage: FilterStage) -> dg.AssetsDefinition:
         if stats.languages:
             metadata["languages"] = bar_chart_markdown(f"{stage.name} per language", dict(stats.languages), "language")
         return dg.MaterializeResult(metadata=metadata, check_results=[
-            reconciles_check(storage, stage.lineage, crawl, dst, src),
+            reconciles_check(storage, stage.asset, crawl, dst, src),
             *(check_result(c.name, c.measure(dst, src)) for c in stage.checks)])
 
     return _filter

@@ -41,7 +41,7 @@ def deduped_repos(context: dg.AssetExecutionContext, config: DedupConfig,
     stats, dst = run_declared(context, storage, DEDUPED_REPOS, config.to_params())
     return dg.MaterializeResult(
         metadata=stats_metadata(stats, dst),
-        check_results=[reconciles_check(storage, "repo_dedup", crawl, dst, storage.uri(CRAWL_REPOS, crawl),
+        check_results=[reconciles_check(storage, DEDUPED_REPOS, crawl, dst, storage.uri(CRAWL_REPOS, crawl),
                                         input_ids_sql=record_id_sql(), output_ids_sql=record_id_sql(),
                                         output_filter_sql="decision = 'kept'"),
                        check_result("no_duplicate_repositories",
@@ -58,7 +58,7 @@ def repo_level_files(context: dg.AssetExecutionContext, storage: StorageResource
     crawl = context.partition_key
     stats, dst = run_declared(context, storage, REPO_LEVEL_FILES)
     return dg.MaterializeResult(metadata=stats_metadata(stats, dst), check_results=[
-        reconciles_check(storage, "repo_level", crawl, dst, storage.uri(CODE_FILES, crawl))])
+        reconciles_check(storage, REPO_LEVEL_FILES, crawl, dst, storage.uri(CODE_FILES, crawl))])
 
 
 @dg.asset(
@@ -77,7 +77,7 @@ def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
         md["cluster_size_chart"] = bar_chart_markdown("exact duplicate set sizes", stats.extra["cluster_sizes"], "size")
     return dg.MaterializeResult(
         metadata=md,
-        check_results=[reconciles_check(storage, "exact_dedup", crawl, dst, storage.uri(CODE_FILES, crawl)),
+        check_results=[reconciles_check(storage, EXACT_DEDUPED_FILES, crawl, dst, storage.uri(CODE_FILES, crawl)),
                        check_result("no_duplicate_content", no_duplicate_content(dst))],
     )
 
@@ -120,7 +120,7 @@ def near_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
     stats, dst = run_declared(context, storage, NEAR_DEDUPED_FILES, params)
     return dg.MaterializeResult(
         metadata=stats_metadata(stats, dst),
-        check_results=[reconciles_check(storage, "near_dedup", crawl, dst, storage.uri(EXACT_DEDUPED_FILES, crawl)),
+        check_results=[reconciles_check(storage, NEAR_DEDUPED_FILES, crawl, dst, storage.uri(EXACT_DEDUPED_FILES, crawl)),
                        check_result("near_duplicates_left_within_bound",
                                     near_duplicates_left(dst, params.minhash.threshold, max_share=config.near_left_max_share))],
     )

@@ -28,7 +28,7 @@ def syntax_checked_files(context: dg.AssetExecutionContext, config: SyntaxConfig
     return dg.MaterializeResult(
         metadata={**stats_metadata(stats, dst),
                   "languages": bar_chart_markdown("syntax-checked files per language", stats.languages, "language")},
-        check_results=[reconciles_check(storage, "syntax", crawl, dst, src),
+        check_results=[reconciles_check(storage, SYNTAX_CHECKED_FILES, crawl, dst, src),
                        check_result("syntax_errors_left_within_bound",
                                     syntax_errors_left(dst, config.native_check_sample, config.native_reject_max_share))],
     )

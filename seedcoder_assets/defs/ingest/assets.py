@@ -38,5 +38,5 @@ def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, stor
     yield dg.MaterializeResult(asset_key=key(RAW_REPO_FILES), metadata=md)
     yield dg.MaterializeResult(asset_key=key(CRAWL_REPOS), metadata={"dagster/row_count": stats.extra["repos"],
                                                                  "uri": dg.MetadataValue.path(repos_uri)})
-    yield reconciles_check(storage, "ingest", crawl, files_uri, asset_key=key(RAW_REPO_FILES))
+    yield reconciles_check(storage, RAW_REPO_FILES, crawl, files_uri, asset_key=key(RAW_REPO_FILES))
 

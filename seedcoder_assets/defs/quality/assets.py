@@ -216,7 +216,7 @@ def quality_files(context: dg.AssetExecutionContext, config: QualityCorpusConfig
     version = pc.unique(read_table(scores_uri, ["scorer_version"])["scorer_version"]).to_pylist()
     dst = storage.uri(QUALITY_FILES, crawl)
     stats = select_quality_files(storage.uri(SYNTAX_CHECKED_FILES, crawl), scores_uri, dst,
-                                 storage.lineage("quality", crawl, context.run.run_id), threshold,
+                                 storage.lineage(stage(QUALITY_FILES).lineage, crawl, context.run.run_id), threshold,
                                  ",".join(v for v in version if v), storage.duckdb_memory_limit)
     before = read_table(scores_uri, ["language", "score"])
     after = read_table(dst, ["language", "score"])
@@ -225,7 +225,7 @@ def quality_files(context: dg.AssetExecutionContext, config: QualityCorpusConfig
         metadata={**stats_metadata(stats, dst), "threshold": round(threshold, 4),
                   "scorer_version": dg.MetadataValue.json(version),
                   "scores_by_language": histograms_by_language_markdown(before, after, threshold)},
-        check_results=[reconciles_check(storage, "quality", crawl, dst, syntax),
+        check_results=[reconciles_check(storage, QUALITY_FILES, crawl, dst, syntax),
                        check_result("scores_respect_threshold",
                                     scores_respect_threshold(dst, scores_uri, syntax, threshold))],
     )
@@ -246,7 +246,7 @@ def repo_level_corpus(context: dg.AssetExecutionContext, config: QualityCorpusCo
     crawl = context.partition_key
     files_dst, repos_dst = storage.uri(REPO_LEVEL_CORPUS, crawl), storage.uri(REPO_QUALITY, crawl)
     stats, scoring = score_repo_level(scorer, storage.uri(REPO_LEVEL_FILES, crawl), storage.uri(FILE_SCORES, crawl),
-                                      files_dst, repos_dst, storage.lineage("repo_quality", crawl, context.run.run_id),
+                                      files_dst, repos_dst, storage.lineage(stage(REPO_LEVEL_CORPUS).lineage, crawl, context.run.run_id),
                                       config.batch_size, storage.duckdb_memory_limit)
     repos = read_table(repos_dst, ["mean_score"])
     yield dg.MaterializeResult(asset_key=key(REPO_LEVEL_CORPUS), metadata={
@@ -260,5 +260,5 @@ def repo_level_corpus(context: dg.AssetExecutionContext, config: QualityCorpusCo
         "dagster/row_count": repos.num_rows, "scorer_version": scorer.version,
         "mean_score": bar_chart_markdown("repositories per mean file score", buckets, "floor(mean score)"),
         "uri": dg.MetadataValue.path(repos_dst)})
-    yield reconciles_check(storage, "repo_quality", crawl, files_dst, storage.uri(REPO_LEVEL_FILES, crawl),
+    yield reconciles_check(storage, REPO_LEVEL_CORPUS, crawl, files_dst, storage.uri(REPO_LEVEL_FILES, crawl),
                            asset_key=key(REPO_LEVEL_CORPUS))
