@@ -27,8 +27,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PINNED = {"RAYON_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
           "BENCH_DUCKDB_THREADS": "1"}
-STAGES = ["ingest", "language", "repo_dedup", "exact_dedup", "minhash_signatures", "near_dup_clusters", "near_dedup"]
-DEDUP = ["repo_dedup", "exact_dedup", "near_dup_clusters", "near_dedup"]  # the stages that read the history
+STAGES = ["raw_repo_files", "code_files", "deduped_repos", "exact_deduped_files", "minhash_signatures",
+          "near_dup_clusters", "near_deduped_files"]
+DEDUP = ["deduped_repos", "exact_deduped_files", "near_dup_clusters", "near_deduped_files"]  # they read the history
 
 
 def project(name: str) -> str:

@@ -98,7 +98,7 @@ def run_ours(files: Path, repos: str, work: Path, minhash: dict | None = None) -
         os.symlink(src.resolve(), lake.joinpath(*key, f"crawl={CRAWL}"))
     env = {"BENCH_MINHASH": json.dumps(minhash or {})}
     steps = {}
-    for stage in ("minhash_signatures", "near_dup_clusters", "near_dedup"):
+    for stage in ("minhash_signatures", "near_dup_clusters", "near_deduped_files"):
         steps[stage] = measure([sys.executable, str(HERE / "stages.py"), stage, "--home", str(work), "--crawl", CRAWL],
                                env)
         steps[stage]["figures"] = json.loads(steps[stage].pop("stdout").strip().splitlines()[-1])

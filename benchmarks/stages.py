@@ -18,8 +18,8 @@ from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.params import DedupParams
 from seedcoder_assets.core.stage_run import StageRun
 
-# The GitHub branch's stages in pipeline order, by lineage stage name (or asset name where none).
-DECLARED = {s.lineage or s.name: s for s in pipeline.STAGES if s.job == pipeline.GITHUB}
+# The GitHub branch's stages in pipeline order, by asset name.
+DECLARED = {s.name: s for s in pipeline.STAGES if s.job == pipeline.GITHUB}
 STAGES = list(DECLARED)
 
 

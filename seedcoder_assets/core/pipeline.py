@@ -72,8 +72,8 @@ class Stage:
     asset: Key
     job: str
     reads: tuple[Key, ...] = ()
-    lineage: str | None = None  # the lineage stage it writes (one row per input record)
-    lineage_input: str | None = None  # the stage whose kept records are this stage's records
+    lineage: bool = False  # writes lineage (one row per input record) as a lineage stage named like its asset
+    lineage_input: Key | None = None  # the asset of the stage whose kept records are this stage's records
     partitioned: bool = True  # per partition of its source; False: one asset over every partition
     source: Literal["github", "commits", "web"] = "github"  # which partition set (partitions.py) and lineage source
     compute: Compute = "light"
@@ -95,6 +95,11 @@ class Stage:
     @property
     def name(self) -> str:
         return self.asset[-1]
+
+    @property
+    def lineage_stage(self) -> str | None:
+        """The lineage stage name: the asset's own name."""
+        return self.name if self.lineage else None
 
     @property
     def writes(self) -> tuple[Key, ...]:
@@ -161,28 +166,28 @@ def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
 
 
 STAGES: list[Stage] = [
-    Stage(RAW_REPO_FILES, GITHUB, lineage="ingest", compute="cpu", code_version="ingest-v1", also_writes=(CRAWL_REPOS,),
+    Stage(RAW_REPO_FILES, GITHUB, lineage=True, compute="cpu", code_version="ingest-v1", also_writes=(CRAWL_REPOS,),
           params=ExtractParams, run=_ingest),
-    FilterStage(CODE_FILES, GITHUB, reads=(RAW_REPO_FILES,), lineage="language", lineage_input="ingest",
+    FilterStage(CODE_FILES, GITHUB, reads=(RAW_REPO_FILES,), lineage=True, lineage_input=RAW_REPO_FILES,
                 code_version="language-v1", decide=lambda: decide_code_files,
                 checks=(OutputCheck("only_code_languages", lambda out, _: only_code_languages(out),
                                     "no kept file in a non-code language, by our own list of non-code files"),),
                 description="Files of a crawl in one of the 89 code languages; non-code (docs, licences, data) "
                             "dropped as `non_code`."),
-    Stage(DEDUPED_REPOS, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage="repo_dedup", code_version=DEDUP_VERSION,
+    Stage(DEDUPED_REPOS, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage=True, code_version=DEDUP_VERSION,
           params=DedupParams, run=_repo_dedup),
-    Stage(REPO_LEVEL_FILES, GITHUB, reads=(CODE_FILES, DEDUPED_REPOS), lineage="repo_level", lineage_input="language",
+    Stage(REPO_LEVEL_FILES, GITHUB, reads=(CODE_FILES, DEDUPED_REPOS), lineage=True, lineage_input=CODE_FILES,
           code_version=DEDUP_VERSION, run=_repo_level),
-    Stage(EXACT_DEDUPED_FILES, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage="exact_dedup",
-          lineage_input="language", code_version=DEDUP_VERSION, params=DedupParams, run=_exact_dedup),
+    Stage(EXACT_DEDUPED_FILES, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage=True,
+          lineage_input=CODE_FILES, code_version=DEDUP_VERSION, params=DedupParams, run=_exact_dedup),
     Stage(MINHASH_SIGNATURES, GITHUB, reads=(EXACT_DEDUPED_FILES,), compute="cpu", code_version=DEDUP_VERSION,
           params=DedupParams, run=_signatures),
     Stage(NEAR_DUP_CLUSTERS, GITHUB, reads=(MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS), compute="cpu",
           code_version=DEDUP_VERSION, params=DedupParams, run=_near_clusters),
     Stage(NEAR_DEDUPED_FILES, GITHUB, reads=(EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES),
-          lineage="near_dedup", lineage_input="exact_dedup", code_version=DEDUP_VERSION, params=DedupParams,
+          lineage=True, lineage_input=EXACT_DEDUPED_FILES, code_version=DEDUP_VERSION, params=DedupParams,
           run=_near_dedup),
-    Stage(SYNTAX_CHECKED_FILES, GITHUB, reads=(NEAR_DEDUPED_FILES,), lineage="syntax", lineage_input="near_dedup",
+    Stage(SYNTAX_CHECKED_FILES, GITHUB, reads=(NEAR_DEDUPED_FILES,), lineage=True, lineage_input=NEAR_DEDUPED_FILES,
           compute="cpu", code_version="syntax-v1", params=SyntaxParams, run=_syntax),
     Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1", automation="eager"),
     Stage(ORACLE_LABELS, LABELS, reads=(LABEL_SAMPLE, SYNTAX_CHECKED_FILES), compute="gpu", pool="oracle",
@@ -192,10 +197,10 @@ STAGES: list[Stage] = [
     # A new scorer version is a newly updated input of every crawl's scores: they all re-score.
     Stage(FILE_SCORES, SCORING, reads=(SYNTAX_CHECKED_FILES, QUALITY_SCORER), compute="gpu",
           code_version="file-scores-v1", automation="eager"),
-    Stage(QUALITY_FILES, SCORING, reads=(SYNTAX_CHECKED_FILES, FILE_SCORES), lineage="quality",
-          lineage_input="syntax", code_version="quality-files-v1", automation="eager"),
-    Stage(REPO_LEVEL_CORPUS, SCORING, reads=(REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER), lineage="repo_quality",
-          lineage_input="repo_level", compute="gpu", code_version="repo-level-corpus-v1", also_writes=(REPO_QUALITY,),
+    Stage(QUALITY_FILES, SCORING, reads=(SYNTAX_CHECKED_FILES, FILE_SCORES), lineage=True,
+          lineage_input=SYNTAX_CHECKED_FILES, code_version="quality-files-v1", automation="eager"),
+    Stage(REPO_LEVEL_CORPUS, SCORING, reads=(REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER), lineage=True,
+          lineage_input=REPO_LEVEL_FILES, compute="gpu", code_version="repo-level-corpus-v1", also_writes=(REPO_QUALITY,),
           automation="eager"),
     Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS),
           partitioned=False, pool="duckdb", automation="eager"),
@@ -205,7 +210,7 @@ STAGES: list[Stage] = [
 def run(declared: Stage, r: StageRun, params: Any = None) -> StageStats:
     """Run a declared stage on one partition: a filter stage by the runner over its first input, any
     other by its `run` (with its default parameters unless given)."""
-    r = replace(r, stage=declared.lineage, source=declared.source)
+    r = replace(r, stage=declared.lineage_stage, source=declared.source)
     if isinstance(declared, FilterStage):
         return run_stage(iter_batches(r.uri(declared.reads[0]), batch_rows=declared.batch_rows),
                          r.uri(declared.asset), r.lineage(), declared.decide())
@@ -230,12 +235,12 @@ def filter_stages() -> list[FilterStage]:
 
 def lineage_order() -> list[str]:
     """Lineage stage names in pipeline order (how `seedcoder why` lists a record's fate)."""
-    return [s.lineage for s in STAGES if s.lineage]
+    return [s.name for s in STAGES if s.lineage]
 
 
 def lineage_inputs() -> dict[str, str]:
     """Lineage stage -> the lineage stage whose kept records are its input records."""
-    return {s.lineage: s.lineage_input for s in STAGES if s.lineage and s.lineage_input}
+    return {s.name: stage(s.lineage_input).name for s in STAGES if s.lineage and s.lineage_input}
 
 
 def job_assets(job: str) -> list[Key]:

@@ -98,6 +98,6 @@ def reconciles_check(storage: StorageResource, asset: pipeline.Key, crawl: str, 
                      **sql: str) -> dg.AssetCheckResult:
     """`lineage_reconciles`: the lineage of the stage writing `asset` against its input and output
     partitions, by id."""
-    outcome = lineage_reconciles(storage.lineage_uri(pipeline.stage(asset).lineage, crawl), output_uri, input_uri,
+    outcome = lineage_reconciles(storage.lineage_uri(pipeline.stage(asset).lineage_stage, crawl), output_uri, input_uri,
                                  memory_limit=storage.duckdb_memory_limit, **sql)
     return check_result("lineage_reconciles", outcome, asset_key)

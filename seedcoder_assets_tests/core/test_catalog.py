@@ -73,7 +73,7 @@ def test_a_merge_keeps_its_parents_for_why_and_the_chain_check(tmp_path: Path, m
 
     lake = str(tmp_path / "lake")
     files = paths.partition_uri(lake, ["t", "files"], "c1")
-    ingest = LineageWriter(lake, "ingest", "c1", "r")
+    ingest = LineageWriter(lake, "raw_repo_files", "c1", "r")
     rows = [{"id": f"f{i}", "crawl": "c1", "repo": f"r{i % 2}", "path": f"p{i}.py", "language": "Python",
              "size": 1, "sha256": str(i), "content": f"x{i}"} for i in range(6)]
     for r in rows:
@@ -93,8 +93,8 @@ def test_a_merge_keeps_its_parents_for_why_and_the_chain_check(tmp_path: Path, m
                         output=pa.Table.from_pylist(merged, schema=FILE_SCHEMA))
 
     docs = paths.partition_uri(lake, ["t", "docs"], "c1")
-    run_stage(iter_batches(files), docs, LineageWriter(lake, "merge", "c1", "r"), merge_by_repo)
-    assert lineage_reconciles(paths.lineage_uri(lake, "merge", "c1"), docs, files).passed
+    run_stage(iter_batches(files), docs, LineageWriter(lake, "docs", "c1", "r"), merge_by_repo)
+    assert lineage_reconciles(paths.lineage_uri(lake, "docs", "c1"), docs, files).passed
     after = LineageWriter(lake, "after", "c1", "r")
     for doc in ("doc:r0", "doc:r1"):
         after.kept(doc, 1)
@@ -102,15 +102,15 @@ def test_a_merge_keeps_its_parents_for_why_and_the_chain_check(tmp_path: Path, m
 
     monkeypatch.setattr(pipeline, "STAGES", [
         *pipeline.STAGES,
-        pipeline.Stage(("t", "docs"), "toy_job", lineage="merge", lineage_input="ingest"),
-        pipeline.Stage(("t", "after"), "toy_job", lineage="after", lineage_input="merge")])
+        pipeline.Stage(("t", "docs"), "toy_job", lineage=True, lineage_input=pipeline.RAW_REPO_FILES),
+        pipeline.Stage(("t", "after"), "toy_job", lineage=True, lineage_input=("t", "docs"))])
     conn = catalog.open_catalog(str(tmp_path / "cat.duckdb"), lake)
     assert catalog.chain_violations(conn) == []
     trail = catalog.why(conn, "doc:r0")
-    assert {r["id"] for r in trail if r["stage"] == "ingest"} == {"f0", "f2", "f4"}
-    assert {r["output_id"] for r in trail if r["stage"] == "merge"} == {"doc:r0"}
+    assert {r["id"] for r in trail if r["stage"] == "raw_repo_files"} == {"f0", "f2", "f4"}
+    assert {r["output_id"] for r in trail if r["stage"] == "docs"} == {"doc:r0"}
     # A merge that lost a parent is caught by the stage's own check, measured on the partitions.
-    lin = paths.lineage_uri(lake, "merge", "c1")
+    lin = paths.lineage_uri(lake, "docs", "c1")
     table = pa.concat_tables(pa.Table.from_batches([b]) for b in iter_batches(lin))
     with PartWriter(lin, table.schema) as out:
         out.write_table(table.filter(pc.not_equal(table["id"], "f4")))

@@ -92,15 +92,15 @@ def first(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path):
 
 
 def test_the_same_names_crawled_again_are_separate_records(first: Path) -> None:
-    repos = _lineage(first, "c2", "repo_dedup").select("detail", "decision", "reason", "survivor")
+    repos = _lineage(first, "c2", "deduped_repos").select("detail", "decision", "reason", "survivor")
     by_repo = {d.split(" ")[0]: (dec, reason, surv) for d, dec, reason, surv in repos.rows()}
     assert by_repo[REPOS["click"]] == ("dropped", "repo_exact_dup_prior_crawl", f"c1:{REPOS['click']}")
     assert by_repo[REPOS["six"]][:2] == ("dropped", "repo_near_dup_prior_crawl")
     assert by_repo[REPOS["six"]][2] == f"c1:{REPOS['six']}"
     assert by_repo[REPOS["idna"]][0] == "kept", "changed a lot: a repository of its own"
     # Every changed file of the re-crawled six is a near copy of the file c1 kept.
-    near = _lineage(first, "c2", "near_dedup")
-    six_py = _lineage(first, "c2", "ingest").filter(pl.col("detail").str.starts_with(REPOS["six"]) &
+    near = _lineage(first, "c2", "near_deduped_files")
+    six_py = _lineage(first, "c2", "raw_repo_files").filter(pl.col("detail").str.starts_with(REPOS["six"]) &
                                                    pl.col("detail").str.ends_with(".py") & (pl.col("decision") == "kept"))
     fate = near.filter(pl.col("id").is_in(six_py["id"].to_list()))
     assert fate.height and (fate["reason"] == "near_dup_prior_crawl").all(), fate
@@ -113,7 +113,7 @@ def _grams(text: str) -> set[tuple[str, ...]]:
 
 
 def test_near_copies_in_a_third_crawl_are_all_found(first: Path) -> None:
-    repos = dict(_lineage(first, "c3", "repo_dedup").select(pl.col("detail").str.split(" ").list.first(),
+    repos = dict(_lineage(first, "c3", "deduped_repos").select(pl.col("detail").str.split(" ").list.first(),
                                                             "reason").rows())
     assert repos == {"fork/click": "repo_near_dup_prior_crawl", "fork/pkg": "repo_near_dup_prior_crawl"}
     # File level: every code file of c3 whose exact 5-gram Jaccard with its original in c1 is >= 0.7
@@ -121,8 +121,8 @@ def test_near_copies_in_a_third_crawl_are_all_found(first: Path) -> None:
     c1 = pl.read_parquet(f"{first}/lake/dedup/exact_deduped_files/crawl=c1/*.parquet")
     c3 = pl.read_parquet(f"{first}/lake/filters/code_files/crawl=c3/*.parquet")
     original = {(r.split("/")[-1].rsplit("-", 1)[0], p): t for r, p, t in c1.select("repo", "path", "content").rows()}
-    fate = {**dict(_lineage(first, "c3", "exact_dedup").select("id", "reason").rows()),
-            **dict(_lineage(first, "c3", "near_dedup").select("id", "reason").rows())}
+    fate = {**dict(_lineage(first, "c3", "exact_deduped_files").select("id", "reason").rows()),
+            **dict(_lineage(first, "c3", "near_deduped_files").select("id", "reason").rows())}
     judged = 0
     for id_, repo, path, text in c3.select("id", "repo", "path", "content").rows():
         old = original.get((repo.split("/")[-1], path))
@@ -153,7 +153,7 @@ def test_a_crawl_materialized_before_an_earlier_one_fails_and_says_which(tmp_pat
     assert not list((tmp_path / "lake").glob("dedup/near_deduped_files/crawl=c2"))
     # Once c1 is done, c2 runs and finds its duplicates.
     assert _run(resources, instance, "c1").success and _run(resources, instance, "c2").success
-    reasons = set(_lineage(tmp_path, "c2", "repo_dedup")["reason"].drop_nulls())
+    reasons = set(_lineage(tmp_path, "c2", "deduped_repos")["reason"].drop_nulls())
     assert "repo_exact_dup_prior_crawl" in reasons
 
 

@@ -89,8 +89,8 @@ def test_second_crawl_keeps_only_new_code_and_leaves_first_untouched(env) -> Non
     lineage = pl.read_parquet(f"{home}/lake/lineage/stage=*/crawl=c2/*.parquet", hive_partitioning=True)
     reasons = lineage.filter(pl.col("decision") == "dropped").group_by("stage", "reason").len()
     got = {(s, r) for s, r, _ in reasons.rows()}
-    assert {("exact_dedup", "exact_dup_prior_crawl"), ("near_dedup", "near_dup_prior_crawl"),
-            ("repo_dedup", "repo_exact_dup_prior_crawl"), ("repo_dedup", "repo_near_dup_prior_crawl")} <= got
+    assert {("exact_deduped_files", "exact_dup_prior_crawl"), ("near_deduped_files", "near_dup_prior_crawl"),
+            ("deduped_repos", "repo_exact_dup_prior_crawl"), ("deduped_repos", "repo_near_dup_prior_crawl")} <= got
     deduped = pl.read_parquet(f"{home}/lake/dedup/deduped_repos/crawl=c2/*.parquet")
     assert set(deduped.filter(pl.col("decision") == "kept")["repo"]) == {"pypi/iniconfig-2.0.0", "pypi/pluggy-1.5.0"}
     assert {a: _digest(home, a, "c1") for a in FILE_ASSETS} == first
@@ -105,7 +105,7 @@ def test_catalog_answers_why_and_balances(env) -> None:
     assert result.success and all(_checks(result).values())
     with resources["catalog_db"].connect(resources["storage"].lake_root) as conn:
         rows = catalog.why(conn, "pypi/requests-2.31.0/requests/api.py")
-        assert [r["stage"] for r in rows][:2] == ["ingest", "language"]
+        assert [r["stage"] for r in rows][:2] == ["raw_repo_files", "code_files"]
         assert any(r["reason"] == "exact_dup" for r in rows)
         assert catalog.where_from(conn, rows[0]["id"])["repo_path"] == "pypi/requests-2.31.0/requests/api.py"
         assert not catalog.chain_violations(conn)

@@ -166,7 +166,7 @@ def test_scorer_scores_and_corpora(env) -> None:
     # Lineage: every syntax-checked file has one quality row with its score and the scorer version.
     _job(env, "catalog_job", crawl=None)
     conn = catalog.open_catalog(str(home / "catalog.duckdb"), str(home / "lake"))
-    rows = conn.execute("SELECT decision, reason, score, detail FROM lineage WHERE stage = 'quality'").fetchall()
+    rows = conn.execute("SELECT decision, reason, score, detail FROM lineage WHERE stage = 'quality_files'").fetchall()
     assert len(rows) == files.height and all(version in r[3] and r[2] is not None for r in rows)
     assert {r[1] for r in rows if r[0] == "dropped"} == {"low_quality_score"}
     assert catalog.chain_violations(conn) == []

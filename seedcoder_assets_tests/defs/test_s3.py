@@ -104,7 +104,7 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     keys = _keys(client, "lake/")
     for asset in ("ingest/raw_repo_files", "dedup/exact_deduped_files", "filters/syntax_checked_files"):
         assert f"lake/{asset}/crawl=c1/_SUCCESS" in keys
-    assert any(k.startswith("lake/lineage/stage=near_dedup/crawl=c1/part-") for k in keys)
+    assert any(k.startswith("lake/lineage/stage=near_deduped_files/crawl=c1/part-") for k in keys)
     # What the crawl kept, as Parquet partitions on S3: the next crawl's pods read them from there.
     assert {f"lake/_index/{t}/crawl=c1/_SUCCESS" for t in ("file_hashes", "file_bands", "file_records", "repo_hashes",
                                                            "repo_bands", "repo_records")} <= set(keys)
@@ -137,4 +137,4 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
 
     with resources["catalog_db"].connect(storage.lake_root) as conn:
         stages = {r["stage"] for r in catalog.why(conn, "requests/api.py")}
-    assert {"ingest", "exact_dedup", "near_dedup", "quality"} <= stages
+    assert {"raw_repo_files", "exact_deduped_files", "near_deduped_files", "quality_files"} <= stages

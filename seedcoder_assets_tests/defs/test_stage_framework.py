@@ -41,7 +41,7 @@ def no_short_files_left(output_uri: str, _input_uri: str) -> CheckOutcome:
 
 
 TOY_STAGE = pipeline.FilterStage(
-    TOY, pipeline.GITHUB, reads=(pipeline.SYNTAX_CHECKED_FILES,), lineage="toy", lineage_input="syntax",
+    TOY, pipeline.GITHUB, reads=(pipeline.SYNTAX_CHECKED_FILES,), lineage=True, lineage_input=pipeline.SYNTAX_CHECKED_FILES,
     decide=lambda: few_lines_dropped,
     checks=(pipeline.OutputCheck("no_short_files_left", no_short_files_left, "by Python's splitlines"),))
 
@@ -90,21 +90,21 @@ def test_a_declared_filter_stage_joins_the_pipeline_everywhere(env, monkeypatch:
     conn = catalog.open_catalog(str(home / "catalog.duckdb"), storage.lake_root)
     assert catalog.chain_violations(conn) == []
     stages = [r["stage"] for r in catalog.balance(conn)]
-    assert stages[-2:] == ["syntax", "toy"]
-    dropped = conn.execute("SELECT id FROM lineage WHERE stage = 'toy' AND decision = 'dropped' LIMIT 1").fetchone()[0]
-    assert [r["stage"] for r in catalog.why(conn, dropped)][-2:] == ["syntax", "toy"]
+    assert stages[-2:] == ["syntax_checked_files", "toy_files"]
+    dropped = conn.execute("SELECT id FROM lineage WHERE stage = 'toy_files' AND decision = 'dropped' LIMIT 1").fetchone()[0]
+    assert [r["stage"] for r in catalog.why(conn, dropped)][-2:] == ["syntax_checked_files", "toy_files"]
 
 
 def test_the_chain_check_catches_a_declared_stage_that_lost_records(env, monkeypatch: pytest.MonkeyPatch) -> None:
     home, storage, instance = env
     monkeypatch.setattr(pipeline, "STAGES", [*pipeline.STAGES, TOY_STAGE])
     assert _github_branch(storage, instance).success
-    lineage = Path(storage.lineage_uri("toy", "c1"))
+    lineage = Path(storage.lineage_uri("toy_files", "c1"))
     part = next(lineage.glob("*.parquet"))
     conn = duckdb.connect()
     conn.execute(f"COPY (SELECT * FROM read_parquet('{part}') LIMIT 5) TO '{part}' (FORMAT parquet)")
     problems = catalog.chain_violations(catalog.open_catalog(str(home / "catalog.duckdb"), storage.lake_root))
-    assert problems and "c1/toy" in problems[0]
+    assert problems and "c1/toy_files" in problems[0]
 
 
 def test_a_stage_of_another_source_gets_its_partitions_lineage_and_index(tmp_path: Path,
@@ -113,11 +113,11 @@ def test_a_stage_of_another_source_gets_its_partitions_lineage_and_index(tmp_pat
     from seedcoder_assets.lib.stage_assets import asset_kwargs
     from seedcoder_assets.partitions import WEB_DUMP_PARTITIONS_NAME
 
-    pages = pipeline.Stage(("web", "web_pages"), "web_job", lineage="web_extract", source="web")
+    pages = pipeline.Stage(("web", "web_pages"), "web_job", lineage=True, source="web")
     monkeypatch.setattr(pipeline, "STAGES", [*pipeline.STAGES, pages])
     assert asset_kwargs(pages.asset)["partitions_def"].name == WEB_DUMP_PARTITIONS_NAME
     run = StageRun(str(tmp_path / "lake"), "CC-MAIN-2024-10", "r", source="web")
-    writer = run.lineage("web_extract")
+    writer = run.lineage("web_pages")
     writer.kept("page-1", 10)
     writer.close()
     conn = catalog.open_catalog(str(tmp_path / "catalog.duckdb"), str(tmp_path / "lake"))

@@ -87,6 +87,11 @@ def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
 
 
 
+def _ingest_stage() -> str:
+    """The lineage stage whose rows hold each crawl record's repo/path (the first declared stage)."""
+    return pipeline.stage(pipeline.RAW_REPO_FILES).lineage_stage or "raw_repo_files"
+
+
 def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
     """Every lineage row of the records matching `needle` (an id, or a 'repo/path' substring).
 
@@ -98,7 +103,7 @@ def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
         f"""
         WITH RECURSIVE hits(id, crawl) AS (
             SELECT DISTINCT id, crawl FROM {LINEAGE_VIEW}
-            WHERE id = $needle OR (stage = 'ingest' AND detail LIKE '%' || $needle || '%')
+            WHERE id = $needle OR (stage = $ingest AND detail LIKE '%' || $needle || '%')
             UNION
             SELECT DISTINCT l.id, l.crawl FROM {LINEAGE_VIEW} l JOIN hits h
                 ON l.output_id = h.id AND l.crawl = h.crawl AND l.id <> h.id
@@ -108,7 +113,7 @@ def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
         FROM {LINEAGE_VIEW} l JOIN hits USING (id, crawl)
         ORDER BY l.crawl, l.id, list_position($stages, l.stage)
         """,
-        {"needle": needle, "stages": pipeline.lineage_order()},
+        {"needle": needle, "stages": pipeline.lineage_order(), "ingest": _ingest_stage()},
     ).fetchall()
     cols = ["id", "crawl", "stage", "decision", "reason", "survivor", "cluster", "detail", "score", "run_id",
             "output_id"]
@@ -117,8 +122,8 @@ def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
 
 def where_from(conn: duckdb.DuckDBPyConnection, file_id: str) -> dict[str, Any] | None:
     """The crawl, repository and path a file id came from (from the ingest lineage row)."""
-    row = conn.execute(f"SELECT crawl, detail FROM {LINEAGE_VIEW} WHERE stage = 'ingest' AND id = ?",
-                       [file_id]).fetchone()
+    row = conn.execute(f"SELECT crawl, detail FROM {LINEAGE_VIEW} WHERE stage = ? AND id = ?",
+                       [_ingest_stage(), file_id]).fetchone()
     return {"crawl": row[0], "repo_path": row[1]} if row else None
 
 

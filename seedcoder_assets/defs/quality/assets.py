@@ -216,7 +216,7 @@ def quality_files(context: dg.AssetExecutionContext, config: QualityCorpusConfig
     version = pc.unique(read_table(scores_uri, ["scorer_version"])["scorer_version"]).to_pylist()
     dst = storage.uri(QUALITY_FILES, crawl)
     stats = select_quality_files(storage.uri(SYNTAX_CHECKED_FILES, crawl), scores_uri, dst,
-                                 storage.lineage(stage(QUALITY_FILES).lineage, crawl, context.run.run_id), threshold,
+                                 storage.lineage(stage(QUALITY_FILES).lineage_stage, crawl, context.run.run_id), threshold,
                                  ",".join(v for v in version if v), storage.duckdb_memory_limit)
     before = read_table(scores_uri, ["language", "score"])
     after = read_table(dst, ["language", "score"])
@@ -246,7 +246,7 @@ def repo_level_corpus(context: dg.AssetExecutionContext, config: QualityCorpusCo
     crawl = context.partition_key
     files_dst, repos_dst = storage.uri(REPO_LEVEL_CORPUS, crawl), storage.uri(REPO_QUALITY, crawl)
     stats, scoring = score_repo_level(scorer, storage.uri(REPO_LEVEL_FILES, crawl), storage.uri(FILE_SCORES, crawl),
-                                      files_dst, repos_dst, storage.lineage(stage(REPO_LEVEL_CORPUS).lineage, crawl, context.run.run_id),
+                                      files_dst, repos_dst, storage.lineage(stage(REPO_LEVEL_CORPUS).lineage_stage, crawl, context.run.run_id),
                                       config.batch_size, storage.duckdb_memory_limit)
     repos = read_table(repos_dst, ["mean_score"])
     yield dg.MaterializeResult(asset_key=key(REPO_LEVEL_CORPUS), metadata={
