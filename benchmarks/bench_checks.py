@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from seedcoder_assets.core import checks, paths  # noqa: E402
+from seedcoder_assets.core import checks, paths, pipeline  # noqa: E402
 from seedcoder_assets.core.checks import record_id_sql  # noqa: E402
 
 
@@ -27,32 +27,32 @@ def main() -> None:
     ap.add_argument("--crawl", required=True)
     a = ap.parse_args()
 
-    def u(*key: str) -> str:
+    def u(key: pipeline.Key) -> str:
         return paths.partition_uri(a.lake, key, a.crawl)
 
-    def lin(stage: str) -> str:
-        return paths.lineage_uri(a.lake, stage, a.crawl)
+    def lin(key: pipeline.Key) -> str:
+        return paths.lineage_uri(a.lake, pipeline.stage(key).lineage_stage, a.crawl)
 
+    P = pipeline
     runs = {
-        "lineage_reconciles (ingest)": lambda: checks.lineage_reconciles(lin("ingest"), u("ingest", "raw_repo_files")),
-        "lineage_reconciles (language)": lambda: checks.lineage_reconciles(
-            lin("language"), u("filters", "code_files"), u("ingest", "raw_repo_files")),
-        "lineage_reconciles (repo_dedup)": lambda: checks.lineage_reconciles(
-            lin("repo_dedup"), u("dedup", "deduped_repos"), u("ingest", "crawl_repos"), input_ids_sql=record_id_sql(),
-            output_ids_sql=record_id_sql(), output_filter_sql="decision = 'kept'"),
-        "lineage_reconciles (exact_dedup)": lambda: checks.lineage_reconciles(
-            lin("exact_dedup"), u("dedup", "exact_deduped_files"), u("filters", "code_files")),
-        "lineage_reconciles (near_dedup)": lambda: checks.lineage_reconciles(
-            lin("near_dedup"), u("dedup", "near_deduped_files"), u("dedup", "exact_deduped_files")),
-        "lineage_reconciles (syntax)": lambda: checks.lineage_reconciles(
-            lin("syntax"), u("filters", "syntax_checked_files"), u("dedup", "near_deduped_files")),
-        "only_code_languages": lambda: checks.only_code_languages(u("filters", "code_files")),
-        "no_duplicate_content": lambda: checks.no_duplicate_content(u("dedup", "exact_deduped_files")),
-        "no_duplicate_repositories": lambda: checks.no_duplicate_repositories(u("dedup", "deduped_repos"),
-                                                                              u("ingest", "raw_repo_files")),
-        "near_duplicates_left_within_bound": lambda: checks.near_duplicates_left(u("dedup", "near_deduped_files")),
-        "syntax_errors_left_within_bound": lambda: checks.syntax_errors_left(u("filters", "syntax_checked_files")),
+        f"lineage_reconciles ({k[-1]})": (lambda k=k, i=i, sql=sql: checks.lineage_reconciles(lin(k), u(k), u(i), **sql))
+        for k, i, sql in (
+            (P.CODE_FILES, P.RAW_REPO_FILES, {}),
+            (P.DEDUPED_REPOS, P.CRAWL_REPOS, {"input_ids_sql": record_id_sql(), "output_ids_sql": record_id_sql(),
+                                              "output_filter_sql": "decision = 'kept'"}),
+            (P.EXACT_DEDUPED_FILES, P.CODE_FILES, {}),
+            (P.NEAR_DEDUPED_FILES, P.EXACT_DEDUPED_FILES, {}),
+            (P.SYNTAX_CHECKED_FILES, P.NEAR_DEDUPED_FILES, {}))
     }
+    runs = {"lineage_reconciles (raw_repo_files)": lambda: checks.lineage_reconciles(lin(P.RAW_REPO_FILES),
+                                                                                      u(P.RAW_REPO_FILES)), **runs}
+    runs.update({
+        "only_code_languages": lambda: checks.only_code_languages(u(P.CODE_FILES)),
+        "no_duplicate_content": lambda: checks.no_duplicate_content(u(P.EXACT_DEDUPED_FILES)),
+        "no_duplicate_repositories": lambda: checks.no_duplicate_repositories(u(P.DEDUPED_REPOS), u(P.RAW_REPO_FILES)),
+        "near_duplicates_left_within_bound": lambda: checks.near_duplicates_left(u(P.NEAR_DEDUPED_FILES)),
+        "syntax_errors_left_within_bound": lambda: checks.syntax_errors_left(u(P.SYNTAX_CHECKED_FILES)),
+    })
     print("| check | passed | CPU s | what it measured |\n|---|---|---|---|")
     out = {}
     for name, fn in runs.items():

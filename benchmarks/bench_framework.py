@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +24,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PINNED = {"POLARS_MAX_THREADS": "1", "RAYON_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
           "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "BENCH_DUCKDB_THREADS": "1"}
+
+
+def stage_names(tree: Path) -> list[str]:
+    """The stage names a tree's benchmarks/stages.py accepts (from its --help)."""
+    out = subprocess.run([sys.executable, str(tree / "benchmarks" / "stages.py"), "--help"], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree, check=True).stdout
+    return re.search(r"\{([^}]*)\}", out).group(1).split(",")
 
 
 def run(tree: Path, stage: str, home: Path) -> dict:
@@ -59,12 +67,18 @@ def main() -> None:
             link.symlink_to(a.crawl.resolve())
     sys.path.insert(0, str(REPO))
     from benchmarks.stages import STAGES
+    from seedcoder_assets.core.catalog.catalog import LEGACY_STAGES
+
+    # An earlier tree may call a stage by its old lineage name.
+    old_name = {new: old for old, new in LEGACY_STAGES.items()}
+    known = {name: set(stage_names(tree)) for name, tree in trees.items()}
+    called = {(stage, name): stage if stage in known[name] else old_name[stage] for stage in STAGES for name in trees}
 
     best: dict[tuple[str, str], dict] = {}
     for r in range(a.rounds):
         for stage in STAGES:  # in pipeline order: each stage reads what the previous one wrote
             for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
-                got = run(trees[name], stage, homes[name])
+                got = run(trees[name], called[(stage, name)], homes[name])
                 key = (stage, name)
                 if key not in best or got["cpu"] < best[key]["cpu"]:
                     best[key] = got

@@ -211,7 +211,8 @@ def cmd_why(args: argparse.Namespace) -> None:
         fate = r["decision"] + (f" ({r['reason']})" if r["reason"] else "")
         extra = f" survivor={r['survivor']}" if r["survivor"] and r["survivor"] != r["id"] else ""
         score = f" score={r['score']:.2f}" if r.get("score") is not None else ""
-        print(f"{r['crawl']} {r['id']} {r['stage']:<12} {fate}{extra}{score}  {r['detail'] or ''}")
+        into = f" into={r['output_id']}" if r.get("output_id") else ""  # a merge or transform wrote it there
+        print(f"{r['crawl']} {r['id']} {r['stage']:<20} {fate}{extra}{score}{into}  {r['detail'] or ''}")
 
 
 def cmd_where(args: argparse.Namespace) -> None:

@@ -58,12 +58,14 @@ def lineage_reconciles(lineage_uri: str, output_uri: str | None, input_uri: str 
     con = duckdb_connect(memory_limit=memory_limit)
     # A kept record is found in the output under its output id: its own id, or the merge or new record
     # it went into (lineage written before output ids existed has none: union_by_name reads it as NULL).
-    con.execute(f"CREATE TEMP VIEW lin AS SELECT id, decision, coalesce(output_id, id) AS out_id "
+    con.execute(f"CREATE TEMP VIEW lin AS SELECT id, decision, output_id, coalesce(output_id, id) AS out_id "
                 f"FROM {duckdb_source(lineage_uri, union_by_name=True)} "
                 "WHERE NOT starts_with(id, 'manifest:') AND NOT starts_with(id, 'row:')")
     rows, distinct, kept, kept_outputs = con.execute(
         "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE decision = 'kept'), "
-        "count(DISTINCT out_id) FILTER (WHERE decision = 'kept') FROM lin").fetchone()
+        # a kept record is its own output unless it names one; several may name the same (a merge)
+        "count(*) FILTER (WHERE decision = 'kept' AND output_id IS NULL) "
+        "+ count(DISTINCT output_id) FILTER (WHERE decision = 'kept') FROM lin").fetchone()
     md: dict[str, Any] = {"lineage_rows": rows, "records_with_several_fates": rows - distinct, "kept": kept,
                           "kept_outputs": kept_outputs}
     if input_uri is not None:

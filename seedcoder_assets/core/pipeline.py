@@ -24,6 +24,7 @@ from seedcoder_assets.core.dedup.minhash import SCHEME_VERSION
 from seedcoder_assets.core.dedup.near import apply_near_dedup, compute_signatures, file_near_clusters
 from seedcoder_assets.core.dedup.params import DedupParams
 from seedcoder_assets.core.dedup.repos import dedup_repos, repo_level_files
+from seedcoder_assets.core.dedup.survivor import survivor_order
 from seedcoder_assets.core.filters.language import decide_code_files
 from seedcoder_assets.core.filters.syntax import SyntaxParams, filter_syntax
 from seedcoder_assets.core.ingest.archives import ExtractParams
@@ -81,10 +82,13 @@ class Stage:
     code_version: str | None = None
     also_writes: tuple[Key, ...] = ()
     description: str = ""
-    # Declarative automation (Dagster's automation conditions, run by the automation sensor): "eager"
-    # materializes a partition once its inputs are newly updated and none is missing; "eager_with_oracle"
-    # does so only where an oracle endpoint is configured; None: a job or a person runs it.
-    automation: Literal["eager", "eager_with_oracle"] | None = None
+    # Declarative automation (Dagster's automation conditions, run by the automation sensor, see
+    # lib/stage_assets.py): "on_new_data" materializes a partition once an input's data version changed
+    # (a new scorer version, rebuilt files) and none is missing; "on_new_data_with_oracle" the same where
+    # an oracle endpoint is configured; "on_any_update" after any update of any input partition, whatever
+    # the others' state (the catalog); None: a job or a person runs it.
+    automation: Literal["on_new_data", "on_new_data_with_oracle", "on_any_update"] | None = None
+    data_versioned: bool = False  # its materializations carry a data version naming their content (a model)
     params: type[BaseModel] | None = None  # the core parameters `run` takes (run config derives from them)
     run: Callable[[StageRun, Any], StageStats] | None = None  # None: the Dagster asset runs it itself
 
@@ -134,7 +138,7 @@ def _ingest(r: StageRun, p: ExtractParams) -> StageStats:
 
 def _repo_dedup(r: StageRun, p: DedupParams) -> StageStats:
     return dedup_repos(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(DEDUPED_REPOS), r.lineage(), p.minhash,
-                       p.survivor_rule, r.index(), r.prior, r.conn())
+                       survivor_order(r.source, p.survivor_rule), r.index(), r.prior, r.conn())
 
 
 def _repo_level(r: StageRun, _: None) -> StageStats:
@@ -143,7 +147,7 @@ def _repo_level(r: StageRun, _: None) -> StageStats:
 
 def _exact_dedup(r: StageRun, p: DedupParams) -> StageStats:
     return exact_dedup(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(EXACT_DEDUPED_FILES), r.lineage(),
-                       r.index(), r.prior, p.survivor_rule, r.conn())
+                       r.index(), r.prior, survivor_order(r.source, p.survivor_rule), r.conn())
 
 
 def _signatures(r: StageRun, p: DedupParams) -> StageStats:
@@ -152,8 +156,9 @@ def _signatures(r: StageRun, p: DedupParams) -> StageStats:
 
 def _near_clusters(r: StageRun, p: DedupParams) -> StageStats:
     return file_near_clusters(r.uri(MINHASH_SIGNATURES), r.uri(EXACT_DEDUPED_FILES), r.uri(CRAWL_REPOS),
-                              r.uri(NEAR_DUP_CLUSTERS), r.partition, p.minhash, p.survivor_rule, r.index(), r.prior,
-                              r.conn(), prior_files=lambda c: r.uri(EXACT_DEDUPED_FILES, c))
+                              r.uri(NEAR_DUP_CLUSTERS), r.partition, p.minhash,
+                              survivor_order(r.source, p.survivor_rule), r.index(), r.prior, r.conn(),
+                              prior_files=lambda c: r.uri(EXACT_DEDUPED_FILES, c))
 
 
 def _near_dedup(r: StageRun, p: DedupParams) -> StageStats:
@@ -189,21 +194,23 @@ STAGES: list[Stage] = [
           run=_near_dedup),
     Stage(SYNTAX_CHECKED_FILES, GITHUB, reads=(NEAR_DEDUPED_FILES,), lineage=True, lineage_input=NEAR_DEDUPED_FILES,
           compute="cpu", code_version="syntax-v1", params=SyntaxParams, run=_syntax),
-    Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1", automation="eager"),
+    Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1",
+          automation="on_new_data_with_oracle"),
     Stage(ORACLE_LABELS, LABELS, reads=(LABEL_SAMPLE, SYNTAX_CHECKED_FILES), compute="gpu", pool="oracle",
-          code_version="oracle-labels-v1", automation="eager_with_oracle"),
+          code_version="oracle-labels-v1", automation="on_new_data_with_oracle"),
     Stage(QUALITY_SCORER, SCORER, reads=(ORACLE_LABELS,), partitioned=False, compute="gpu",
-          code_version="quality-scorer-v1"),
+          code_version="quality-scorer-v1", data_versioned=True),
     # A new scorer version is a newly updated input of every crawl's scores: they all re-score.
     Stage(FILE_SCORES, SCORING, reads=(SYNTAX_CHECKED_FILES, QUALITY_SCORER), compute="gpu",
-          code_version="file-scores-v1", automation="eager"),
+          code_version="file-scores-v1", automation="on_new_data"),
     Stage(QUALITY_FILES, SCORING, reads=(SYNTAX_CHECKED_FILES, FILE_SCORES), lineage=True,
-          lineage_input=SYNTAX_CHECKED_FILES, code_version="quality-files-v1", automation="eager"),
+          lineage_input=SYNTAX_CHECKED_FILES, code_version="quality-files-v1", automation="on_new_data"),
     Stage(REPO_LEVEL_CORPUS, SCORING, reads=(REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER), lineage=True,
           lineage_input=REPO_LEVEL_FILES, compute="gpu", code_version="repo-level-corpus-v1", also_writes=(REPO_QUALITY,),
-          automation="eager"),
-    Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS),
-          partitioned=False, pool="duckdb", automation="eager"),
+          automation="on_new_data"),
+    Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS,
+                                        QUALITY_FILES, REPO_LEVEL_CORPUS),
+          partitioned=False, pool="duckdb", automation="on_any_update"),
 ]
 
 
@@ -229,6 +236,24 @@ def stage(asset: Key) -> Stage:
     raise KeyError(f"no stage writes {'/'.join(asset)}")
 
 
+def check_declarations() -> None:
+    """Fail early, with what is wrong, on declarations that cannot be wired: an asset written twice, a
+    lineage stage name used twice, an input or lineage input that no stage writes, a filter stage without
+    a decide function or lineage."""
+    written = [k for s in STAGES for k in s.writes]
+    lineage_names = [s.name for s in STAGES if s.lineage]
+    problems = [f"{'/'.join(k)} is written by more than one stage" for k in set(written) if written.count(k) > 1]
+    problems += [f"lineage stage {n} is declared twice" for n in set(lineage_names) if lineage_names.count(n) > 1]
+    for s in STAGES:
+        problems += [f"{s.name} reads {'/'.join(r)}, which no stage writes" for r in s.reads if r not in written]
+        if s.lineage_input is not None and not any(s.lineage_input == t.asset and t.lineage for t in STAGES):
+            problems.append(f"{s.name}: lineage_input {s.lineage_input!r} is not the asset of a stage with lineage")
+        if isinstance(s, FilterStage) and (s.decide is None or not s.lineage or not s.reads):
+            problems.append(f"{s.name}: a filter stage needs decide, lineage=True and an input")
+    if problems:
+        raise ValueError("bad stage declarations: " + "; ".join(sorted(problems)))
+
+
 def filter_stages() -> list[FilterStage]:
     return [s for s in STAGES if isinstance(s, FilterStage)]
 
@@ -240,6 +265,7 @@ def lineage_order() -> list[str]:
 
 def lineage_inputs() -> dict[str, str]:
     """Lineage stage -> the lineage stage whose kept records are its input records."""
+    check_declarations()
     return {s.name: stage(s.lineage_input).name for s in STAGES if s.lineage and s.lineage_input}
 
 

@@ -50,7 +50,7 @@ Decide = Callable[[pa.RecordBatch], Verdicts]
 
 
 def run_stage(batches: Iterable[pa.RecordBatch], dst_uri: str, lineage: LineageWriter, decide: Decide,
-              schema: pa.Schema = FILE_SCHEMA) -> StageStats:
+              schema: pa.Schema = FILE_SCHEMA, close: bool = True) -> StageStats:
     """Decide every batch, write what it keeps to `dst_uri` and one lineage row per input record.
 
     The input batches must carry `id` and `size` (the record's bytes); a `language` column is counted
@@ -60,10 +60,11 @@ def run_stage(batches: Iterable[pa.RecordBatch], dst_uri: str, lineage: LineageW
     with PartWriter(dst_uri, schema) as out:
         for batch in batches:
             verdicts = decide(batch)
-            lineage.record_batch(batch, verdicts)
-            kept = verdicts.output if verdicts.output is not None else batch.filter(pa.array(verdicts.keep))
-            out.write_table(kept)
-    return lineage.close()
+            keep = lineage.record_batch(batch, verdicts)
+            out.write_table(verdicts.output if verdicts.output is not None else batch.filter(pa.array(keep)))
+    # close=False: the stage has more to do (index its survivors, aggregate) before its lineage is final
+    # and its time is taken; it closes the writer itself.
+    return lineage.close() if close else lineage.stats
 
 
 def languages_kept(batch: pa.RecordBatch, keep: np.ndarray) -> dict[str, int]:

@@ -94,14 +94,17 @@ class LineageWriter:
         if len(self._rows) >= 8192:  # a fixed, small buffer: memory must not depend on partition size
             self.flush()
 
-    def record_batch(self, batch: pa.RecordBatch, verdicts: Verdicts) -> None:
-        """One lineage row per row of `batch` (which carries `id` and `size`), as `verdicts` decided."""
+    def record_batch(self, batch: pa.RecordBatch, verdicts: Verdicts) -> np.ndarray:
+        """One lineage row per row of `batch` (which carries `id` and `size`), as `verdicts` decided.
+        Returns the validated keep mask (a bool per row)."""
         n = batch.num_rows
-        keep = np.asarray(verdicts.keep, bool)
+        keep = np.asarray(verdicts.keep)
+        if keep.dtype != np.bool_ or keep.shape != (n,):
+            raise ValueError(f"{self.stage}: the keep mask must be {n} booleans, not {keep.shape} of {keep.dtype}")
+        if n == 0:
+            return keep
         reason = _column(verdicts.reason, n, pa.string())
-        if len(keep) != n or len(reason) != n:
-            raise ValueError(f"{self.stage}: {len(keep)} verdicts and {len(reason)} reasons for {n} records")
-        if pc.sum(pc.is_valid(reason)).as_py() != n - int(keep.sum()) or \
+        if (pc.sum(pc.is_valid(reason)).as_py() or 0) != n - int(keep.sum()) or \
                 pc.any(pc.and_(pa.array(keep), pc.is_valid(reason))).as_py():
             raise ValueError(f"{self.stage}: every dropped record needs a reason and no kept record may have one")
         sizes = batch.column("size").fill_null(0).to_numpy(zero_copy_only=False)
@@ -123,16 +126,18 @@ class LineageWriter:
             "cluster": _column(verdicts.cluster, n, pa.string()), "survivor": _column(verdicts.survivor, n, pa.string()),
             "detail": _column(verdicts.detail, n, pa.string()), "score": _column(verdicts.score, n, pa.float32()),
             "run_id": _column(self.run_id, n, pa.string()),
-            "output_id": _column(verdicts.output_id, n, pa.string()), "source": _column(self.source, n, pa.string())}, schema=LINEAGE_SCHEMA))
+            "output_id": _column(verdicts.output_id, n, pa.string()),
+            "source": _column(self.source, n, pa.string())}, schema=LINEAGE_SCHEMA))
         self._buffered += n
         if self._buffered >= 8192:
             self.flush()
+        return keep
 
     def flush(self) -> None:
         self._writer.write_rows(self._rows)
         self._rows = []
-        for table in self._tables:
-            self._writer.write_table(table)
+        if self._tables:  # one write, so one row group per flush rather than one per batch
+            self._writer.write_table(pa.concat_tables(self._tables))
         self._tables, self._buffered = [], 0
 
     def close(self) -> StageStats:

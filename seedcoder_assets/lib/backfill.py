@@ -31,7 +31,7 @@ def plan_backfill(states: dict[str, CrawlState], oracle_configured: bool, scorer
         if s.files_at is None or s.github_missing:  # a stage added to the branch is missing too
             missing = "syntax-checked files" if s.files_at is None else ", ".join(s.github_missing)
             plan.append(("github_files_job", crawl, f"no {missing} yet"))
-            continue  # the rest follows once files exist (next tick, or the follow-up sensor)
+            continue  # the rest follows once files exist (next tick, or the declared automation)
         if oracle_configured and s.labels_at is None:
             plan.append(("oracle_labels_job", crawl, "no oracle labels yet"))
         if scorer is None:

@@ -29,12 +29,28 @@ def op_tags(stage: Stage) -> dict[str, Any] | None:
 
 
 def automation_condition(stage: Stage) -> dg.AutomationCondition | None:
-    """The declared automation as Dagster's condition. Whether an oracle is configured is a deployment
+    """The declared automation as Dagster's conditions. Whether an oracle is configured is a deployment
     fact, not an asset's state, so it is read when the definitions load."""
-    if stage.automation == "eager_with_oracle":
+    ac = dg.AutomationCondition
+    if stage.automation == "on_any_update":  # the catalog reads finished partitions only: never wait
+        return (ac.any_deps_updated().since_last_handled() & ~ac.in_progress()).with_label("on any update")
+    if stage.automation is None:
+        return None
+    if stage.automation == "on_new_data_with_oracle":
         s = settings.current()
-        return dg.AutomationCondition.eager() if s.oracle_url and s.oracle_model else None
-    return dg.AutomationCondition.eager() if stage.automation == "eager" else None
+        if not (s.oracle_url and s.oracle_model):
+            return None
+    # Dagster's eager(), but an input whose data version names its content (the scorer) counts as new only
+    # when that version changed: a scorer trained again from the same labels re-scores nothing.
+    versioned = dg.AssetSelection.assets(*(key(s.asset) for s in pipeline.STAGES if s.data_versioned))
+    new_data = (ac.newly_missing() | ac.any_deps_updated().ignore(versioned)
+                | ac.any_deps_match(ac.data_version_changed()).allow(versioned))
+    return (ac.in_latest_time_window() & new_data.since_last_handled() & ~ac.any_deps_missing()
+            & ~ac.any_deps_in_progress() & ~ac.in_progress()).with_label("on new data")
+
+
+def partitions_of(stage: Stage) -> dg.DynamicPartitionsDefinition | None:
+    return BY_SOURCE[stage.source] if stage.partitioned else None
 
 
 def asset_kwargs(asset: Key, **extra: Any) -> dict[str, Any]:
@@ -43,7 +59,7 @@ def asset_kwargs(asset: Key, **extra: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "key": key(asset), "group_name": s.group, "deps": [key(r) for r in s.reads],
         "code_version": s.code_version, "op_tags": op_tags(s), "pool": s.pool,
-        "partitions_def": BY_SOURCE[s.source] if s.partitioned else None, "tags": {JOB_TAG: s.job},
+        "partitions_def": partitions_of(s), "tags": {JOB_TAG: s.job},
         "automation_condition": automation_condition(s),
     }
     if s.description:
@@ -83,7 +99,9 @@ def filter_asset(stage: FilterStage) -> dg.AssetsDefinition:
 
 
 def filter_assets() -> list[dg.AssetsDefinition]:
-    """Every declared filter stage as an asset (read when the code location loads)."""
+    """Every declared filter stage as an asset (read when the code location loads, which fails with what
+    is wrong if a declaration cannot be wired)."""
+    pipeline.check_declarations()
     return [filter_asset(s) for s in pipeline.filter_stages()]
 
 

@@ -115,3 +115,16 @@ def test_a_merge_keeps_its_parents_for_why_and_the_chain_check(tmp_path: Path, m
     with PartWriter(lin, table.schema) as out:
         out.write_table(table.filter(pc.not_equal(table["id"], "f4")))
     assert not lineage_reconciles(lin, docs, files).passed
+
+
+def test_a_lake_written_before_the_rename_reads_under_the_new_stage_names(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    for stage, crawl, ids in (("exact_dedup", "c1", ["a"]), ("exact_dedup", "c2", ["old"]),
+                              ("exact_deduped_files", "c2", ["new"])):
+        writer = LineageWriter(lake, stage, crawl, "r")
+        for i in ids:
+            writer.kept(i)
+        writer.close()
+    conn = catalog.open_catalog(str(tmp_path / "cat.duckdb"), lake)
+    rows = conn.execute("SELECT crawl, stage, id FROM lineage ORDER BY crawl").fetchall()
+    assert rows == [("c1", "exact_deduped_files", "a"), ("c2", "exact_deduped_files", "new")]

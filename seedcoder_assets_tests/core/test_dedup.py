@@ -38,7 +38,7 @@ def test_survivor_rule_picks_the_copy(tmp_path: Path, rule: SurvivorRule, winner
 def test_each_source_declares_its_survivor_columns() -> None:
     import duckdb
 
-    from seedcoder_assets.core.dedup.survivor import SURVIVOR_ORDERS, SurvivorRule
+    from seedcoder_assets.core.dedup.survivor import SURVIVOR_ORDERS, SurvivorRule, survivor_order
 
     # The GitHub rules order exactly as they did when they were written out by hand.
     assert SurvivorRule.stars_newest_lexical.order_by() == \
@@ -48,6 +48,8 @@ def test_each_source_declares_its_survivor_columns() -> None:
     web = con.execute(f"""SELECT url FROM (VALUES ('b', '2024-01-02'), ('a', '2024-01-01'), ('c', NULL))
                           t(url, fetched_at) ORDER BY {SURVIVOR_ORDERS['web'].order_by()}""").fetchall()
     assert [r[0] for r in web] == ["b", "a", "c"]  # the latest fetch survives; undated pages last
-    commits = con.execute(f"""SELECT commit FROM (VALUES ('r', '2024-02-01', 'y'), ('r', '2024-01-01', 'x'))
+    commits = con.execute(f"""SELECT commit FROM (VALUES ('a-fork', '2024-02-01', 'y'), ('z-origin', '2024-01-01', 'x'))
                               t(repo, committed_at, commit) ORDER BY {SURVIVOR_ORDERS['commits'].order_by()}""")
-    assert [r[0] for r in commits.fetchall()] == ["x", "y"]
+    assert [r[0] for r in commits.fetchall()] == ["x", "y"]  # the earliest commit, whatever the fork is called
+    assert survivor_order("web") is SURVIVOR_ORDERS["web"]
+    assert survivor_order("github", SurvivorRule.lexical).order_by() == "repo, path"

@@ -62,6 +62,8 @@ def test_a_transform_writes_its_own_rows(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", [
     lambda b: Verdicts(np.ones(b.num_rows - 1, bool), [None] * (b.num_rows - 1)),  # a record without a verdict
+    lambda b: Verdicts(np.ones(b.num_rows - 1, bool), [None] * b.num_rows),  # a keep mask one short
+    lambda b: Verdicts(np.ones(b.num_rows, int), [None] * b.num_rows),  # a mask that is not booleans
     lambda b: Verdicts(np.zeros(b.num_rows, bool), [None] * b.num_rows),  # dropped without a reason
     lambda b: Verdicts(np.ones(b.num_rows, bool), ["why"] * b.num_rows),  # kept with a reason
     lambda b: Verdicts(np.ones(b.num_rows, bool), [None] * b.num_rows, detail=["d"]),  # a short lineage column
@@ -72,3 +74,11 @@ def test_a_stage_bug_fails_the_partition_and_leaves_it_unfinished(tmp_path: Path
     with pytest.raises(ValueError):
         run_stage(iter_batches(src), dst, LineageWriter(str(tmp_path / "lake"), "bad", "c", "r"), bad)
     assert not is_complete(dst)
+
+
+def test_an_empty_batch_writes_nothing_and_counts_nothing(tmp_path: Path) -> None:
+    src, dst, lake = str(tmp_path / "src"), str(tmp_path / "dst"), str(tmp_path / "lake")
+    _files(src, 3)
+    empty = next(iter_batches(src)).slice(0, 0)
+    stats = run_stage([empty], dst, LineageWriter(lake, "toy", "c", "r"), _short_files_dropped)
+    assert (stats.rows_in, stats.rows_out, read_table(dst).num_rows) == (0, 0, 0)

@@ -118,41 +118,59 @@ def test_a_large_landing_area_is_decided_over_several_ticks(tmp_path: Path) -> N
 
 def test_declared_automation_follows_a_crawls_files(tmp_path: Path, small_crawl: Path) -> None:
     """Dagster's own automation conditions (as the automation sensor evaluates them), not a hand-written
-    sensor: after a crawl's files come its label sample and the catalog; its labels only where an oracle
-    is configured; its scores once a scorer exists, and again for every crawl when a new scorer appears."""
+    sensor: the catalog follows any new partition and is never held back by a crawl that has not run;
+    scores follow once a scorer exists, again for a new scorer version, and not for the same version
+    trained again; the corpus follows its scores; labels only where an oracle is configured."""
     _one_repo_crawl(small_crawl, tmp_path / "landing" / "c1")
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("crawl", ["c1"])
+    instance.add_dynamic_partitions("crawl", ["c1", "c2"])  # c2 is registered but never runs here
     d = defs()
 
-    def requested(definitions, cursor=None):
-        out = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=cursor)
+    def requested(cursor):
+        out = dg.evaluate_automation_conditions(defs=d, instance=instance, cursor=cursor)
         keys = {(r.key.to_user_string(), p) for r in out.results if out.get_num_requested(r.key)
                 for p in out.get_requested_partitions(r.key)}
         return keys, out.cursor
 
-    nothing, cursor = requested(d)  # the sensor's first tick, before the crawl ran
+    def report(key: list[str], crawl: str | None = None, version: str | None = None) -> None:
+        tags = {"dagster/data_version": version} if version else None
+        instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(key), partition=crawl, tags=tags))
+
+    nothing, cursor = requested(None)  # the sensor's first tick, before anything ran
     assert nothing == set()
     result = d.resolve_job_def("github_files_job").execute_in_process(
         instance=instance, partition_key="c1",
         resources={"storage": _storage(tmp_path), "catalog_db": CatalogResource(database=str(tmp_path / "c.duckdb"))})
     assert result.success
-    first, cursor = requested(d, cursor)
-    assert first == {("quality/oracle_label_sample", "c1"), ("catalog/lake_catalog", None)}
-    assert requested(d, cursor)[0] == set()  # nothing new since: nothing requested again
+    got, cursor = requested(cursor)
+    assert got == {("catalog/lake_catalog", None)}  # not blocked by c2; no scorer, no oracle: nothing else
+    got, cursor = requested(cursor)
+    assert got == set()  # nothing new since
+    report(["quality", "quality_scorer"], version="qs-1")
+    got, cursor = requested(cursor)
+    # The scores and the corpora built from them, planned together as one run (Dagster's eager chaining).
+    assert {("quality/file_quality_scores", "c1"), ("quality/quality_files", "c1"),
+            ("quality/repo_level_corpus", "c1")} <= got and ("catalog/lake_catalog", None) not in got
+    for asset in ("file_quality_scores", "quality_files", "repo_level_corpus", "repo_quality"):  # that run
+        report(["quality", asset], "c1")
+    got, cursor = requested(cursor)
+    assert got == {("catalog/lake_catalog", None)}  # the catalog refreshes after scoring too
+    report(["quality", "quality_scorer"], version="qs-1")  # trained again from the same inputs
+    got, cursor = requested(cursor)
+    assert ("quality/file_quality_scores", "c1") not in got
+    report(["quality", "quality_scorer"], version="qs-2")  # a new scorer: every crawl re-scores
+    got, cursor = requested(cursor)
+    assert ("quality/file_quality_scores", "c1") in got
+
     labels = dg.AssetKey(["quality", "oracle_labels"])
     assert d.resolve_asset_graph().get(labels).automation_condition is None  # no oracle configured
-    # With an oracle in the environment of a fresh code location, labels follow their sample by themselves.
-    probe = ("from seedcoder_assets.definitions import defs; import dagster as dg; "
-             "print(defs().resolve_asset_graph().get(dg.AssetKey(['quality', 'oracle_labels'])).automation_condition)")
+    # With an oracle in the environment of a fresh code location, the sample and labels follow the files.
+    probe = ("from seedcoder_assets.definitions import defs; import dagster as dg; g = defs().resolve_asset_graph(); "
+             "print([g.get(dg.AssetKey(['quality', k])).automation_condition.get_label() "
+             "for k in ('oracle_label_sample', 'oracle_labels')])")
     env = {**os.environ, "SEEDCODER_ORACLE_URL": "http://127.0.0.1:1/v1", "SEEDCODER_ORACLE_MODEL": "m"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip() not in ("", "None")
-
-    instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["quality", "quality_scorer"]),
-                                                                metadata={"version": "qs-1"}))
-    after_scorer, _ = requested(d, cursor)
-    assert ("quality/file_quality_scores", "c1") in after_scorer
+    assert out.strip() == "['on new data', 'on new data']"
 
 
 def test_backfill_plan_covers_missing_and_stale_partitions() -> None:

@@ -124,3 +124,16 @@ def test_a_stage_of_another_source_gets_its_partitions_lineage_and_index(tmp_pat
     assert conn.execute("SELECT source, crawl FROM lineage").fetchall() == [("web", "CC-MAIN-2024-10")]
     github = StageRun(str(tmp_path / "lake"), "CC-MAIN-2024-10", "r")
     assert run.index().root != github.index().root  # a crawl and a dump of the same name never share an index
+
+
+@pytest.mark.parametrize(("bad", "says"), [
+    (pipeline.Stage(("filters", "code_files"), "x"), "written by more than one stage"),
+    (pipeline.Stage(("other", "code_files"), "x", lineage=True), "declared twice"),
+    (pipeline.Stage(("t", "a"), "x", reads=(("t", "nowhere"),)), "which no stage writes"),
+    (pipeline.Stage(("t", "b"), "x", lineage=True, lineage_input=pipeline.MINHASH_SIGNATURES), "lineage_input"),
+    (pipeline.FilterStage(("t", "c"), "x", reads=(pipeline.CODE_FILES,)), "needs decide"),
+])
+def test_a_declaration_that_cannot_be_wired_stops_the_location(bad, says, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "STAGES", [*pipeline.STAGES, bad])
+    with pytest.raises(ValueError, match=says):
+        pipeline.check_declarations()

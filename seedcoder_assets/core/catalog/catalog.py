@@ -71,6 +71,32 @@ def _view(conn: duckdb.DuckDBPyConnection, name: str, parts: list[str], schema: 
     conn.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {sql}")
 
 
+# Lineage stages were named apart from their assets before the stage framework. A lake written then is
+# read under the new names; where a crawl has been re-materialized since, only its new folder is read.
+LEGACY_STAGES = {"ingest": "raw_repo_files", "language": "code_files", "repo_dedup": "deduped_repos",
+                 "repo_level": "repo_level_files", "exact_dedup": "exact_deduped_files",
+                 "near_dedup": "near_deduped_files", "syntax": "syntax_checked_files", "quality": "quality_files",
+                 "repo_quality": "repo_level_corpus"}
+
+
+def _lineage_parts(fs: pafs.FileSystem, lake_root: str, root: str) -> list[str]:
+    stages = {i.base_name.removeprefix("stage="): i.path for i in fs.get_file_info(pafs.FileSelector(f"{root}/lineage"))
+              if i.type == pafs.FileType.Directory}
+    parts = []
+    for name, path in stages.items():
+        newer = stages.get(LEGACY_STAGES.get(name, ""))
+        superseded = set()
+        if newer is not None:
+            superseded = {i.base_name for i in fs.get_file_info(pafs.FileSelector(newer))
+                          if i.type == pafs.FileType.Directory}
+        for crawl in fs.get_file_info(pafs.FileSelector(path)):
+            if crawl.type == pafs.FileType.Directory and crawl.base_name not in superseded:
+                inside = fs.get_file_info(pafs.FileSelector(crawl.path))
+                if any(i.base_name == SUCCESS_MARKER for i in inside):
+                    parts += sorted(_prefix(lake_root) + i.path for i in inside if i.path.endswith(".parquet"))
+    return parts
+
+
 def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the catalog and (re)create its views over the current lake."""
     Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -79,10 +105,12 @@ def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
         _view(conn, name, parts)
     fs, root = resolve(lake_root)
     if fs.get_file_info(f"{root}/lineage").type == pafs.FileType.Directory:
-        parts = [p for stage in fs.get_file_info(pafs.FileSelector(f"{root}/lineage"))
-                 if stage.type == pafs.FileType.Directory for p in _finished_parts(fs, stage.path, _prefix(lake_root))]
+        parts = _lineage_parts(fs, lake_root, root)
         if parts:
-            _view(conn, LINEAGE_VIEW, parts, LINEAGE_SCHEMA)
+            _view(conn, f"{LINEAGE_VIEW}_parts", parts, LINEAGE_SCHEMA)
+            legacy = " ".join(f"WHEN {_literal(old)} THEN {_literal(new)}" for old, new in LEGACY_STAGES.items())
+            conn.execute(f"CREATE OR REPLACE VIEW {LINEAGE_VIEW} AS SELECT * REPLACE "
+                         f"(CASE stage {legacy} ELSE stage END AS stage) FROM {LINEAGE_VIEW}_parts")
     return conn
 
 
@@ -151,8 +179,9 @@ def chain_violations(conn: duckdb.DuckDBPyConnection, crawl: str | None = None) 
         if up and (c, up) in stats:
             # What the upstream stage wrote: its kept records, a merge's inputs counted once per output.
             upstream_kept = conn.execute(
-                f"SELECT count(DISTINCT coalesce(output_id, id)) FROM {LINEAGE_VIEW} WHERE crawl = ? AND stage = ? "
-                "AND decision = 'kept' AND NOT starts_with(id, 'manifest:')", [c, up]).fetchone()[0]
+                f"SELECT count(*) FILTER (WHERE output_id IS NULL) + count(DISTINCT output_id) FROM {LINEAGE_VIEW} "
+                "WHERE crawl = ? AND stage = ? AND decision = 'kept' AND NOT starts_with(id, 'manifest:')",
+                [c, up]).fetchone()[0]
             if upstream_kept != r["rows_in"]:
                 problems.append(f"{c}/{s}: {r['rows_in']} records in, but {up} kept {upstream_kept}")
     return problems

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seedcoder_assets.core.dedup.index import DedupIndex
-from seedcoder_assets.core.dedup.survivor import SurvivorRule
+from seedcoder_assets.core.dedup.survivor import SurvivorOrder
 from seedcoder_assets.core.object_store import duckdb_connect
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches
 from seedcoder_assets.core.schemas import FILE_SCHEMA
@@ -22,7 +22,7 @@ def connect(memory_limit: str = "1GB", temp_dir: str | None = None) -> duckdb.Du
 
 
 def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWriter, index: DedupIndex,
-                prior_crawls: Sequence[str], rule: SurvivorRule, conn: duckdb.DuckDBPyConnection) -> StageStats:
+                prior_crawls: Sequence[str], rule: SurvivorOrder, conn: duckdb.DuckDBPyConnection) -> StageStats:
     """Keep one file per SHA256: the survivor by `rule`, unless an earlier crawl already kept it.
 
     Dropped: `exact_dup` (survivor in this crawl), `exact_dup_prior_crawl` (survivor in an

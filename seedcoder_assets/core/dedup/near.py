@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.minhash import MinHashParams
-from seedcoder_assets.core.dedup.survivor import SurvivorRule
+from seedcoder_assets.core.dedup.survivor import SurvivorOrder
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_rows, read_table
 from seedcoder_assets.core.runner import Verdicts, run_stage
 from seedcoder_assets.core.schemas import CLUSTER_SCHEMA, SIGNATURE_SCHEMA
@@ -75,7 +75,7 @@ def _load_signatures(sig_uri: str, num_perm: int) -> tuple[list[str], np.ndarray
     return ids, sigs, table.column("n_shingles").to_numpy()
 
 
-def _priority(meta: pa.Table, ids: list[str], rule: SurvivorRule, conn: duckdb.DuckDBPyConnection) -> np.ndarray:
+def _priority(meta: pa.Table, ids: list[str], rule: SurvivorOrder, conn: duckdb.DuckDBPyConnection) -> np.ndarray:
     """Row indices of `ids` in survivor order under `rule`."""
     conn.register("meta", meta)
     ordered = conn.execute(f"SELECT id FROM meta ORDER BY {rule.order_by()}").fetch_arrow_table()["id"]
@@ -204,7 +204,7 @@ def _band(params: MinHashParams, content: Content | None) -> tuple[float, float]
 
 
 def near_clusters(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.ndarray, meta: pa.Table,
-                  params: MinHashParams, rule: SurvivorRule, index: DedupIndex, prior_crawls: Sequence[str],
+                  params: MinHashParams, rule: SurvivorOrder, index: DedupIndex, prior_crawls: Sequence[str],
                   conn: duckdb.DuckDBPyConnection, content: Content | None = None,
                   small_sets: dict[int, np.ndarray] | None = None) -> tuple[pa.Table, dict[str, Any]]:
     """Verified star clusters of one crawl, including matches against earlier crawls.
@@ -293,7 +293,7 @@ def _cluster_rows(ids: list[str], survivor: np.ndarray, sim: np.ndarray, prior: 
 
 
 def file_near_clusters(sig_uri: str, files_uri: str, repos_uri: str, dst_uri: str, crawl: str,
-                       params: MinHashParams, rule: SurvivorRule, index: DedupIndex,
+                       params: MinHashParams, rule: SurvivorOrder, index: DedupIndex,
                        prior_crawls: Sequence[str], conn: duckdb.DuckDBPyConnection,
                        prior_files: Callable[[str], str] | None = None) -> StageStats:
     """Write the near-duplicate clusters of a crawl's files (one row per member).
@@ -333,9 +333,9 @@ def apply_near_dedup(files_uri: str, clusters_uri: str, sig_uri: str, dst_uri: s
             detail=[c and f"jaccard~{c['similarity']:.3f}" + (f" crawl={c['prior_crawl']}" if c["prior_crawl"] else "")
                     for c in hit])
 
-    stats = run_stage(iter_batches(files_uri, batch_rows=1024), dst_uri, lineage, decide)
+    run_stage(iter_batches(files_uri, batch_rows=1024), dst_uri, lineage, decide, close=False)
     ids, sigs, n_sh = _load_signatures(sig_uri, params.num_perm)
     keep = np.array([i not in fate and n > 0 for i, n in zip(ids, n_sh)], bool)
     index.write_bands("file", lineage.crawl, [i for i, k in zip(ids, keep) if k],
                       minhash.band_keys(sigs[keep], params), sigs[keep])
-    return stats
+    return lineage.close()

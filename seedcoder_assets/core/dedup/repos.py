@@ -16,7 +16,7 @@ import pyarrow as pa
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.minhash import MinHashParams, band_keys, signatures
 from seedcoder_assets.core.dedup.near import near_clusters
-from seedcoder_assets.core.dedup.survivor import SurvivorRule
+from seedcoder_assets.core.dedup.survivor import SurvivorOrder
 from seedcoder_assets.core.ingest.archives import file_id
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_table
 from seedcoder_assets.core.runner import Verdicts, run_stage
@@ -48,7 +48,7 @@ def repo_signatures(code_uri: str, params: MinHashParams) -> tuple[list[str], np
 
 
 def dedup_repos(code_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWriter, params: MinHashParams,
-                rule: SurvivorRule, index: DedupIndex, prior_crawls: Sequence[str],
+                rule: SurvivorOrder, index: DedupIndex, prior_crawls: Sequence[str],
                 conn: duckdb.DuckDBPyConnection) -> StageStats:
     """Decide every repository of the crawl: kept, `repo_exact_dup(_prior_crawl)` or `repo_near_dup(_prior_crawl)`."""
     crawl = lineage.crawl

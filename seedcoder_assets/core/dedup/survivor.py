@@ -32,7 +32,7 @@ SURVIVOR_ORDERS: dict[str, SurvivorOrder] = {
     # The latest fetch of a page (the content users see now), then the URL.
     "web": SurvivorOrder((("fetched_at", "desc"), ("url", "asc"))),
     # The earliest commit with a change: later copies are cherry-picks, reverts of reverts or forks.
-    "commits": SurvivorOrder((("repo", "asc"), ("committed_at", "asc"), ("commit", "asc"))),
+    "commits": SurvivorOrder((("committed_at", "asc"), ("repo", "asc"), ("commit", "asc"))),
 }
 
 
@@ -53,3 +53,10 @@ class SurvivorRule(StrEnum):
 
     def order_by(self) -> str:
         return self.order().order_by()
+
+
+def survivor_order(source: str, rule: SurvivorRule | None = None) -> SurvivorOrder:
+    """The order a source's dedup stages use: GitHub's named rule (run config), else the source's own."""
+    if source == "github":
+        return (rule or SurvivorRule.stars_newest_lexical).order()
+    return SURVIVOR_ORDERS[source]

@@ -139,8 +139,8 @@ def score_repo_level(scorer: Scorer, repo_files_uri: str, file_scores_uri: str, 
         return Verdicts(np.ones(batch.num_rows, bool), pa.nulls(batch.num_rows, pa.string()), score=scores,
                         detail=f"scorer={scorer.version}", output=scored)
 
-    stats = run_stage((b for big in reader for b in slices_by_bytes(big, 8 << 20)), files_dst, lineage, decide,
-                      SCORED_FILE_SCHEMA)
+    run_stage((b for big in reader for b in slices_by_bytes(big, 8 << 20)), files_dst, lineage, decide,
+              SCORED_FILE_SCHEMA, close=False)
     repos = con.execute(f"""
         SELECT crawl, repo, count(*) AS n_files, sum(size) AS n_bytes, avg(score) AS mean_score,
                min(score) AS min_score, max(score) AS max_score, any_value(scorer_version) AS scorer_version
@@ -150,4 +150,4 @@ def score_repo_level(scorer: Scorer, repo_files_uri: str, file_scores_uri: str, 
     with PartWriter(repos_dst, REPO_QUALITY_SCHEMA) as out:
         out.write_table(repos)
     scoring.tokens, scoring.seconds = scorer.tokens_seen - tokens0, time.perf_counter() - start
-    return stats, scoring
+    return lineage.close(), scoring

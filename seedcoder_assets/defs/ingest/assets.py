@@ -10,8 +10,7 @@ from seedcoder_assets.core.pipeline import CRAWL_REPOS, RAW_REPO_FILES, stage
 from seedcoder_assets.defs.configs import IngestConfig
 from seedcoder_assets.lib.dagster_utils import reconciles_check, run_declared, stats_metadata
 from seedcoder_assets.lib.plots import bar_chart_markdown
-from seedcoder_assets.lib.stage_assets import key, op_tags, spec
-from seedcoder_assets.partitions import crawl_partitions
+from seedcoder_assets.lib.stage_assets import key, op_tags, partitions_of, spec
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -23,7 +22,7 @@ from seedcoder_assets.resources.storage import StorageResource
                                  "path-traversing entries are dropped with a counted reason."),
         spec(CRAWL_REPOS, description="Repositories of a crawl with the crawler's metadata and a hash of their file set."),
     ],
-    partitions_def=crawl_partitions,
+    partitions_def=partitions_of(stage(RAW_REPO_FILES)),
     check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(RAW_REPO_FILES))],
 )
 def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, storage: StorageResource):

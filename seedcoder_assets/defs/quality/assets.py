@@ -52,8 +52,8 @@ from seedcoder_assets.lib.plots import (
     histograms_by_language_markdown,
     line_markdown,
 )
-from seedcoder_assets.lib.stage_assets import asset_kwargs, key, op_tags, spec
-from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions
+from seedcoder_assets.lib.stage_assets import asset_kwargs, key, op_tags, partitions_of, spec
+from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -238,7 +238,7 @@ def quality_files(context: dg.AssetExecutionContext, config: QualityCorpusConfig
         spec(REPO_QUALITY,  # mean file scores: built from the same scores as the corpus
              description="Per repository: files, bytes and mean file quality score (long-context selection)"),
     ],
-    partitions_def=crawl_partitions, op_tags=op_tags(stage(REPO_LEVEL_CORPUS)),
+    partitions_def=partitions_of(stage(REPO_LEVEL_CORPUS)), op_tags=op_tags(stage(REPO_LEVEL_CORPUS)),
     check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(REPO_LEVEL_CORPUS))],
 )
 def repo_level_corpus(context: dg.AssetExecutionContext, config: QualityCorpusConfig, storage: StorageResource):
