@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--crawl", required=True, type=Path, help="a landed crawl folder (repos.jsonl + archives)")
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--stages", nargs="*", help="only these (their inputs must be there from a full run)")
     a = ap.parse_args()
     before_tree = a.work / "before-tree"
     if not before_tree.exists():
@@ -74,9 +75,10 @@ def main() -> None:
     known = {name: set(stage_names(tree)) for name, tree in trees.items()}
     called = {(stage, name): stage if stage in known[name] else old_name[stage] for stage in STAGES for name in trees}
 
+    stages = [s for s in STAGES if not a.stages or s in a.stages]
     best: dict[tuple[str, str], dict] = {}
     for r in range(a.rounds):
-        for stage in STAGES:  # in pipeline order: each stage reads what the previous one wrote
+        for stage in stages:  # in pipeline order: each stage reads what the previous one wrote
             for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
                 got = run(trees[name], called[(stage, name)], homes[name])
                 key = (stage, name)
@@ -86,7 +88,7 @@ def main() -> None:
     print(f"before = {a.before} (git worktree), after = this checkout; best of {a.rounds} rounds, one thread each\n")
     print("| stage | MB in | before CPU s | after CPU s | after / before | MB per CPU-s after | same rows |")
     print("|---|---|---|---|---|---|---|")
-    for stage in STAGES:
+    for stage in stages:
         b, f = best[(stage, "before")], best[(stage, "after")]
         same = "yes" if b["rows"] == f["rows"] else f"no: {b['rows']} vs {f['rows']}"
         print(f"| {stage} | {f['mb']:.0f} | {b['cpu']:.2f} | {f['cpu']:.2f} | {f['cpu'] / b['cpu']:.2f} "
