@@ -171,7 +171,7 @@ def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
 
 
 STAGES: list[Stage] = [
-    Stage(RAW_REPO_FILES, GITHUB, lineage=True, compute="cpu", code_version="ingest-v1", also_writes=(CRAWL_REPOS,),
+    Stage(RAW_REPO_FILES, GITHUB, lineage=True, compute="cpu", code_version="ingest-v2", also_writes=(CRAWL_REPOS,),
           params=ExtractParams, run=_ingest),
     FilterStage(CODE_FILES, GITHUB, reads=(RAW_REPO_FILES,), lineage=True, lineage_input=RAW_REPO_FILES,
                 code_version="language-v1", decide=lambda: decide_code_files,

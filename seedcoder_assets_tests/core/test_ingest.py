@@ -315,3 +315,19 @@ def test_gzip_padding_after_the_stream_is_tolerated() -> None:
     assert [m.path for m in iter_tar(io.BytesIO(padded), ExtractParams())] == ["p/a.py"]
     two = gzip.compress(buf.getvalue()[:512 * 2]) + gzip.compress(buf.getvalue()[512 * 2:])  # concatenated members
     assert [m.path for m in iter_tar(io.BytesIO(two), ExtractParams())] == ["p/a.py"]
+
+
+def test_a_file_saved_with_a_byte_order_mark_hashes_like_its_copy_without(tmp_path: Path) -> None:
+    """Found on the large real crawl by `no_duplicate_content`: docutils ships utf8.rst and utf-8-sig.rst,
+    the same text with and without a BOM; hashing the raw bytes kept both through exact dedup."""
+    import hashlib
+
+    crawl = tmp_path / "c1"
+    crawl.mkdir()
+    text = "Grüße\n"
+    _tar(crawl / "a.tar.gz", [("r-1.0/utf8.rst", text.encode(), tarfile.REGTYPE),
+                              ("r-1.0/utf-8-sig.rst", b"\xef\xbb\xbf" + text.encode(), tarfile.REGTYPE)])
+    _manifest(crawl, [{"name": "r", "archive": "a.tar.gz"}])
+    _, files, _ = _ingest(crawl, tmp_path / "lake")
+    assert files["content"].to_list() == [text, text]
+    assert set(files["sha256"]) == {hashlib.sha256(text.encode()).hexdigest()}

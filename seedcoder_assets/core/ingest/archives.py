@@ -350,10 +350,16 @@ def to_row(crawl: str, repo: str, path: str, data: bytes, params: ExtractParams)
     text, reason = decode(data, params)
     if text is None:
         return None, reason
+    # The hash is of the text as stored (the UTF-8 bytes without a byte-order mark), so a file saved with
+    # a BOM and its copy without one are one file to exact dedup; text and bytes differ in nothing else.
+    stored = data[len(BOM):] if data.startswith(BOM) else data
     return (
         FileRow(
             id=file_id(crawl, repo, path), crawl=crawl, repo=repo, path=path, language=language_of(path),
-            size=len(data), sha256=hashlib.sha256(data).hexdigest(), content=text,
+            size=len(data), sha256=hashlib.sha256(stored).hexdigest(), content=text,
         ),
         None,
     )
+
+
+BOM = "\ufeff".encode()
