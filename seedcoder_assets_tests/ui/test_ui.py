@@ -78,6 +78,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_a_user_materializes_a_crawl_and_reads_its_assets(webserver: str, shots: Path) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -85,16 +86,29 @@ def test_a_user_materializes_a_crawl_and_reads_its_assets(webserver: str, shots:
         page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
         page.set_default_timeout(60_000)
 
+        # The first-visit newsletter dialog can open at any moment of the first page load (a fresh
+        # machine, a fresh profile): whenever it covers the page, skip it, then go on with the action.
+        page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
+
         # The asset graph, every group expanded.
         page.goto(f"{webserver}/asset-groups", wait_until="networkidle")
-        skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
-        if skip.count():
-            skip.click()
+        try:  # the dialog usually opens within a few seconds of the first load: let it, and skip it now
+            page.get_by_role("button", name="Skip").click(timeout=8_000)
+        except PlaywrightTimeout:
+            pass
         for group in ("ingest", "filters", "dedup", "quality", "catalog"):
             expect(page.get_by_text(group, exact=True).first).to_be_visible()
         page.get_by_text("Hide navigation").click()  # room for the graph in the screenshot
-        page.locator("button").filter(has=page.get_by_role("img", name="settings", exact=True)).last.click()
-        page.locator("text=Expand all groups >> visible=true").first.click()  # the graph settings menu
+        expand = page.locator("text=Expand all groups >> visible=true").first  # in the graph settings menu
+        for _ in range(3):  # a dialog opening meanwhile closes the menu: open it again
+            page.locator("button").filter(has=page.get_by_role("img", name="settings", exact=True)).last.click()
+            try:
+                expand.click(timeout=10_000)
+                break
+            except PlaywrightTimeout:
+                continue
+        else:
+            raise AssertionError("the graph settings menu never showed 'Expand all groups'")
         for asset in ("raw_repo_files", "code_files", "oracle_labels", "quality_files"):  # long names are elided
             expect(page.get_by_text(asset, exact=True).first).to_be_visible()
         page.keyboard.press("Escape")
