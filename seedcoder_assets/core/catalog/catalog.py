@@ -116,8 +116,8 @@ def open_catalog(database: str, lake_root: str) -> duckdb.DuckDBPyConnection:
 
 
 def _ingest_stage() -> str:
-    """The lineage stage whose rows hold each crawl record's repo/path (the first declared stage)."""
-    return pipeline.stage(pipeline.RAW_REPO_FILES).lineage_stage or "raw_repo_files"
+    """The lineage stage whose rows hold each crawl record's repo/path (the ingest's)."""
+    return pipeline.stage(pipeline.RAW_REPO_FILES).name
 
 
 def why(conn: duckdb.DuckDBPyConnection, needle: str) -> list[dict[str, Any]]:
