@@ -113,3 +113,61 @@ def test_repository_selection_names_the_first_rule_that_fails() -> None:
     assert rejection(150, 20, RepoHistory(500, 0, 30 * 86400), rule) == "short_maintenance"
     assert rejection(5, 0, RepoHistory(1, 0, 0), RepoSelection(min_stars=0, min_forks=0, min_commits=0, min_days=0)) \
         is None
+
+
+def _c(message: str = "Handle empty input in the parser", author: str = "Ann", email: str = "ann@example.org",
+       files: tuple = (("src/parse.py", False, "diff --git a/src/parse.py b/src/parse.py\n+x\n"),),
+       parents: tuple[str, ...] = ("p",), decodes: bool = True):
+    from seedcoder_assets.core.commits.history import Commit, FileChange
+
+    changes = tuple(FileChange(path, path, "modified", binary, 1, 0, "" if binary else patch)
+                    for path, binary, patch in files)
+    return Commit("s", parents, author, email, 0, author, 0, message, decodes, changes)
+
+
+@pytest.mark.parametrize(("commit", "reason"), [
+    (_c(), None),
+    (_c(parents=("a", "b")), "merge"),
+    (_c(author="dependabot[bot]"), "bot_author"),
+    (_c(email="renovate@whitesourcesoftware.com"), "bot_author"),
+    (_c(author="pre-commit-ci[bot]"), "bot_author"),
+    (_c(decodes=False), "undecodable_message"),
+    (_c(message="\n\n"), "empty_message"),
+    (_c(message="wip"), "boilerplate_message"),
+    (_c(message="Update README.md"), "boilerplate_message"),  # GitHub's web-editor default
+    (_c(message="Add files via upload"), "boilerplate_message"),
+    (_c(message="docs"), "boilerplate_message"),  # one word
+    (_c(message="Add a shortcut for easy PyPI publishing"), None),  # "Add <words>" is a real intent
+    (_c(message="Release 0.3.2"), "version_bump"),
+    (_c(message="Bump version to 1.2.0"), "version_bump"),
+    (_c(message="1.4.0"), "version_bump"),
+    (_c(message="prerelease version 2.0.0rc1"), "version_bump"),
+    (_c(files=()), "no_change"),
+    (_c(files=tuple((f"src/m{i}.py", False, "+x\n") for i in range(21))), "too_many_files"),
+    (_c(files=(("src/big.py", False, "+" + "x" * 70_000),)), "patch_too_large"),
+    (_c(files=(("package-lock.json", False, "+x"), ("yarn.lock", False, "+y"))), "lockfile_only"),
+    (_c(files=(("third_party/zlib/inflate.c", False, "+x"),)), "vendored_only"),
+    (_c(files=(("api/service_pb2.py", False, "+x"),)), "generated_only"),
+    (_c(files=(("static/app.min.js", False, "+x"),)), "minified_only"),
+    (_c(files=(("logo.png", True, ""),)), "binary_only"),
+    (_c(files=(("README.md", False, "+x"), ("docs/conf.yaml", False, "+y"))), "no_code_file"),
+    (_c(files=(("README.md", False, "+x"), ("src/a.go", False, "+y"))), None),  # a code file among them
+])
+def test_each_commit_filter_names_its_reason(commit, reason) -> None:
+    from seedcoder_assets.core.commits.filters import CommitFilters, commit_rejection
+
+    assert commit_rejection(commit, CommitFilters()) == reason
+
+
+@pytest.mark.skipif(not GIT.is_dir(), reason="../shared/data/git is not beside the project")
+def test_on_real_histories_no_merge_or_bot_survives_and_most_kept_commits_touch_code(tmp_path: Path) -> None:
+    from seedcoder_assets.core.commits.filters import BOT, CommitFilters, commit_rejection, file_kind
+
+    kept = 0
+    for name in BUNDLES:
+        for c in iter_commits(open_repository(GIT / f"{name}.bundle", tmp_path)):
+            if commit_rejection(c, CommitFilters()) is None:
+                kept += 1
+                assert not c.is_merge and not BOT.search(c.author)
+                assert any(file_kind(f) == "code" for f in c.files)
+    assert 1000 < kept < 3904  # most commits of maintained projects are real changes; far from all
