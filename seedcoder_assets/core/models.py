@@ -42,20 +42,22 @@ class ModelStore:
             self._fetch(name, version)
         return json.loads(local.read_text())
 
-    def train(self, name: str, version: str, build: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
-        """The model `name/version`: the stored one if there is one, else `build(folder)` writes it and returns
-        its report. A half-built model is never visible under its version."""
+    def train(self, name: str, version: str,
+              build: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any], bool]:
+        """(folder, report, reused) of the model `name/version`: the stored one if there is one, else
+        `build(folder)` writes it and returns its report. A half-built model is never visible under its
+        version."""
         known = self.report(name, version)
         out = self.local / name / version
         if known is not None:
-            return out, known
+            return out, known, True
         tmp = self.local / name / f".{version}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         report = build(tmp)
         (tmp / REPORT).write_text(json.dumps(report))
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
-        return out, report
+        return out, report, False
 
     def publish(self, name: str, version: str) -> None:
         """Make `name/version` the current model for every step, on any machine."""

@@ -272,6 +272,3 @@ def lineage_inputs() -> dict[str, str]:
 def job_assets(job: str) -> list[Key]:
     return [k for s in STAGES if s.job == job for k in s.writes]
 
-
-def jobs() -> list[str]:
-    return list(dict.fromkeys(s.job for s in STAGES))

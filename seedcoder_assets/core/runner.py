@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from seedcoder_assets.core.parquet_io import PartWriter
 from seedcoder_assets.core.schemas import FILE_SCHEMA
@@ -66,8 +65,3 @@ def run_stage(batches: Iterable[pa.RecordBatch], dst_uri: str, lineage: LineageW
     # and its time is taken; it closes the writer itself.
     return lineage.close() if close else lineage.stats
 
-
-def languages_kept(batch: pa.RecordBatch, keep: np.ndarray) -> dict[str, int]:
-    """Kept rows per language (null counted as "(none)")."""
-    langs = batch.column("language").filter(pa.array(keep)).fill_null("(none)")
-    return {v["values"]: v["counts"] for v in pc.value_counts(langs).to_pylist()}

@@ -201,15 +201,20 @@ def test_a_truncated_archive_is_recorded_not_taken_for_a_whole_repository(tmp_pa
     assert stats.balanced and lineage["id"].n_unique() == lineage.height
 
 
-def test_plain_tar_cut_at_a_member_boundary_is_truncated(tmp_path: Path) -> None:
-    from seedcoder_assets.core.ingest.archives import TruncatedArchive, iter_tar
+def _plain_tar(names: list[str]) -> bytes:
+    """An uncompressed tar of `names`, each holding PY."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for i in range(3):
-            info = tarfile.TarInfo(f"r/f{i}.py")
+        for name in names:
+            info = tarfile.TarInfo(name)
             info.size = len(PY)
             tar.addfile(info, io.BytesIO(PY))
-    whole = buf.getvalue()
+    return buf.getvalue()
+
+
+def test_plain_tar_cut_at_a_member_boundary_is_truncated(tmp_path: Path) -> None:
+    from seedcoder_assets.core.ingest.archives import TruncatedArchive, iter_tar
+    whole = _plain_tar([f"r/f{i}.py" for i in range(3)])
     assert len(list(iter_tar(io.BytesIO(whole), ExtractParams()))) == 3
     with pytest.raises(TruncatedArchive):
         list(iter_tar(io.BytesIO(whole[:2048]), ExtractParams()))  # two whole members, no end block
@@ -290,13 +295,7 @@ def test_parquet_crawl_ids_follow_the_normalised_path(tmp_path: Path) -> None:
 
 def test_a_corrupt_header_in_the_middle_is_not_a_shorter_repository() -> None:
     from seedcoder_assets.core.ingest.archives import CorruptArchive, iter_tar
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for i in range(3):
-            info = tarfile.TarInfo(f"p/{'abc'[i]}.py")
-            info.size = len(PY)
-            tar.addfile(info, io.BytesIO(PY))
-    data = bytearray(buf.getvalue())
+    data = bytearray(_plain_tar(["p/a.py", "p/b.py", "p/c.py"]))
     data[1024 + 148:1024 + 156] = b"99999999"  # the second header's checksum
     with pytest.raises(CorruptArchive, match="unreadable tar header"):
         list(iter_tar(io.BytesIO(bytes(data)), ExtractParams()))

@@ -26,12 +26,13 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _finished_parts(fs: pafs.FileSystem, folder: str, prefix: str) -> list[str]:
-    """Parquet parts of the finished partitions (with `_SUCCESS`) under `folder`: a partition being
-    rewritten, or left half-written by a killed run, is never read."""
+def _finished_parts(fs: pafs.FileSystem, folder: str, prefix: str, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Parquet parts of the finished partitions (with `_SUCCESS`) under `folder`, except the partition
+    folders named in `skip`: a partition being rewritten, or left half-written by a killed run, is never
+    read."""
     parts = []
     for partition in fs.get_file_info(pafs.FileSelector(folder)):
-        if partition.type != pafs.FileType.Directory:
+        if partition.type != pafs.FileType.Directory or partition.base_name in skip:
             continue
         inside = fs.get_file_info(pafs.FileSelector(partition.path))
         if any(i.base_name == SUCCESS_MARKER for i in inside):
@@ -85,15 +86,9 @@ def _lineage_parts(fs: pafs.FileSystem, lake_root: str, root: str) -> list[str]:
     parts = []
     for name, path in stages.items():
         newer = stages.get(LEGACY_STAGES.get(name, ""))
-        superseded = set()
-        if newer is not None:
-            superseded = {i.base_name for i in fs.get_file_info(pafs.FileSelector(newer))
-                          if i.type == pafs.FileType.Directory}
-        for crawl in fs.get_file_info(pafs.FileSelector(path)):
-            if crawl.type == pafs.FileType.Directory and crawl.base_name not in superseded:
-                inside = fs.get_file_info(pafs.FileSelector(crawl.path))
-                if any(i.base_name == SUCCESS_MARKER for i in inside):
-                    parts += sorted(_prefix(lake_root) + i.path for i in inside if i.path.endswith(".parquet"))
+        superseded = frozenset(i.base_name for i in fs.get_file_info(pafs.FileSelector(newer))
+                               if i.type == pafs.FileType.Directory) if newer else frozenset()
+        parts += _finished_parts(fs, path, _prefix(lake_root), superseded)
     return parts
 
 

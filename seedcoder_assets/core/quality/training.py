@@ -63,8 +63,7 @@ def train_or_reuse(store: ModelStore, examples: Sequence[Example], backbone: str
     """(version, folder, report, reused) of the scorer for these inputs, published as the current one.
     The same labels, backbone and config give the same version: it is trained only once."""
     version = scorer_version(fingerprint_labels(examples), fingerprint_dir(backbone), config)
-    reused = store.report(SCORER, version) is not None
-    path, report = store.train(SCORER, version, lambda out: asdict(
+    path, report, reused = store.train(SCORER, version, lambda out: asdict(
         train_scorer(examples, backbone, out, config, version, log=log)))
     store.publish(SCORER, version)
     return version, path, report, reused
