@@ -40,6 +40,9 @@ class Settings:
     cpu_node_selector: str  # SEEDCODER_CPU_NODE_SELECTOR
     cpu_toleration: str  # SEEDCODER_CPU_TOLERATION
     sdist_cache: str  # SEEDCODER_CACHE: where sample crawls keep downloaded sdists
+    dedup_engine: str  # SEEDCODER_DEDUP_ENGINE: in-process | dask
+    dask_address: str  # SEEDCODER_DASK_ADDRESS: a Dask scheduler ("" = a local cluster per step)
+    dask_workers: int  # SEEDCODER_DASK_WORKERS: workers of that local cluster
     dagster_home: str  # DAGSTER_HOME
 
 
@@ -71,6 +74,8 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
         cpu_node_selector=get("SEEDCODER_CPU_NODE_SELECTOR", ""), cpu_toleration=get("SEEDCODER_CPU_TOLERATION", ""),
         sdist_cache=get("SEEDCODER_CACHE") or str(Path.home() / ".cache" / "seedcoder" / "sdists"),
         dagster_home=get("DAGSTER_HOME", ""),
+        dedup_engine=get("SEEDCODER_DEDUP_ENGINE", "in-process"), dask_address=get("SEEDCODER_DASK_ADDRESS", ""),
+        dask_workers=int(get("SEEDCODER_DASK_WORKERS", "2")),
     )
 
 

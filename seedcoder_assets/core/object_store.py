@@ -53,6 +53,10 @@ def s3_settings() -> S3Settings:
     return _settings
 
 
+def s3_in_use() -> bool:
+    return _configured
+
+
 @functools.lru_cache(maxsize=1)
 def _s3_filesystem() -> pafs.S3FileSystem:
     s = _settings

@@ -47,8 +47,10 @@ class PartWriter:
     writes a `_SUCCESS` marker so readers and skip-logic can tell a finished partition.
     """
 
-    def __init__(self, uri: str, schema: pa.Schema, rows_per_part: int = 200_000) -> None:
+    def __init__(self, uri: str, schema: pa.Schema, rows_per_part: int = 200_000,
+                 rows_per_group: int | None = None) -> None:
         self.uri, self.schema, self.rows_per_part = uri, schema, rows_per_part
+        self.rows_per_group = rows_per_group  # small row groups: key-range reads of a sorted column skip the rest
         self.fs, self.path = resolve(uri)
         clear_partition(uri)
         self.fs.create_dir(self.path, recursive=True)
@@ -78,7 +80,7 @@ class PartWriter:
         if self._writer is None:
             self._writer = self._open()
         for piece in slices_by_bytes(table, MAX_GROUP_BYTES):
-            self._writer.write_table(piece)
+            self._writer.write_table(piece, row_group_size=self.rows_per_group)
         self.rows += table.num_rows
         self._rows_in_part += table.num_rows
         if self._rows_in_part >= self.rows_per_part:

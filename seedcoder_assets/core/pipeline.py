@@ -55,6 +55,7 @@ QUALITY_FILES: Key = ("quality", "quality_files")
 REPO_LEVEL_CORPUS: Key = ("quality", "repo_level_corpus")
 REPO_QUALITY: Key = ("quality", "repo_quality")
 LAKE_CATALOG: Key = ("catalog", "lake_catalog")
+SCRATCH: Key = ("_scratch", "dedup")  # a stage's temporary data for the distributed engine's workers
 
 Compute = Literal["light", "cpu", "gpu"]  # light: the run's own process; cpu/gpu: a sized pod (lib/k8s.py)
 
@@ -155,10 +156,12 @@ def _signatures(r: StageRun, p: DedupParams) -> StageStats:
 
 
 def _near_clusters(r: StageRun, p: DedupParams) -> StageStats:
-    return file_near_clusters(r.uri(MINHASH_SIGNATURES), r.uri(EXACT_DEDUPED_FILES), r.uri(CRAWL_REPOS),
-                              r.uri(NEAR_DUP_CLUSTERS), r.partition, p.minhash,
-                              survivor_order(r.source, p.survivor_rule), r.index(), r.prior, r.conn(),
-                              prior_files=lambda c: r.uri(EXACT_DEDUPED_FILES, c))
+    with r.engine_session():
+        return file_near_clusters(r.uri(MINHASH_SIGNATURES), r.uri(EXACT_DEDUPED_FILES), r.uri(CRAWL_REPOS),
+                                  r.uri(NEAR_DUP_CLUSTERS), r.partition, p.minhash,
+                                  survivor_order(r.source, p.survivor_rule), r.index(), r.prior, r.conn(),
+                                  prior_files=lambda c: r.uri(EXACT_DEDUPED_FILES, c),
+                                  engine=(r.engine.params, r.uri(SCRATCH)) if r.engine else None)
 
 
 def _near_dedup(r: StageRun, p: DedupParams) -> StageStats:

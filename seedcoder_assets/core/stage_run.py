@@ -4,11 +4,13 @@ same way."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import duckdb
 
 from seedcoder_assets.core import paths
+from seedcoder_assets.core.dedup.engine import DaskEngine
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.object_store import duckdb_connect
 from seedcoder_assets.core.stats import LineageWriter
@@ -27,6 +29,11 @@ class StageRun:
     temp_dir: str | None = None  # where DuckDB spills
     source: str = "github"  # which kind of partition `partition` is (github | commits | web)
     stage: str | None = None  # the lineage stage of the declared stage being run (set by pipeline.run)
+    engine: DaskEngine | None = None  # where dedup joins fan out; None: in this process
+
+    def engine_session(self) -> AbstractContextManager[None]:
+        """The distributed engine's client for the duration, or nothing to set up."""
+        return self.engine.session() if self.engine is not None else nullcontext()
 
     def uri(self, key: tuple[str, ...] | list[str], partition: str | None = None) -> str:
         return paths.partition_uri(self.lake, key, partition or self.partition)

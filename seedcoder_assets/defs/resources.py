@@ -7,6 +7,7 @@ from dagster_aws.s3 import S3Resource
 
 from seedcoder_assets import settings
 from seedcoder_assets.resources.catalog import CatalogResource
+from seedcoder_assets.resources.engine import DedupEngineResource
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -26,4 +27,6 @@ def resources() -> dg.Definitions:
             timeout_s=s.oracle_timeout_s, structured_output=s.oracle_structured, explanation=s.oracle_explanation,
         ),
         "catalog_db": CatalogResource(database=s.catalog),
+        "dedup_engine": DedupEngineResource(engine=s.dedup_engine, dask_address=s.dask_address,
+                                            dask_workers=s.dask_workers),
     })

@@ -15,6 +15,7 @@ from seedcoder_assets.core.stage_run import StageRun
 from seedcoder_assets.core.stats import StageStats
 from seedcoder_assets.lib.plots import bar_chart_markdown  # stats_metadata draws drop reasons
 from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+from seedcoder_assets.resources.engine import DedupEngineResource
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -59,17 +60,18 @@ def wait_or_fail(instance: dg.DagsterInstance, own_run_id: str, exc: PriorCrawls
     return dg.Failure(description=str(exc), metadata={"earlier_crawls_missing": exc.missing})
 
 
-def stage_run(context: dg.AssetExecutionContext, storage: StorageResource) -> StageRun:
-    """This step's partition, run and storage, for a declared stage's `run`."""
+def stage_run(context: dg.AssetExecutionContext, storage: StorageResource,
+              engine: DedupEngineResource | None = None) -> StageRun:
+    """This step's partition, run and storage (and dedup engine), for a declared stage's `run`."""
     return StageRun(storage.lake_root, context.partition_key, context.run.run_id, storage.landing_root,
                     storage.index_root, tuple(prior_crawls(context)), storage.duckdb_memory_limit,
-                    temp_dir=storage.temp_dir())
+                    temp_dir=storage.temp_dir(), engine=engine.spec() if engine is not None else None)
 
 
 def run_declared(context: dg.AssetExecutionContext, storage: StorageResource, asset: pipeline.Key,
-                 params: Any = None) -> tuple[StageStats, str]:
+                 params: Any = None, engine: DedupEngineResource | None = None) -> tuple[StageStats, str]:
     """Run the declared stage that writes `asset` on this partition: (its figures, the asset's URI)."""
-    run = stage_run(context, storage)
+    run = stage_run(context, storage, engine)
     with earlier_crawls_indexed(context):
         stats = pipeline.run(pipeline.stage(asset), run, params)
     return stats, run.uri(asset)

@@ -54,13 +54,13 @@ def test_matches_against_an_earlier_crawl_get_the_exact_check(tmp_path: Path) ->
     _write(str(tmp_path / "c2"), {"new_similar": similar, "new_dissimilar": dissimilar})
     ids = ["new_similar", "new_dissimilar"]
     sigs, counts = minhash.signatures([similar, dissimilar], P)
-    found = prior_matches("file", ids, sigs, minhash.band_keys(sigs, P), counts > 0, P, index, ["c1"],
+    found = prior_matches("file", ids, sigs, counts, P, index, ["c1"],
                           Content(str(tmp_path / "c2"), lambda crawl: str(tmp_path / crawl)))
     # The estimate says the opposite for both; the exact Jaccard decides.
     assert set(found.match) == {0} and found.match[0][:2] == ("c1", "old") and found.match[0][2] >= P.threshold
     assert found.exact_checked == 2
     # Without texts to read, the estimate decides (the repository level works that way).
-    by_estimate = prior_matches("file", ids, sigs, minhash.band_keys(sigs, P), counts > 0, P, index, ["c1"], None)
+    by_estimate = prior_matches("file", ids, sigs, counts, P, index, ["c1"], None)
     assert set(by_estimate.match) == {1} and np.isclose(by_estimate.match[1][2], 0.7, atol=P.exact_margin)
 
 

@@ -174,3 +174,20 @@ def test_a_crawl_waits_for_an_earlier_crawl_that_is_running() -> None:
     instance.create_run_for_job(job_def=defs().resolve_job_def("github_files_job"), tags={"dagster/partition": "c1"},
                                 status=dg.DagsterRunStatus.NOT_STARTED)
     assert isinstance(wait_or_fail(instance, "this-run", missing), dg.Failure)
+
+
+def test_near_clusters_on_the_dask_engine_are_the_in_process_ones(first: Path, tmp_path: Path) -> None:
+    """The third crawl's near-duplicate clusters again, its candidate join fanned out on a local Dask cluster
+    (cut into many shards and key ranges): the same clusters as the step's own process found."""
+    from seedcoder_assets.resources.engine import DedupEngineResource
+
+    shutil.copytree(first / "lake", tmp_path / "lake")
+    resources = {"storage": StorageResource(lake_root=str(tmp_path / "lake"), landing_root=str(first / "landing"),
+                                            local_dir=str(tmp_path / "local")),
+                 "dedup_engine": DedupEngineResource(engine="dask", dask_workers=2, rows_per_unit=64, key_ranges=6)}
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("crawl", ["c1", "c2", "c3"])
+    result = _run(resources, instance, "c3")
+    md = result.asset_materializations_for_node("dedup__near_dup_clusters")[0].metadata
+    assert md["engine"].value == "dask" and md["prior_crawl_matches"].value > 0
+    assert _digest(tmp_path, "dedup/near_dup_clusters", "c3") == _digest(first, "dedup/near_dup_clusters", "c3")

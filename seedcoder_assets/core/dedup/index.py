@@ -25,9 +25,22 @@ HASH_SCHEMA = pa.schema([("sha256", pa.string()), ("ident", pa.string())])
 BAND_SCHEMA = pa.schema([("key", pa.int64()), ("ref", pa.int32())])
 RECORD_SCHEMA = pa.schema([("ref", pa.int32()), ("id", pa.string()), ("signature", pa.binary())])
 
+BAND_ROWS_PER_GROUP = 65_536  # sorted keys in small row groups: a key-range read (core/dedup/distributed.py) prunes
+
 # table names per kind: what a crawl must have written before a later crawl may probe it
 TABLES = {"file_hashes": ("file_hashes",), "repo": ("repo_hashes", "repo_bands", "repo_records"),
           "file": ("file_bands", "file_records")}
+
+
+def key_matches(keys: np.ndarray, refs: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (probe position, ref) whose probe key equals an entry's key (entries in any order)."""
+    if len(keys) > 1 and not (keys[1:] >= keys[:-1]).all():  # written sorted; parts read back in order
+        order = np.argsort(keys, kind="stable")
+        keys, refs = keys[order], refs[order]
+    lo, hi = np.searchsorted(keys, probe, "left"), np.searchsorted(keys, probe, "right")
+    count = hi - lo
+    at = np.repeat(lo, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
+    return np.repeat(np.arange(len(probe)), count), refs[at]
 
 
 class PriorCrawlsNotIndexed(RuntimeError):
@@ -101,7 +114,7 @@ class DedupIndex:
             out.write_table(pa.table({"ref": pa.array(np.arange(n, dtype=np.int32)), "id": pa.array(list(ids), pa.string()),
                                       "signature": pa.array([s.tobytes() for s in sigs], pa.binary())},
                                      schema=RECORD_SCHEMA))
-        with PartWriter(self.uri(f"{kind}_bands", crawl), BAND_SCHEMA) as out:
+        with PartWriter(self.uri(f"{kind}_bands", crawl), BAND_SCHEMA, rows_per_group=BAND_ROWS_PER_GROUP) as out:
             out.write_table(pa.table({"key": pa.array(flat), "ref": pa.array(refs)}, schema=BAND_SCHEMA))
 
     def band_hits(self, kind: str, keys: np.ndarray, prior_crawls: Sequence[str]
@@ -120,17 +133,10 @@ class DedupIndex:
         flat, rows = keys.reshape(-1), np.repeat(np.arange(n, dtype=np.int64), bands)
         for crawl in prior_crawls:
             t = read_table(self.uri(f"{kind}_bands", crawl))
-            pkeys, prefs = t["key"].to_numpy(), t["ref"].to_numpy()
-            if len(pkeys) > 1 and not (pkeys[1:] >= pkeys[:-1]).all():  # written sorted; parts read back in order
-                order = np.argsort(pkeys, kind="stable")
-                pkeys, prefs = pkeys[order], prefs[order]
-            lo, hi = np.searchsorted(pkeys, flat, "left"), np.searchsorted(pkeys, flat, "right")
-            count = hi - lo
-            if not count.any():
-                continue
-            at = np.repeat(lo, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
-            code = sorted_unique(np.repeat(rows, count) * np.int64(1 << 32) + prefs[at].astype(np.int64))
-            out.append((crawl, code >> 32, code & 0xFFFFFFFF))
+            probe, refs = key_matches(t["key"].to_numpy(), t["ref"].to_numpy(), flat)
+            if len(probe):
+                code = sorted_unique(rows[probe] * np.int64(1 << 32) + refs.astype(np.int64))
+                out.append((crawl, code >> 32, code & 0xFFFFFFFF))
         return out
 
     def records(self, kind: str, crawl: str, refs: np.ndarray, num_perm: int) -> tuple[list[str], np.ndarray]:

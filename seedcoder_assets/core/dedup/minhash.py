@@ -10,6 +10,7 @@ that replaces it, so A~B~C chains never merge A with C.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numba
@@ -265,27 +266,47 @@ def _bucket_pairs_kernel(rows, starts, sizes, max_bucket_pairs):  # pragma: no c
     return out[:w]
 
 
-def candidate_pairs(keys: np.ndarray, valid: np.ndarray, max_bucket_pairs: int) -> np.ndarray:
-    """Unique pairs (i < j) of rows sharing a key in any band, as int64 [m, 2].
+def doc_keys(ids: pa.Array | Sequence[str]) -> np.ndarray:
+    """int64 per record id (8 bytes of BLAKE2b): the order of a large bucket's members, the same whichever
+    shard or process holds them (row numbers are not)."""
+    values = ids.to_pylist() if isinstance(ids, (pa.Array, pa.ChunkedArray)) else ids
+    return np.frombuffer(b"".join(hashlib.blake2b(i.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+                                  for i in values), np.int64).copy() if len(values) else np.zeros(0, np.int64)
 
-    All bands are sorted together (their keys never collide). A bucket whose members fit in
-    `max_bucket_pairs` pairs gives all of them; a larger one (thousands of near-identical tiny files)
-    links each member to its bucket's first member and to the `max_bucket_pairs // size` members
-    before it, so the pair count stays linear in the bucket's size.
+
+def bucket_pairs(key: np.ndarray, owner: np.ndarray, order_key: np.ndarray, max_bucket_pairs: int) -> np.ndarray:
+    """Pairs (min, max) of `owner` values sharing a `key`, members of a bucket in `order_key` order.
+
+    A bucket whose members fit in `max_bucket_pairs` pairs gives all of them; a larger one (thousands of
+    near-identical tiny files) links each member to its bucket's first member and to the
+    `max_bucket_pairs // size` members before it, so the pair count stays linear in the bucket's size.
+    Pairs are not unique (two bands may give the same pair).
     """
-    rows = np.flatnonzero(valid)
-    if len(rows) < 2:
+    order = np.lexsort((order_key, key))
+    k, r = key[order], owner[order]
+    del order
+    if not len(k):
         return np.zeros((0, 2), np.int64)
-    flat = keys[rows].reshape(-1)
-    owner = np.repeat(rows, keys.shape[1])
-    order = np.argsort(flat)
-    k, r = flat[order], owner[order]
-    del flat, owner, order
     starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     sizes = np.diff(np.r_[starts, len(k)])
     multi = sizes > 1
     pairs = _bucket_pairs_kernel(r, starts[multi], sizes[multi], max_bucket_pairs)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return pairs[pairs[:, 0] != pairs[:, 1]]
+
+
+def candidate_pairs(keys: np.ndarray, valid: np.ndarray, max_bucket_pairs: int,
+                    order_key: np.ndarray | None = None) -> np.ndarray:
+    """Unique pairs (i < j) of rows sharing a key in any band, as int64 [m, 2] (see `bucket_pairs`).
+
+    All bands are sorted together (their keys never collide). `order_key` (one int64 per row, e.g.
+    `doc_keys(ids)`) orders a bucket's members; the row number when None.
+    """
+    rows = np.flatnonzero(valid)
+    if len(rows) < 2:
+        return np.zeros((0, 2), np.int64)
+    owner = np.repeat(rows, keys.shape[1])
+    tie = owner if order_key is None else order_key[owner]
+    pairs = bucket_pairs(keys[rows].reshape(-1), owner, tie, max_bucket_pairs)
     code = sorted_unique(pairs[:, 0] * np.int64(keys.shape[0]) + pairs[:, 1])
     return np.stack([code // keys.shape[0], code % keys.shape[0]], axis=1)
 

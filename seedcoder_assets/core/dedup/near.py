@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -31,6 +31,9 @@ from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_bat
 from seedcoder_assets.core.runner import Verdicts, run_stage
 from seedcoder_assets.core.schemas import CLUSTER_SCHEMA, SIGNATURE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
+
+if TYPE_CHECKING:
+    from seedcoder_assets.core.dedup.engine import EngineParams
 
 MAX_ROUNDS = 20  # rounds of the optimistic clustering; with the texts cached, 2-4 suffice
 
@@ -158,27 +161,58 @@ class PriorMatches:
     exact_checked: int = 0
 
 
-def prior_matches(kind: str, ids: list[str], sigs: np.ndarray, keys: np.ndarray, valid: np.ndarray,
-                  params: MinHashParams, index: DedupIndex, prior_crawls: Sequence[str],
-                  content: Content | None) -> PriorMatches:
-    """Each row's best match among the records earlier crawls kept (earlier survivors are final).
+Found = tuple[int, str, str, float]  # (row of this crawl, earlier crawl, its record id, estimated Jaccard)
 
-    Estimates at or above threshold + margin are taken; those within the margin are decided on their
-    exact Jaccard when `content` can read both texts, on the estimate otherwise.
-    """
-    lo, hi = _band(params, content)
+
+@dataclass
+class Candidates:
+    """What LSH proposes for one crawl, with estimated Jaccard at or above the lower decision bound:
+    pairs of its rows, and matches of its rows among the records earlier crawls kept. Found in-process
+    (`local_candidates`) or on a distributed engine (core/dedup/distributed.py); decided alike."""
+
+    pairs: np.ndarray  # int64 [m, 2], rows i < j, sorted
+    value: np.ndarray  # float32 [m] estimated Jaccard
+    total_pairs: int  # candidate pairs before the estimate
+    prior_found: list[Found]
+    prior_candidates: int  # (row, earlier record) candidates before the estimate
+
+
+def local_candidates(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.ndarray, params: MinHashParams,
+                     index: DedupIndex, prior_crawls: Sequence[str], lo: float) -> Candidates:
+    """Candidates of one crawl in this process: the crawl's band keys sorted together, and probed against
+    each earlier crawl's kept keys."""
+    keys = minhash.band_keys(sigs, params)
+    valid = n_shingles > 0
+    pairs = minhash.candidate_pairs(keys, valid, params.max_bucket_pairs, minhash.doc_keys(ids))
+    value = minhash.pair_similarity(sigs, pairs)
+    found: list[Found] = []
+    prior_candidates = 0
     valid_rows = np.flatnonzero(valid)
-    found: list[tuple[int, str, str, float]] = []  # (row, crawl, id, estimate)
-    candidates = 0
     for crawl, local, refs in index.band_hits(kind, keys[valid_rows], prior_crawls):
         rows = valid_rows[local]
         uniq, inverse = np.unique(refs, return_inverse=True)
         pids, psigs = index.records(kind, crawl, uniq, params.num_perm)
         est = minhash.similarity(sigs[rows], psigs[inverse])
-        candidates += len(rows)
-        for r, pi, e in zip(rows.tolist(), inverse.tolist(), est.tolist()):
-            if e >= lo:
-                found.append((r, crawl, pids[pi], e))
+        prior_candidates += len(rows)
+        found += [(r, crawl, pids[pi], e) for r, pi, e in zip(rows.tolist(), inverse.tolist(), est.tolist()) if e >= lo]
+    ok = value >= lo
+    return Candidates(pairs[ok], value[ok], len(pairs), found, prior_candidates)
+
+
+def prior_matches(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.ndarray, params: MinHashParams,
+                  index: DedupIndex, prior_crawls: Sequence[str], content: Content | None) -> PriorMatches:
+    """Each row's best match among the records earlier crawls kept (earlier survivors are final)."""
+    lo, _ = _band(params, content)
+    found = local_candidates(kind, ids, sigs, n_shingles, params, index, prior_crawls, lo)
+    return resolve_prior(found.prior_found, found.prior_candidates, ids, params, prior_crawls, content)
+
+
+def resolve_prior(found: list[Found], candidates: int, ids: list[str], params: MinHashParams,
+                  prior_crawls: Sequence[str], content: Content | None) -> PriorMatches:
+    """Each row's best match among `found`: estimates at or above threshold + margin are taken; those
+    within the margin are decided on their exact Jaccard when `content` can read both texts, on the
+    estimate otherwise. Ties go to the earlier crawl, then the smaller id."""
+    _, hi = _band(params, content)
     rank = {c: i for i, c in enumerate(prior_crawls)}
     sure_rows = {r for r, _, _, e in found if e >= hi}
     unsure = [f for f in found if f[3] < hi and f[0] not in sure_rows]
@@ -203,11 +237,16 @@ def _band(params: MinHashParams, content: Content | None) -> tuple[float, float]
     return params.threshold - params.exact_margin, params.threshold + params.exact_margin
 
 
-def near_clusters(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.ndarray, meta: pa.Table,
+def near_clusters(kind: str, ids: list[str], sigs: np.ndarray | None, n_shingles: np.ndarray, meta: pa.Table,
                   params: MinHashParams, rule: SurvivorOrder, index: DedupIndex, prior_crawls: Sequence[str],
                   conn: duckdb.DuckDBPyConnection, content: Content | None = None,
-                  small_sets: dict[int, np.ndarray] | None = None) -> tuple[pa.Table, dict[str, Any]]:
+                  small_sets: dict[int, np.ndarray] | None = None,
+                  candidates: Callable[[float], Candidates] | None = None) -> tuple[pa.Table, dict[str, Any]]:
     """Verified star clusters of one crawl, including matches against earlier crawls.
+
+    Args:
+        sigs: the rows' signatures (None when `candidates` finds the candidates elsewhere).
+        candidates: lower estimate bound -> the crawl's candidates; None: `local_candidates`.
 
     Returns:
         (cluster rows: one per member of every cluster of size >= 2, with the rule's inputs;
@@ -215,15 +254,15 @@ def near_clusters(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.nd
     """
     index.require(kind, prior_crawls)
     n = len(ids)
-    keys = minhash.band_keys(sigs, params)
-    valid = n_shingles > 0
     lo, hi = _band(params, content)
-    pairs = minhash.candidate_pairs(keys, valid, params.max_bucket_pairs)
-    candidates = len(pairs)
-    value = minhash.pair_similarity(sigs, pairs)
-    pairs, value = pairs[value >= lo], value[value >= lo]
+    if candidates is None:
+        assert sigs is not None
+        found = local_candidates(kind, ids, sigs, n_shingles, params, index, prior_crawls, lo)
+    else:
+        found = candidates(lo)
+    pairs, value = found.pairs, found.value.copy()
     unknown = value < hi  # empty when there is no exact check (lo == hi)
-    prior = prior_matches(kind, ids, sigs, keys, valid, params, index, prior_crawls, content)
+    prior = resolve_prior(found.prior_found, found.prior_candidates, ids, params, prior_crawls, content)
     pre_dropped = np.zeros(n, bool)
     pre_dropped[list(prior.match)] = True
     priority = _priority(meta, ids, rule, conn)
@@ -265,11 +304,11 @@ def near_clusters(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.nd
         exact_checked += len(todo)
     table = _cluster_rows(ids, survivor, sim, prior, meta)
     sizes = Counter(pc.value_counts(table["cluster"]).field("counts").to_pylist()) if table.num_rows else Counter()
-    figures = {"candidate_pairs": int(candidates), "pairs_near_threshold_or_above": int(len(pairs)),
+    figures = {"candidate_pairs": int(found.total_pairs), "pairs_near_threshold_or_above": int(len(pairs)),
                "exact_checked_pairs": int(exact_checked), "clustering_rounds": rounds, "exact_text_reads": sets.reads,
                "prior_crawl_candidates": prior.candidates, "prior_crawl_exact_checked": prior.exact_checked,
                "prior_crawl_matches": len(prior.match), "cluster_sizes": dict(sorted(sizes.items())),
-               "files_without_shingles": int((~valid).sum())}
+               "files_without_shingles": int((n_shingles <= 0).sum())}
     return table, figures
 
 
@@ -295,20 +334,32 @@ def _cluster_rows(ids: list[str], survivor: np.ndarray, sim: np.ndarray, prior: 
 def file_near_clusters(sig_uri: str, files_uri: str, repos_uri: str, dst_uri: str, crawl: str,
                        params: MinHashParams, rule: SurvivorOrder, index: DedupIndex,
                        prior_crawls: Sequence[str], conn: duckdb.DuckDBPyConnection,
-                       prior_files: Callable[[str], str] | None = None) -> StageStats:
+                       prior_files: Callable[[str], str] | None = None,
+                       engine: tuple[EngineParams, str] | None = None) -> StageStats:
     """Write the near-duplicate clusters of a crawl's files (one row per member).
 
     Args:
         prior_files: crawl -> the files partition its index entries came from (for exact checks of
             matches against earlier crawls); None checks those on the estimate alone.
+        engine: (fan-out parameters, scratch URI): candidates found on the current Dask scheduler
+            (core/dedup/distributed.py) instead of in this process; the same clusters either way.
     """
     stats = StageStats("near_dup_clusters")
-    ids, sigs, n_sh = _load_signatures(sig_uri, params.num_perm)
+    found = None
+    if engine is None:
+        ids, sigs, n_sh = _load_signatures(sig_uri, params.num_perm)
+    else:  # this process holds ids and counts, never the signatures
+        from seedcoder_assets.core.dedup.distributed import distributed_candidates
+
+        table = read_table(sig_uri, ["id", "n_shingles"]).sort_by("id")
+        ids, sigs, n_sh = table["id"].to_pylist(), None, table["n_shingles"].to_numpy()
+        found = distributed_candidates("file", sig_uri, ids, params, index, prior_crawls, engine[1], engine[0])
     meta = conn.execute(f"SELECT f.id, f.repo, f.path, r.stars, r.pushed_at FROM {duckdb_source(files_uri)} f "
                         f"LEFT JOIN (SELECT repo, stars, pushed_at FROM {duckdb_source(repos_uri)}) r USING (repo)"
                         ).fetch_arrow_table()
     table, figures = near_clusters("file", ids, sigs, n_sh, meta, params, rule, index, prior_crawls, conn,
-                                   Content(files_uri, prior_files), _load_small_sets(sig_uri, ids))
+                                   Content(files_uri, prior_files), _load_small_sets(sig_uri, ids), found)
+    figures["engine"] = "in-process" if engine is None else "dask"
     with PartWriter(dst_uri, CLUSTER_SCHEMA) as out:
         out.write_table(table)
     stats.rows_in, stats.rows_out = len(ids), table.num_rows

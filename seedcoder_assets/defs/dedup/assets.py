@@ -25,6 +25,7 @@ from seedcoder_assets.defs.configs import DedupConfig
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
 from seedcoder_assets.lib.plots import bar_chart_markdown
 from seedcoder_assets.lib.stage_assets import asset_kwargs, key
+from seedcoder_assets.resources.engine import DedupEngineResource
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -95,10 +96,11 @@ def minhash_signatures(context: dg.AssetExecutionContext, config: DedupConfig,
 @dg.asset(
     **asset_kwargs(NEAR_DUP_CLUSTERS),
 )
-def near_dup_clusters(context: dg.AssetExecutionContext, config: DedupConfig,
-                      storage: StorageResource) -> dg.MaterializeResult:
-    """Near-duplicate clusters: one row per member with its survivor and the survivor rule's inputs."""
-    stats, dst = run_declared(context, storage, NEAR_DUP_CLUSTERS, config.to_params())
+def near_dup_clusters(context: dg.AssetExecutionContext, config: DedupConfig, storage: StorageResource,
+                      dedup_engine: DedupEngineResource) -> dg.MaterializeResult:
+    """Near-duplicate clusters: one row per member with its survivor and the survivor rule's inputs (candidates
+    found in the step's process, or fanned out on Dask: the same clusters)."""
+    stats, dst = run_declared(context, storage, NEAR_DUP_CLUSTERS, config.to_params(), dedup_engine)
     md = stats_metadata(stats, dst)
     if stats.extra.get("cluster_sizes"):
         md["cluster_size_chart"] = bar_chart_markdown("near-duplicate cluster sizes", stats.extra["cluster_sizes"],

@@ -1,0 +1,90 @@
+"""Near-dedup candidates found on the distributed engine give the in-process clusters exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from seedcoder_assets.core.dedup import minhash
+from seedcoder_assets.core.dedup.distributed import distributed_candidates, key_ranges, units
+from seedcoder_assets.core.dedup.engine import EngineParams
+from seedcoder_assets.core.dedup.exact import connect
+from seedcoder_assets.core.dedup.index import DedupIndex
+from seedcoder_assets.core.dedup.near import (
+    Content,
+    _load_signatures,
+    _load_small_sets,
+    compute_signatures,
+    local_candidates,
+    near_clusters,
+)
+from seedcoder_assets.core.dedup.survivor import SurvivorRule
+from seedcoder_assets_tests.core.test_near import _edited_corpus, _write
+
+META = pa.schema([("id", pa.string()), ("repo", pa.string()), ("path", pa.string()), ("stars", pa.int64()),
+                  ("pushed_at", pa.string())])
+
+
+def _crawl(tmp: Path, name: str, corpus: dict[str, str], params: minhash.MinHashParams) -> tuple[str, str]:
+    files, sigs = str(tmp / name / "files"), str(tmp / name / "sigs")
+    _write(files, corpus)
+    compute_signatures(files, sigs, params, batch_rows=23)  # many small row groups: several units
+    return files, sigs
+
+
+def _clusters(ids, sigs, counts, meta, params, index, prior, files, small, candidates=None):
+    table, figures = near_clusters("file", ids, None if candidates else sigs, counts, meta, params,
+                                   SurvivorRule.lexical, index, prior, connect(), Content(files, lambda c: files), small,
+                                   candidates=candidates)
+    return table, figures
+
+
+@pytest.mark.parametrize("max_bucket_pairs", [32_640, 1])  # 1: buckets of 4+ keep only chain links
+def test_distributed_candidates_give_the_in_process_clusters(tmp_path: Path, max_bucket_pairs: int) -> None:
+    params = minhash.MinHashParams(max_bucket_pairs=max_bucket_pairs)
+    corpus = _edited_corpus()
+    names = sorted(corpus)
+    earlier = {k: corpus[k] for k in names[::3]}  # an earlier crawl kept a third of them
+    current = {f"new/{k}": corpus[k] for k in names}  # again, with everything it had not kept
+    base = corpus[names[0]]
+    current |= {f"new/copy{k}": base.replace(" ", f" c{k} ", 1) for k in range(8)}  # buckets of 9 members
+    index = DedupIndex(str(tmp_path / "index"))
+    _, old_sigs_uri = _crawl(tmp_path, "old", earlier, params)
+    old_ids, old_sigs, _ = _load_signatures(old_sigs_uri, params.num_perm)
+    index.write_bands("file", "old", old_ids, minhash.band_keys(old_sigs, params), old_sigs)
+    files, sig_uri = _crawl(tmp_path, "new", current, params)
+    ids, sigs, counts = _load_signatures(sig_uri, params.num_perm)
+    meta = pa.table({"id": ids, "repo": ids, "path": ids, "stars": [None] * len(ids), "pushed_at": [None] * len(ids)},
+                    schema=META)
+    small = _load_small_sets(sig_uri, ids)
+    engine = EngineParams(rows_per_unit=40, key_ranges=5)
+    assert len(units(sig_uri, engine.rows_per_unit)) >= 4  # the crawl really is cut into shards
+
+    in_process, in_figures = _clusters(ids, sigs, counts, meta, params, index, ["old"], files, small)
+    with dask.config.set(scheduler="threads"):
+        found = distributed_candidates("file", sig_uri, ids, params, index, ["old"], str(tmp_path / "scratch"), engine)
+        distributed, figures = _clusters(ids, sigs, counts, meta, params, index, ["old"], files, small, found)
+
+    assert in_figures["prior_crawl_matches"] > 20 and in_figures["pairs_near_threshold_or_above"] > 30
+    assert distributed.equals(in_process)
+    assert figures == in_figures
+    # The candidates themselves, not only the clusters they lead to (chain links depend on member order).
+    lo = params.threshold - params.exact_margin
+    mine = local_candidates("file", ids, sigs, counts, params, index, ["old"], lo)
+    with dask.config.set(scheduler="threads"):
+        theirs = found(lo)
+    assert np.array_equal(theirs.pairs, mine.pairs) and np.allclose(theirs.value, mine.value)
+    assert (theirs.total_pairs, theirs.prior_candidates) == (mine.total_pairs, mine.prior_candidates)
+    assert sorted(theirs.prior_found) == sorted(mine.prior_found)
+    assert not list((tmp_path / "scratch").glob("*"))  # the units' band keys are removed afterwards
+
+
+def test_key_ranges_cover_every_key_once() -> None:
+    ranges = key_ranges(7)
+    keys = np.array([-(1 << 63), -1, 0, 1, (1 << 63) - 1, 12345678901234], np.int64)
+    for k in keys.tolist():
+        assert sum(lo <= k and (hi is None or k < hi) for lo, hi in ranges) == 1
