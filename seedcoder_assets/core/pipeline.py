@@ -147,8 +147,16 @@ def _repo_level(r: StageRun, _: None) -> StageStats:
 
 
 def _exact_dedup(r: StageRun, p: DedupParams) -> StageStats:
-    return exact_dedup(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(EXACT_DEDUPED_FILES), r.lineage(),
-                       r.index(), r.prior, survivor_order(r.source, p.survivor_rule), r.conn())
+    rule = survivor_order(r.source, p.survivor_rule)
+    decisions = None
+    if r.engine is not None:
+        from seedcoder_assets.core.dedup.distributed import distributed_exact_decisions
+
+        decisions = distributed_exact_decisions(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.index(), r.prior, rule,
+                                                r.uri(SCRATCH), r.engine.params)
+    with r.engine_session():
+        return exact_dedup(r.uri(CODE_FILES), r.uri(CRAWL_REPOS), r.uri(EXACT_DEDUPED_FILES), r.lineage(),
+                           r.index(), r.prior, rule, r.conn(), decisions)
 
 
 def _signatures(r: StageRun, p: DedupParams) -> StageStats:

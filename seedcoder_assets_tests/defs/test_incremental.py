@@ -176,9 +176,9 @@ def test_a_crawl_waits_for_an_earlier_crawl_that_is_running() -> None:
     assert isinstance(wait_or_fail(instance, "this-run", missing), dg.Failure)
 
 
-def test_near_clusters_on_the_dask_engine_are_the_in_process_ones(first: Path, tmp_path: Path) -> None:
-    """The third crawl's near-duplicate clusters again, its candidate join fanned out on a local Dask cluster
-    (cut into many shards and key ranges): the same clusters as the step's own process found."""
+def test_dedup_on_the_dask_engine_decides_as_in_process(first: Path, tmp_path: Path) -> None:
+    """The third crawl again, its exact-dedup decisions and near-dedup candidate join fanned out on a local
+    Dask cluster (cut into many shards and hash ranges): the same files, clusters and lineage as in process."""
     from seedcoder_assets.resources.engine import DedupEngineResource
 
     shutil.copytree(first / "lake", tmp_path / "lake")
@@ -190,4 +190,9 @@ def test_near_clusters_on_the_dask_engine_are_the_in_process_ones(first: Path, t
     result = _run(resources, instance, "c3")
     md = result.asset_materializations_for_node("dedup__near_dup_clusters")[0].metadata
     assert md["engine"].value == "dask" and md["prior_crawl_matches"].value > 0
-    assert _digest(tmp_path, "dedup/near_dup_clusters", "c3") == _digest(first, "dedup/near_dup_clusters", "c3")
+    for asset in ("dedup/exact_deduped_files", "dedup/near_dup_clusters", "dedup/near_deduped_files"):
+        assert _digest(tmp_path, asset, "c3") == _digest(first, asset, "c3"), asset
+    for stage in ("exact_deduped_files", "near_deduped_files"):
+        cols = ["id", "decision", "reason", "cluster", "survivor", "detail"]
+        assert _lineage(tmp_path, "c3", stage).select(cols).sort("id").equals(
+            _lineage(first, "c3", stage).select(cols).sort("id")), stage

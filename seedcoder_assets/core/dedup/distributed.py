@@ -30,17 +30,21 @@ from dataclasses import dataclass
 
 import dask
 import dask.dataframe as dd
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.engine import EngineParams
-from seedcoder_assets.core.dedup.index import BAND_ROWS_PER_GROUP, DedupIndex, key_matches
+from seedcoder_assets.core.dedup.exact import DECISION_SCHEMA, connect, decide_sql, prior_table
+from seedcoder_assets.core.dedup.index import ROWS_PER_GROUP, DedupIndex, key_matches
 from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.near import Candidates, Found
+from seedcoder_assets.core.dedup.survivor import SurvivorOrder
 from seedcoder_assets.core.object_store import resolve
 from seedcoder_assets.core.parquet_io import clear_partition, dataset, part_paths
 
@@ -111,7 +115,7 @@ def write_unit_bands(sig_uri: str, unit: Unit, dst_uri: str, params: MinHashPara
     table = pa.table({"key": keys[order], "doc": doc[order], "addr": addr[order]}, schema=BAND_SCHEMA)
     fs, path = resolve(dst_uri)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    pq.write_table(table, path, filesystem=fs, row_group_size=BAND_ROWS_PER_GROUP, compression="zstd")
+    pq.write_table(table, path, filesystem=fs, row_group_size=ROWS_PER_GROUP, compression="zstd")
     return table.num_rows
 
 
@@ -246,3 +250,88 @@ def _to_rows(cut: list[Unit], sig_uri: str, ids: list[str], within: pd.DataFrame
         found = [(int(x), prior_crawls[int(c)], str(p), float(v))
                  for x, c, p, v in zip(r, across["crawl"], across["pid"], across["value"])]
     return Candidates(pairs, value, n_pairs, found, n_hits)
+
+
+# -- exact dedup by hash range --------------------------------------------------------------------------
+_HASH_COLUMNS = ["id", "sha256", "size", "repo", "path"]
+
+
+def hex_ranges(n: int) -> list[tuple[str, str | None]]:
+    """`n` ranges of lowercase hex SHA256 strings by their first 4 digits; the last is open-ended."""
+    edges = [f"{k * 65536 // n:04x}" for k in range(n)]
+    return [(lo, edges[k + 1] if k + 1 < n else None) for k, lo in enumerate(edges)]
+
+
+def write_unit_hashes(files_uri: str, unit: Unit, dst_dir: str, n_ranges: int) -> int:
+    """One unit's (id, sha256, size, repo, path) split by hash range: `<dst_dir>/range=R/unit-U.parquet`."""
+    t = read_unit(files_uri, unit, _HASH_COLUMNS)
+    prefix = pc.utf8_slice_codeunits(t["sha256"], 0, 4).to_pylist()
+    which = np.array([int(p, 16) * n_ranges // 65536 if p else 0 for p in prefix], np.int64)
+    fs, root = resolve(dst_dir)
+    for r in np.unique(which).tolist():
+        fs.create_dir(f"{root}/range={r:04d}", recursive=True)
+        pq.write_table(t.filter(pa.array(which == r)), f"{root}/range={r:04d}/unit-{unit.number:06d}.parquet",
+                       filesystem=fs)
+    return t.num_rows
+
+
+def range_decisions(r: int, lo: str, hi: str | None, work: str, repos_uri: str, prior_hashes: Sequence[tuple[str, str]],
+                    rule: SurvivorOrder) -> int:
+    """Exact-dedup decisions of one hash range (exact.decide_sql) against every earlier crawl's kept hashes
+    in that range (their tables are sorted by hash: a pruned read), written to `<work>/decisions/`."""
+    fs, root = resolve(work)
+    here = f"{root}/hashes/range={r:04d}"
+    if fs.get_file_info(here).type == pafs.FileType.NotFound:
+        return 0
+    files = dataset(f"{work}/hashes/range={r:04d}").to_table(columns=_HASH_COLUMNS)
+    wanted = pc.unique(files["sha256"])
+    known: dict[str, tuple[str, str]] = {}
+    for crawl, uri in prior_hashes:  # registration order: the earliest crawl wins, then the smallest id
+        flt = pc.field("sha256") >= lo
+        if hi is not None:
+            flt = flt & (pc.field("sha256") < hi)
+        t = dataset(uri).to_table(columns=["sha256", "ident"], filter=flt)
+        t = t.filter(pc.is_in(t["sha256"], value_set=wanted))
+        for sha, ident in zip(t["sha256"].to_pylist(), t["ident"].to_pylist()):
+            known.setdefault(sha, (crawl, ident))
+    repos = dataset(repos_uri).to_table(columns=["repo", "stars", "pushed_at"])
+    conn = connect(memory_limit="512MB")
+    conn.execute("SET threads TO 1")
+    conn.register("files", files)
+    conn.register("repos", repos)
+    conn.register("prior", prior_table(known))
+    out = conn.execute(decide_sql(rule, "files", "repos", "prior")).fetch_arrow_table().cast(DECISION_SCHEMA)
+    conn.close()
+    fs.create_dir(f"{root}/decisions", recursive=True)
+    pq.write_table(out, f"{root}/decisions/range-{r:04d}.parquet", filesystem=fs)
+    return out.num_rows
+
+
+def distributed_exact_decisions(files_uri: str, repos_uri: str, index: DedupIndex, prior_crawls: Sequence[str],
+                                rule: SurvivorOrder, scratch_uri: str, engine: EngineParams = EngineParams(),
+                                ) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """`exact.exact_dedup`'s decisions on the current Dask scheduler: the crawl's hashes split by hash range
+    per unit, then one task per range decides (survivor order within the crawl, earlier crawls' kept hashes
+    read for that range only). The decisions land in `conn` as the `decisions` table."""
+
+    def fill(conn: duckdb.DuckDBPyConnection) -> None:
+        work = f"{scratch_uri.rstrip('/')}/exact-{uuid.uuid4().hex[:12]}"
+        try:
+            cut = units(files_uri, engine.rows_per_unit)
+            dask.compute(*[dask.delayed(write_unit_hashes)(files_uri, u, f"{work}/hashes", engine.key_ranges)
+                           for u in cut])
+            prior = [(c, index.uri("file_hashes", c)) for c in prior_crawls]
+            dask.compute(*[dask.delayed(range_decisions)(r, lo, hi, work, repos_uri, prior, rule)
+                           for r, (lo, hi) in enumerate(hex_ranges(engine.key_ranges))])
+            fs, root = resolve(work)
+            found = fs.get_file_info(pafs.FileSelector(f"{root}/decisions", allow_not_found=True))
+            parts = sorted(i.path for i in found if i.path.endswith(".parquet"))
+            table = pa.concat_tables([pq.read_table(p, filesystem=fs) for p in parts]) if parts \
+                else DECISION_SCHEMA.empty_table()
+            conn.register("engine_decisions", table)
+            conn.execute("CREATE OR REPLACE TEMP TABLE decisions AS SELECT * FROM engine_decisions")
+            conn.unregister("engine_decisions")
+        finally:
+            clear_partition(work)
+
+    return fill

@@ -25,7 +25,7 @@ HASH_SCHEMA = pa.schema([("sha256", pa.string()), ("ident", pa.string())])
 BAND_SCHEMA = pa.schema([("key", pa.int64()), ("ref", pa.int32())])
 RECORD_SCHEMA = pa.schema([("ref", pa.int32()), ("id", pa.string()), ("signature", pa.binary())])
 
-BAND_ROWS_PER_GROUP = 65_536  # sorted keys in small row groups: a key-range read (core/dedup/distributed.py) prunes
+ROWS_PER_GROUP = 65_536  # sorted keys and hashes in small row groups: a range read (core/dedup/distributed.py) prunes
 
 # table names per kind: what a crawl must have written before a later crawl may probe it
 TABLES = {"file_hashes": ("file_hashes",), "repo": ("repo_hashes", "repo_bands", "repo_records"),
@@ -81,7 +81,7 @@ class DedupIndex:
     def write_hashes(self, table: str, crawl: str, sha256: pa.Array, ident: pa.Array) -> None:
         """The hashes a crawl kept (`file_hashes`: sha256 -> file id; `repo_hashes`: -> repository)."""
         t = pa.table({"sha256": sha256, "ident": ident}, schema=HASH_SCHEMA)
-        with PartWriter(self.uri(table, crawl), HASH_SCHEMA) as out:
+        with PartWriter(self.uri(table, crawl), HASH_SCHEMA, rows_per_group=ROWS_PER_GROUP) as out:
             out.write_table(t.sort_by([("sha256", "ascending"), ("ident", "ascending")]))
 
     def known_hashes(self, table: str, hashes: pa.Array, prior_crawls: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -114,7 +114,7 @@ class DedupIndex:
             out.write_table(pa.table({"ref": pa.array(np.arange(n, dtype=np.int32)), "id": pa.array(list(ids), pa.string()),
                                       "signature": pa.array([s.tobytes() for s in sigs], pa.binary())},
                                      schema=RECORD_SCHEMA))
-        with PartWriter(self.uri(f"{kind}_bands", crawl), BAND_SCHEMA, rows_per_group=BAND_ROWS_PER_GROUP) as out:
+        with PartWriter(self.uri(f"{kind}_bands", crawl), BAND_SCHEMA, rows_per_group=ROWS_PER_GROUP) as out:
             out.write_table(pa.table({"key": pa.array(flat), "ref": pa.array(refs)}, schema=BAND_SCHEMA))
 
     def band_hits(self, kind: str, keys: np.ndarray, prior_crawls: Sequence[str]

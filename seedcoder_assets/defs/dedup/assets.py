@@ -68,11 +68,12 @@ def repo_level_files(context: dg.AssetExecutionContext, storage: StorageResource
                  dg.AssetCheckSpec("no_duplicate_content", asset=key(EXACT_DEDUPED_FILES),
                                    description="no two kept files have the same text (hashed again)")],
 )
-def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig,
-                        storage: StorageResource) -> dg.MaterializeResult:
-    """Code files with byte-identical copies removed (SHA256), within the crawl and against earlier crawls."""
+def exact_deduped_files(context: dg.AssetExecutionContext, config: DedupConfig, storage: StorageResource,
+                        dedup_engine: DedupEngineResource) -> dg.MaterializeResult:
+    """Code files with byte-identical copies removed (SHA256), within the crawl and against earlier crawls
+    (decided in the step's process, or per hash range on Dask: the same decisions)."""
     crawl = context.partition_key
-    stats, dst = run_declared(context, storage, EXACT_DEDUPED_FILES, config.to_params())
+    stats, dst = run_declared(context, storage, EXACT_DEDUPED_FILES, config.to_params(), dedup_engine)
     md = stats_metadata(stats, dst)
     if stats.extra.get("cluster_sizes"):
         md["cluster_size_chart"] = bar_chart_markdown("exact duplicate set sizes", stats.extra["cluster_sizes"], "size")

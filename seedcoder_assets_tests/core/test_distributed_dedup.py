@@ -1,4 +1,5 @@
-"""Near-dedup candidates found on the distributed engine give the in-process clusters exactly."""
+"""The distributed engine decides dedup exactly as the in-process path: near-dedup candidates and clusters,
+exact-dedup decisions."""
 
 from __future__ import annotations
 
@@ -88,3 +89,45 @@ def test_key_ranges_cover_every_key_once() -> None:
     keys = np.array([-(1 << 63), -1, 0, 1, (1 << 63) - 1, 12345678901234], np.int64)
     for k in keys.tolist():
         assert sum(lo <= k and (hi is None or k < hi) for lo, hi in ranges) == 1
+
+
+def test_distributed_exact_decisions_are_the_in_process_ones(tmp_path: Path) -> None:
+    """Copies within one shard, across shards and of an earlier crawl's kept files, survivors by stars."""
+    import hashlib
+
+    from seedcoder_assets.core.dedup.distributed import distributed_exact_decisions
+    from seedcoder_assets.core.dedup.exact import local_decisions
+    from seedcoder_assets.core.dedup.survivor import SURVIVOR_ORDERS
+    from seedcoder_assets.core.parquet_io import PartWriter
+    from seedcoder_assets.core.schemas import FILE_SCHEMA
+
+    corpus = _edited_corpus()
+    texts = [corpus[k] for k in sorted(corpus)][:60]
+    rows = [{"id": f"f{i:03d}", "crawl": "new", "repo": f"r{i % 7}", "path": f"p{i}.py", "language": "Python",
+             "content": texts[(i * 7) % 45]} for i in range(120)]  # 45 texts over 120 files: groups of 2-3
+    for r in rows:
+        r["sha256"] = hashlib.sha256(r["content"].encode()).hexdigest()
+        r["size"] = len(r["content"])
+    files, repos = str(tmp_path / "files"), str(tmp_path / "repos")
+    with PartWriter(files, FILE_SCHEMA, rows_per_group=9) as out:  # 14 row groups: several shards
+        out.write_rows(rows)
+    repo_schema = pa.schema([("repo", pa.string()), ("stars", pa.int64()), ("pushed_at", pa.string())])
+    with PartWriter(repos, repo_schema) as out:
+        out.write_rows([{"repo": f"r{k}", "stars": (k * 37) % 11, "pushed_at": f"2026-0{k + 1}-01"} for k in range(7)])
+    index = DedupIndex(str(tmp_path / "index"))
+    old = sorted({r["sha256"] for r in rows})[::5]  # an earlier crawl kept a fifth of the texts
+    index.write_hashes("file_hashes", "old", pa.array(old), pa.array([f"old/{h[:6]}" for h in old]))
+    rule = SURVIVOR_ORDERS["github"]
+
+    def decided(fill) -> list[tuple]:
+        conn = connect()
+        fill(conn)
+        return sorted(conn.execute("SELECT * FROM decisions").fetchall())
+
+    mine = decided(lambda c: local_decisions(files, repos, index, ["old"], rule, c))
+    with dask.config.set(scheduler="threads"):
+        theirs = decided(distributed_exact_decisions(files, repos, index, ["old"], rule, str(tmp_path / "scratch"),
+                                                     EngineParams(rows_per_unit=20, key_ranges=4)))
+    assert len(units(files, 20)) >= 4
+    assert theirs == mine and len(mine) == 120
+    assert sum(r[5] is not None for r in mine) > 10 and sum(r[0] != r[3] and r[5] is None for r in mine) > 10
