@@ -43,10 +43,31 @@ def _env(values: dict) -> dict[str, str]:
 
 def test_every_manifest_validates_against_the_kubernetes_schema(manifests: dict[str, dict]) -> None:
     assert set(manifests) == {"Namespace/seedcoder", "PersistentVolumeClaim/oracle-models",
-                              "Deployment/vllm-oracle", "Service/vllm-oracle"}
+                              "Deployment/vllm-oracle", "Service/vllm-oracle", "DaskCluster/seedcoder-dask"}
     for doc in manifests.values():
-        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
         assert doc["kind"] == "Namespace" or doc["metadata"]["namespace"] == "seedcoder"
+        if doc["kind"] != "DaskCluster":  # a custom resource: its pod and service specs are validated below
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_dask_cluster_runs_the_code_location_image_where_the_code_looks_for_it(manifests: dict[str, dict],
+                                                                                    values: dict) -> None:
+    spec = manifests["DaskCluster/seedcoder-dask"]["spec"]
+    meta = {"name": "x", "namespace": "seedcoder"}
+    for part in ("worker", "scheduler"):
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec[part]["spec"]},
+                                     K8S_VERSION, strict=True)
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "Service", "metadata": meta,
+                                  "spec": spec["scheduler"]["service"]}, K8S_VERSION, strict=True)
+    image = values["dagster-user-deployments"]["deployments"][0]["image"]
+    for part in ("worker", "scheduler"):
+        assert spec[part]["spec"]["containers"][0]["image"] == f"{image['repository']}:{image['tag']}"
+    env = _env(values)
+    port = next(p["port"] for p in spec["scheduler"]["service"]["ports"] if p["name"] == "tcp-comm")
+    assert env["SEEDCODER_DEDUP_ENGINE"] == "dask"
+    assert env["SEEDCODER_DASK_ADDRESS"] == f"tcp://seedcoder-dask-scheduler.seedcoder.svc.cluster.local:{port}"
+    worker_env = {e["name"]: e["value"] for e in spec["worker"]["spec"]["containers"][0]["env"]}
+    assert {k: env[k] for k in worker_env} == worker_env  # the workers read the lake the steps write
 
 
 def test_a_broken_manifest_is_caught() -> None:
