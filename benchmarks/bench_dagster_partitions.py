@@ -88,8 +88,8 @@ def child(n: int, home: Path, daemon_seconds: int) -> dict:
     import dagster as dg
 
     from seedcoder_assets.core import pipeline
-    from seedcoder_assets.defs.automation.sensors import new_crawl_sensor
     from seedcoder_assets.definitions import defs
+    from seedcoder_assets.defs.automation.sensors import new_crawl_sensor
     from seedcoder_assets.resources.storage import StorageResource
 
     out: dict = {"partitions": n}

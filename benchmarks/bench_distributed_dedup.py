@@ -140,18 +140,19 @@ def main() -> None:
                    "worker_peak_rss_mb": max(r.get("worker_peak_rss_mb", []), default=0),
                    "worker_cpu_s_sampled": r.get("worker_cpu_s_sampled"), "same_clusters": d == reference,
                    "cluster_rows": r["rows_out"], "prior_matches": r["prior_crawl_matches"],
-                   "candidate_pairs": r["candidate_pairs"], "signatures_cpu_s": sig["cpu_s"], "prepare_s": prepare_s}
+                   "candidate_pairs": r["candidate_pairs"], **{f"phase_{k}": v for k, v in r["seconds"].items()}, "signatures_cpu_s": sig["cpu_s"], "prepare_s": prepare_s}
             results.append(row)
             print(json.dumps(row), flush=True)
         shutil.rmtree(home / "duckdb_tmp", ignore_errors=True)
     if a.out:
         Path(a.out).write_text(json.dumps(results, indent=1))
-    print("\n| scale | new crawl GB | files | engine | wall s | CPU s | CPU s per GB | driver peak RSS MB "
-          "| peak RSS per worker MB | same clusters |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| scale | new crawl GB | files | engine | wall s | CPU s | CPU s per GB | candidates s | prior exact "
+          "check s | clustering s | step peak RSS MB | peak RSS per worker MB | same clusters |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['scale']}x | {r['gb']:.2f} | {r['files']:,} | {r['engine']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
-              f"| {r['cpu_s_per_gb']:.1f} | {r['driver_peak_rss_mb']:.0f} | {r['worker_peak_rss_mb'] or '–'} "
+              f"| {r['cpu_s_per_gb']:.1f} | {r['phase_candidates_s']:.1f} | {r['phase_prior_exact_check_s']:.1f} "
+              f"| {r['phase_clustering_s']:.1f} | {r['driver_peak_rss_mb']:.0f} | {r['worker_peak_rss_mb'] or '–'} "
               f"| {'yes' if r['same_clusters'] else 'NO'} |")
 
 

@@ -18,3 +18,8 @@ $PY benchmarks/bench_incremental.py --crawl "$W/landing/full" --work "$W/increme
 $PY benchmarks/bench_quality.py --files "$L/filters/syntax_checked_files/crawl=full" --work "$W/quality" | tee $OUT/quality.md
 $PY benchmarks/bench_oracle_clients.py --files "$W/quality/files" | tee $OUT/oracle_clients.md
 $PY benchmarks/bench_operations.py | tee $OUT/operations.md
+$PY benchmarks/bench_distributed_dedup.py --files "$L/dedup/exact_deduped_files/crawl=full" \
+    --repos "$L/ingest/crawl_repos/crawl=full" --work "$W/distributed" --scales 4 16 | tee $OUT/distributed_dedup.md
+benchmarks/.venv-ray/bin/python benchmarks/bench_engines.py --sigs "$W/distributed/x4/lake/dedup/minhash_signatures/crawl=new" \
+    | tee $OUT/engines.md
+$PY benchmarks/bench_dagster_partitions.py --counts 1000 10000 | tee $OUT/dagster_partitions.md

@@ -1,25 +1,32 @@
-"""Near-dedup candidates on a distributed engine (Dask), for crawls and histories past one machine.
+"""Dedup past one machine: exact and near dedup's joins fanned out on Dask, deciding as in process.
 
-The in-process path (near.local_candidates) holds a crawl's band keys and signatures in one process and
-reads every earlier crawl's keys in it. Here the same candidates come from data and joins that fan out:
+Near dedup. The in-process path (near.local_candidates) holds a crawl's band keys and signatures in one
+process and reads every earlier crawl's keys in it. Here the same candidates come from data and tasks
+that fan out:
 
-1. per *unit* of the signature partition (a run of its row groups; a shard of the crawl): band keys,
+1. per *unit* of the signature partition (a run of its row groups: a shard of the crawl): band keys,
    written sorted by key with small row groups, so a key range is a pruned read;
-2. per *key range* (bands' keys are uniform hashes, so ranges are hash buckets): this crawl's entries
-   of every unit and every earlier crawl's kept entries (their index tables, sorted by key) in the range
+2. per *key range* (band keys are uniform hashes, so ranges are hash buckets): this crawl's entries of
+   every unit and every earlier crawl's kept entries (their index tables, sorted by key) in the range
    give the pairs within the crawl (members of a large bucket ordered by `minhash.doc_keys`, as in
-   process) and the hits on earlier crawls;
-3. two shuffle joins attach both sides' signatures to each pair (and to each earlier record) and
-   estimate its Jaccard; only estimates at or above the lower decision bound reach the driver.
+   process) and the hits on earlier crawls, each split by the unit of its first address;
+3. per unit: its pairs (deduplicated across ranges) get their first side's signature, split by the unit
+   of the second side; per unit again, the second side's signature and the estimate. Signatures are read
+   where the pairs meet them, never shuffled. Hits on an earlier crawl meet its kept records per crawl.
+   Only estimates at or above the lower decision bound reach the step's process.
 
-Every task is a plain function over Parquet URIs (local or s3://), so workers need the lake, not the
-driver's memory. Clustering then runs where it always does (near.near_clusters), on the candidates:
-its input is the edge list, not the corpus. The result is the in-process candidates exactly
-(seedcoder_assets_tests/core/test_distributed_near.py); benchmarks/bench_distributed_dedup.py measures
+Exact dedup. Per unit of the files partition, (id, sha256, size, repo, path) split by hash range; per
+range, the in-process SQL (survivor order within the crawl) with each earlier crawl's kept hashes of
+that range (sorted: a pruned read).
+
+Every task is a plain function over Parquet URIs (local or s3://): workers need the lake, not the
+step's memory. Clustering and the exact check of unsure pairs run in the step (near.near_clusters) on
+the candidates: edges, not the corpus. Both give the in-process result exactly
+(seedcoder_assets_tests/core/test_distributed_dedup.py); benchmarks/bench_distributed_dedup.py measures
 1, 2 and 4 workers on 4x and 16x the large crawl.
 
-Engine: Dask (`distributed`); a laptop runs a local cluster (or the threaded scheduler), a deployment
-points `SEEDCODER_DASK_ADDRESS` at a scheduler (the Dask Kubernetes operator's DaskCluster).
+A laptop runs a local cluster (or the threaded scheduler); a deployment points `SEEDCODER_DASK_ADDRESS`
+at a scheduler (deploy/k8s/dask-cluster.yaml, the Dask Kubernetes operator). See core/dedup/engine.py.
 """
 
 from __future__ import annotations
@@ -29,10 +36,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dask
-import dask.dataframe as dd
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -43,17 +48,10 @@ from seedcoder_assets.core.dedup.engine import EngineParams
 from seedcoder_assets.core.dedup.exact import DECISION_SCHEMA, connect, decide_sql, prior_table
 from seedcoder_assets.core.dedup.index import ROWS_PER_GROUP, DedupIndex, key_matches
 from seedcoder_assets.core.dedup.minhash import MinHashParams
-from seedcoder_assets.core.dedup.near import Candidates, Found
+from seedcoder_assets.core.dedup.near import Candidates, Content, Found, unsure_prior
 from seedcoder_assets.core.dedup.survivor import SurvivorOrder
 from seedcoder_assets.core.object_store import resolve
 from seedcoder_assets.core.parquet_io import clear_partition, dataset, part_paths
-
-BINARY = pd.ArrowDtype(pa.binary())  # signatures stay Arrow buffers through the shuffles (no bytes objects)
-_PAIRS = pd.DataFrame({"a": pd.Series([], dtype="int64"), "b": pd.Series([], dtype="int64")})
-_HITS = pd.DataFrame({"a": pd.Series([], dtype="int64"), "crawl": pd.Series([], dtype="int32"), "ref": pd.Series([], dtype="int32")})
-_SIGS = pd.DataFrame({"addr": pd.Series([], dtype="int64"), "sig": pd.Series([], dtype=BINARY)})
-_PRIOR = pd.DataFrame({"crawl": pd.Series([], dtype="int32"), "ref": pd.Series([], dtype="int32"),
-                       "pid": pd.Series([], dtype=object), "psig": pd.Series([], dtype=BINARY)})
 
 
 @dataclass(frozen=True)
@@ -89,10 +87,9 @@ def read_unit(sig_uri: str, unit: Unit, columns: Sequence[str]) -> pa.Table:
     return pq.ParquetFile(fs.open_input_file(unit.path)).read_row_groups(list(unit.row_groups), columns=list(columns))
 
 
-def _signature_matrix(column: pa.ChunkedArray | pa.Array | pd.Series, num_perm: int) -> np.ndarray:
+def _signature_matrix(column: pa.ChunkedArray | pa.Array, num_perm: int) -> np.ndarray:
     """uint32 [n, num_perm] straight from the Arrow buffer (every signature has num_perm values)."""
-    arr = pa.array(column) if isinstance(column, pd.Series) else column
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not len(arr):
         return np.zeros((0, num_perm), np.uint32)
     offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset: arr.offset + len(arr) + 1]
@@ -134,101 +131,223 @@ def _in_range(uri: str, lo: int, hi: int | None, columns: list[str]) -> pa.Table
     return dataset(uri).to_table(columns=columns, filter=flt)
 
 
+Pieces = dict[int, np.ndarray]  # unit -> rows of int64 addresses whose first column lies in that unit
+_MASK = np.int64(0xFFFFFFFF)
+
+
+def _by_unit(rows: np.ndarray, column: np.ndarray) -> Pieces:
+    unit = column >> 32
+    order = np.argsort(unit, kind="stable")
+    rows, unit = rows[order], unit[order]
+    cuts = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]]) if len(unit) else np.zeros(0, np.int64)
+    return {int(unit[c]): part for c, part in zip(cuts, np.split(rows, cuts[1:]))}
+
+
+def _unique_rows(pieces: Sequence[np.ndarray | None], width: int) -> np.ndarray:
+    rows = [p for p in pieces if p is not None and len(p)]
+    if not rows:
+        return np.zeros((0, width), np.int64)
+    both = np.ascontiguousarray(np.concatenate(rows))
+    return np.unique(both.view(np.dtype([(f"c{i}", np.int64) for i in range(width)])).reshape(-1)) \
+        .view(np.int64).reshape(-1, width)
+
+
 def range_candidates(lo: int, hi: int | None, band_files: Sequence[str], prior_bands: Sequence[str],
-                     max_bucket_pairs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     max_bucket_pairs: int) -> tuple[Pieces, Pieces]:
     """Pairs (a < b, addresses) sharing a key in [lo, hi), and hits (a, earlier crawl's position, its ref)
-    of this crawl's entries on each earlier crawl's kept entries in the range."""
+    of this crawl's entries on each earlier crawl's kept entries in the range; both by unit of `a`."""
     parts = [_in_range(f, lo, hi, ["key", "doc", "addr"]) for f in band_files]
     mine = pa.concat_tables(parts) if parts else BAND_SCHEMA.empty_table()
     key, doc, addr = (mine[c].to_numpy() for c in ("key", "doc", "addr"))
-    pairs = minhash.bucket_pairs(key, addr, doc, max_bucket_pairs)
-    code = np.unique(pairs.view(np.dtype([("a", np.int64), ("b", np.int64)])).reshape(-1))
-    out_pairs = pd.DataFrame({"a": code["a"].astype(np.int64), "b": code["b"].astype(np.int64)})
+    pairs = _unique_rows([minhash.bucket_pairs(key, addr, doc, max_bucket_pairs)], 2)
     hits = []
     for c, uri in enumerate(prior_bands):
         t = _in_range(uri, lo, hi, ["key", "ref"])
         probe, refs = key_matches(t["key"].to_numpy(), t["ref"].to_numpy(), key)
-        if len(probe):
-            hits.append(pd.DataFrame({"a": addr[probe], "crawl": np.int32(c), "ref": refs.astype(np.int32)}))
-    out_hits = pd.concat(hits, ignore_index=True).drop_duplicates() if hits else _HITS.copy()
-    return out_pairs, out_hits
+        hits.append(np.stack([addr[probe], np.full(len(probe), c, np.int64), refs.astype(np.int64)], axis=1))
+    hits_rows = _unique_rows(hits, 3)
+    return _by_unit(pairs, pairs[:, 0]), _by_unit(hits_rows, hits_rows[:, 0])
 
 
-# -- 3. estimates by shuffle joins ----------------------------------------------------------------------
-def unit_signatures(sig_uri: str, unit: Unit) -> pd.DataFrame:
-    t = read_unit(sig_uri, unit, ["signature"])
-    addr = (np.int64(unit.number) << 32) | np.arange(t.num_rows, dtype=np.int64)
-    return pd.DataFrame({"addr": addr, "sig": pd.Series(pd.arrays.ArrowExtensionArray(t["signature"]))})
+# -- 3. estimates: each unit's signatures read where its pairs meet them, never shuffled ---------------------
+def unit_signatures(sig_uri: str, unit: Unit, num_perm: int) -> np.ndarray:
+    return _signature_matrix(read_unit(sig_uri, unit, ["signature"])["signature"], num_perm)
 
 
-def prior_records(index: DedupIndex, kind: str, crawl: str, position: int) -> pd.DataFrame:
-    t = dataset(index.uri(f"{kind}_records", crawl)).to_table(columns=["ref", "id", "signature"])
-    return pd.DataFrame({"crawl": np.full(t.num_rows, position, np.int32), "ref": t["ref"].to_numpy().astype(np.int32),
-                         "pid": pd.Series(t["id"].to_pylist(), dtype=object),
-                         "psig": pd.Series(pd.arrays.ArrowExtensionArray(t["signature"]))})
+def attach_left(sig_uri: str, unit: Unit, pieces: Sequence[np.ndarray | None], width: int, num_perm: int
+                ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], int]:
+    """This unit's rows (deduplicated across ranges) with the signature of their address `a`, grouped by
+    their second column: the unit of `b` for pairs (a, b), the earlier crawl for hits (a, crawl, ref).
+    Returns ({group: (rows, signatures)}, row count)."""
+    rows = _unique_rows(pieces, width)
+    sigs = unit_signatures(sig_uri, unit, num_perm)[rows[:, 0] & _MASK] if len(rows) else None
+    key = rows[:, 1] >> 32 if width == 2 else rows[:, 1]
+    out = {}
+    for g in np.unique(key).tolist():
+        at = key == g
+        out[int(g)] = (rows[at], sigs[at])
+    return out, len(rows)
 
 
-def _estimate(df: pd.DataFrame, left: str, right: str, num_perm: int, lo: float) -> pd.DataFrame:
-    if not len(df):
-        return df.drop(columns=[left, right]).assign(value=pd.Series([], dtype="float32"))
-    a, b = _signature_matrix(df[left], num_perm), _signature_matrix(df[right], num_perm)
-    out = df.drop(columns=[left, right]).assign(value=minhash.similarity(a, b))
-    return out[out["value"] >= lo]
+def estimate_right(sig_uri: str, unit: Unit, pieces: Sequence[tuple[np.ndarray, np.ndarray] | None], lo: float,
+                   num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs whose `b` lies in this unit: estimated Jaccard against its signatures; those >= lo."""
+    got = [p for p in pieces if p is not None]
+    if not got:
+        return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
+    pairs = np.concatenate([p[0] for p in got])
+    value = minhash.similarity(np.concatenate([p[1] for p in got]),
+                               unit_signatures(sig_uri, unit, num_perm)[pairs[:, 1] & _MASK])
+    keep = value >= lo
+    return pairs[keep], value[keep]
+
+
+def estimate_prior(index: DedupIndex, kind: str, crawl: str, pieces: Sequence[tuple[np.ndarray, np.ndarray] | None],
+                   lo: float, num_perm: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Hits on one earlier crawl: estimated Jaccard against its kept records; (addresses, their ids, values) >= lo."""
+    got = [p for p in pieces if p is not None]
+    if not got:
+        return np.zeros(0, np.int64), [], np.zeros(0, np.float32)
+    hits = np.concatenate([p[0] for p in got])
+    uniq, inverse = np.unique(hits[:, 2], return_inverse=True)
+    pids, psigs = index.records(kind, crawl, uniq, num_perm)
+    value = minhash.similarity(np.concatenate([p[1] for p in got]), psigs[inverse])
+    keep = np.flatnonzero(value >= lo)
+    return hits[keep, 0], [pids[inverse[k]] for k in keep.tolist()], value[keep]
+
+
+def _piece(groups: dict, key: int):
+    return groups.get(key)
 
 
 def distributed_candidates(kind: str, sig_uri: str, ids: list[str], params: MinHashParams, index: DedupIndex,
                            prior_crawls: Sequence[str], scratch_uri: str, engine: EngineParams = EngineParams(),
-                           ) -> Callable[[float], Candidates]:
+                           content: Content | None = None) -> Callable[[float, float], Candidates]:
     """`near.near_clusters`' candidate finder on the current Dask scheduler (a Client, or threads).
 
     Args:
         ids: the crawl's record ids, sorted (the rows the candidates are returned in).
         scratch_uri: where the units' band keys go (removed afterwards); workers must reach it.
+        content: where the texts are: every pair whose estimate lies between the bounds gets its exact
+            Jaccard on the workers too (all of them, where the step's optimistic clustering checks only
+            those it uses: the clusters are the same, tests/core/test_near.py).
     """
 
-    def find(lo: float) -> Candidates:
+    def find(lo: float, hi: float) -> Candidates:
         work = f"{scratch_uri.rstrip('/')}/near-{uuid.uuid4().hex[:12]}"
         try:
-            return _find(kind, sig_uri, ids, params, index, list(prior_crawls), work, engine, lo)
+            found = _find(kind, sig_uri, ids, params, index, list(prior_crawls), work, engine, lo)
         finally:
             clear_partition(work)
+        return _check_unsure(found, ids, params, content, hi, engine) if content is not None and lo < hi else found
 
     return find
 
 
+def _check_unsure(found: Candidates, ids: list[str], params: MinHashParams, content: Content, hi: float,
+                  engine: EngineParams) -> Candidates:
+    """Exact Jaccard, on the workers, of every pair and earlier-crawl match the estimate cannot decide."""
+    pair_exact = found.value < hi
+    todo_pairs = np.flatnonzero(pair_exact)
+    refs = [((content.files_uri, ids[a]), (content.files_uri, ids[b])) for a, b in found.pairs[todo_pairs].tolist()]
+    todo_prior = unsure_prior(found.prior_found, hi) if content.prior_files is not None else []
+    refs += [((content.files_uri, ids[found.prior_found[k][0]]), (content.prior_files(found.prior_found[k][1]),
+                                                                  found.prior_found[k][2])) for k in todo_prior]
+    exact = exact_jaccards(refs, params, engine)
+    value = found.value.copy()
+    value[todo_pairs] = exact[: len(todo_pairs)]
+    prior_found = list(found.prior_found)
+    prior_exact = np.zeros(len(prior_found), bool)
+    for k, x in zip(todo_prior, exact[len(todo_pairs):].tolist()):
+        r, c, p, _ = prior_found[k]
+        prior_found[k], prior_exact[k] = (r, c, p, float(x)), True
+    return Candidates(found.pairs, value, found.total_pairs, prior_found, found.prior_candidates, pair_exact,
+                      prior_exact if content.prior_files is not None else None)
+
+
+# -- exact Jaccard of unsure pairs: texts read once per shard, shingle sets meet per block of pairs ----------
+Ref = tuple[str, str]  # (files partition URI, record id)
+EXACT_BLOCK = 8192  # pairs per Jaccard task
+
+
+def unit_shingle_sets(uri: str, unit: Unit, wanted: dict[str, dict[str, list[tuple[int, int]]]],
+                      params: MinHashParams) -> dict[int, list[tuple[int, int, np.ndarray]]]:
+    """Shingle sets of this shard's records that some pair needs, by block: {block: [(pair, side, set)]}.
+    Only the row groups holding such a record have their text read."""
+    need = wanted.get(uri, {})
+    fs, _ = resolve(uri)
+    pf = pq.ParquetFile(fs.open_input_file(unit.path))
+    out: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+    for g in unit.row_groups:
+        group_ids = pf.read_row_group(g, columns=["id"])["id"]
+        hit = pc.is_in(group_ids, value_set=pa.array(list(need), pa.string())) if need else None
+        if hit is None or not pc.any(hit).as_py():
+            continue
+        rows = pf.read_row_group(g, columns=["id", "content"]).filter(hit)
+        for id_, s in zip(rows["id"].to_pylist(), minhash.shingle_sets(rows["content"], params)):
+            for k, side in need[id_]:
+                out.setdefault(k // EXACT_BLOCK, []).append((k, side, s))
+    return out
+
+
+def block_jaccard(block: int, size: int, pieces: Sequence[list[tuple[int, int, np.ndarray]] | None]) -> np.ndarray:
+    """Exact Jaccard of pairs [block * EXACT_BLOCK, + size) (0.0 where a record is no longer there)."""
+    sides: dict[tuple[int, int], np.ndarray] = {}
+    for piece in pieces:
+        for k, side, s in piece or ():
+            sides[(k, side)] = s
+    start = block * EXACT_BLOCK
+    out = np.zeros(size, np.float32)
+    for k in range(start, start + size):
+        a, b = sides.get((k, 0)), sides.get((k, 1))
+        out[k - start] = minhash.exact_jaccard(a, b) if a is not None and b is not None else 0.0
+    return out
+
+
+def exact_jaccards(pairs: Sequence[tuple[Ref, Ref]], params: MinHashParams, engine: EngineParams) -> np.ndarray:
+    """Exact Jaccard of each pair of records, on the current Dask scheduler: every shard of every files
+    partition involved is read once (only its row groups with a wanted record), and the sets meet in
+    blocks of EXACT_BLOCK pairs."""
+    if not pairs:
+        return np.zeros(0, np.float32)
+    wanted: dict[str, dict[str, list[tuple[int, int]]]] = {}
+    for k, pair in enumerate(pairs):
+        for side, (uri, id_) in enumerate(pair):
+            wanted.setdefault(uri, {}).setdefault(id_, []).append((k, side))
+    shared = dask.delayed(wanted, traverse=False)
+    sets = [dask.delayed(unit_shingle_sets)(uri, u, shared, params) for uri in wanted
+            for u in units(uri, engine.rows_per_unit)]
+    blocks = [dask.delayed(block_jaccard)(b, min(EXACT_BLOCK, len(pairs) - b * EXACT_BLOCK),
+                                          [dask.delayed(_piece)(s, b) for s in sets])
+              for b in range(-(-len(pairs) // EXACT_BLOCK))]
+    return np.concatenate(dask.compute(*blocks))
+
+
 def _find(kind: str, sig_uri: str, ids: list[str], params: MinHashParams, index: DedupIndex,
           prior_crawls: list[str], work: str, engine: EngineParams, lo: float) -> Candidates:
+    delayed, perm = dask.delayed, params.num_perm
     cut = units(sig_uri, engine.rows_per_unit)
     band_files = [f"{work}/bands/unit-{u.number:06d}.parquet" for u in cut]
-    dask.compute(*[dask.delayed(write_unit_bands)(sig_uri, u, f, params) for u, f in zip(cut, band_files)])
+    dask.compute(*[delayed(write_unit_bands)(sig_uri, u, f, params) for u, f in zip(cut, band_files)])
     prior_bands = [index.uri(f"{kind}_bands", c) for c in prior_crawls]
-    found = [dask.delayed(range_candidates, nout=2)(lo_, hi_, band_files, prior_bands, params.max_bucket_pairs)
+    found = [delayed(range_candidates, nout=2)(lo_, hi_, band_files, prior_bands, params.max_bucket_pairs)
              for lo_, hi_ in key_ranges(engine.key_ranges)]
-    pairs = dd.from_delayed([f[0] for f in found], meta=_PAIRS)
-    hits = dd.from_delayed([f[1] for f in found], meta=_HITS)
-    sigs = dd.from_delayed([dask.delayed(unit_signatures)(sig_uri, u) for u in cut], meta=_SIGS)
-    split = max(1, engine.key_ranges // 4)
-    pairs = pairs.drop_duplicates(split_out=split)  # a pair found in two bands lies in two ranges
-    hits = hits.drop_duplicates(split_out=split)
-    sa = sigs.rename(columns={"addr": "a", "sig": "sa"})
-    sb = sigs.rename(columns={"addr": "b", "sig": "sb"})
-    within = pairs.merge(sa, on="a").merge(sb, on="b").map_partitions(
-        _estimate, "sa", "sb", params.num_perm, lo, meta=_PAIRS.assign(value=pd.Series([], dtype="float32")))
-    if prior_crawls:
-        records = dd.from_delayed([dask.delayed(prior_records)(index, kind, c, k) for k, c in enumerate(prior_crawls)],
-                                  meta=_PRIOR)
-        across = hits.merge(records, on=["crawl", "ref"]).merge(sa, on="a").map_partitions(
-            _estimate, "sa", "psig", params.num_perm, lo,
-            meta=_HITS.assign(pid=pd.Series([], dtype=object), value=pd.Series([], dtype="float32")))
-        within_df, across_df, n_pairs, n_hits = dask.compute(within, across, pairs.shape[0], hits.shape[0])
-    else:
-        within_df, n_pairs = dask.compute(within, pairs.shape[0])
-        across_df, n_hits = None, 0
-    return _to_rows(cut, sig_uri, ids, within_df, across_df, prior_crawls, int(n_pairs), int(n_hits))
+    pairs_left = [delayed(attach_left, nout=2)(sig_uri, u, [delayed(_piece)(f[0], u.number) for f in found], 2, perm)
+                  for u in cut]
+    within = [delayed(estimate_right)(sig_uri, v, [delayed(_piece)(p[0], v.number) for p in pairs_left], lo, perm)
+              for v in cut]
+    hits_left = [delayed(attach_left, nout=2)(sig_uri, u, [delayed(_piece)(f[1], u.number) for f in found], 3, perm)
+                 for u in cut] if prior_crawls else []
+    across = [delayed(estimate_prior)(index, kind, crawl, [delayed(_piece)(h[0], c) for h in hits_left], lo, perm)
+              for c, crawl in enumerate(prior_crawls)]
+    within_out, across_out, n_pairs, n_hits = dask.compute(within, across, [p[1] for p in pairs_left],
+                                                            [h[1] for h in hits_left])
+    return _to_rows(cut, sig_uri, ids, within_out, across_out, prior_crawls, int(sum(n_pairs)), int(sum(n_hits)))
 
 
-def _to_rows(cut: list[Unit], sig_uri: str, ids: list[str], within: pd.DataFrame, across: pd.DataFrame | None,
-             prior_crawls: list[str], n_pairs: int, n_hits: int) -> Candidates:
+def _to_rows(cut: list[Unit], sig_uri: str, ids: list[str], within: list[tuple[np.ndarray, np.ndarray]],
+             across: list[tuple[np.ndarray, list[str], np.ndarray]], prior_crawls: list[str], n_pairs: int,
+             n_hits: int) -> Candidates:
     """Addresses -> rows of the sorted ids, pairs as (i < j) sorted: what the in-process path gives."""
     wanted = pa.array(ids, pa.string())
     rows_of = [pc.index_in(read_unit(sig_uri, u, ["id"])["id"], value_set=wanted).to_numpy(zero_copy_only=False)
@@ -237,19 +356,18 @@ def _to_rows(cut: list[Unit], sig_uri: str, ids: list[str], within: pd.DataFrame
     flat = np.concatenate(rows_of).astype(np.int64) if rows_of else np.zeros(0, np.int64)
 
     def row(addr: np.ndarray) -> np.ndarray:
-        return flat[base[addr >> 32] + (addr & 0xFFFFFFFF)]
+        return flat[base[addr >> 32] + (addr & _MASK)]
 
-    a, b = row(within["a"].to_numpy(np.int64)), row(within["b"].to_numpy(np.int64))
+    pairs = np.concatenate([w[0] for w in within]) if within else np.zeros((0, 2), np.int64)
+    value = np.concatenate([w[1] for w in within]) if within else np.zeros(0, np.float32)
+    a, b = row(pairs[:, 0]), row(pairs[:, 1])
     i, j = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((j, i))
-    pairs = np.stack([i[order], j[order]], axis=1) if len(order) else np.zeros((0, 2), np.int64)
-    value = within["value"].to_numpy(np.float32)[order]
     found: list[Found] = []
-    if across is not None and len(across):
-        r = row(across["a"].to_numpy(np.int64))
-        found = [(int(x), prior_crawls[int(c)], str(p), float(v))
-                 for x, c, p, v in zip(r, across["crawl"], across["pid"], across["value"])]
-    return Candidates(pairs, value, n_pairs, found, n_hits)
+    for c, (addr, pids, values) in enumerate(across):
+        found += [(int(x), prior_crawls[c], p, float(v)) for x, p, v in zip(row(addr).tolist(), pids, values.tolist())]
+    return Candidates(np.stack([i[order], j[order]], axis=1).astype(np.int64), value[order].astype(np.float32),
+                      n_pairs, found, n_hits)
 
 
 # -- exact dedup by hash range --------------------------------------------------------------------------

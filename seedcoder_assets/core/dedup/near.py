@@ -13,6 +13,7 @@ it), at a small fraction of the exact checks, and it covers matches against earl
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -171,10 +172,12 @@ class Candidates:
     (`local_candidates`) or on a distributed engine (core/dedup/distributed.py); decided alike."""
 
     pairs: np.ndarray  # int64 [m, 2], rows i < j, sorted
-    value: np.ndarray  # float32 [m] estimated Jaccard
+    value: np.ndarray  # float32 [m] estimated Jaccard (exact where pair_exact)
     total_pairs: int  # candidate pairs before the estimate
-    prior_found: list[Found]
+    prior_found: list[Found]  # (exact Jaccard where prior_exact)
     prior_candidates: int  # (row, earlier record) candidates before the estimate
+    pair_exact: np.ndarray | None = None  # bool [m]: value is the exact Jaccard already
+    prior_exact: np.ndarray | None = None  # bool [len(prior_found)]: likewise
 
 
 def local_candidates(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.ndarray, params: MinHashParams,
@@ -207,27 +210,37 @@ def prior_matches(kind: str, ids: list[str], sigs: np.ndarray, n_shingles: np.nd
     return resolve_prior(found.prior_found, found.prior_candidates, ids, params, prior_crawls, content)
 
 
+def unsure_prior(found: list[Found], hi: float) -> list[int]:
+    """Positions in `found` whose exact Jaccard decides: below `hi`, for a row without a sure match."""
+    sure_rows = {r for r, _, _, e in found if e >= hi}
+    return [k for k, f in enumerate(found) if f[3] < hi and f[0] not in sure_rows]
+
+
 def resolve_prior(found: list[Found], candidates: int, ids: list[str], params: MinHashParams,
-                  prior_crawls: Sequence[str], content: Content | None) -> PriorMatches:
+                  prior_crawls: Sequence[str], content: Content | None,
+                  exact: np.ndarray | None = None) -> PriorMatches:
     """Each row's best match among `found`: estimates at or above threshold + margin are taken; those
-    within the margin are decided on their exact Jaccard when `content` can read both texts, on the
-    estimate otherwise. Ties go to the earlier crawl, then the smaller id."""
+    within the margin are decided on their exact Jaccard when `content` can read both texts (or when
+    `exact` says `found` holds it already), on the estimate otherwise. Ties go to the earlier crawl, then
+    the smaller id."""
     _, hi = _band(params, content)
     rank = {c: i for i, c in enumerate(prior_crawls)}
-    sure_rows = {r for r, _, _, e in found if e >= hi}
-    unsure = [f for f in found if f[3] < hi and f[0] not in sure_rows]
+    checked = [k for k in unsure_prior(found, hi) if exact is None or not exact[k]]
+    unsure = [found[k] for k in checked]
     value = {(r, c, p): e for r, c, p, e in found}
     if unsure and content is not None and content.prior_files is not None:
-        exact = ShingleSets(params).jaccard([((content.files_uri, ids[r]), (content.prior_files(c), p))
-                                             for r, c, p, _ in unsure])
-        value.update({(r, c, p): float(x) for (r, c, p, _), x in zip(unsure, exact)})
+        jaccard = ShingleSets(params).jaccard([((content.files_uri, ids[r]), (content.prior_files(c), p))
+                                               for r, c, p, _ in unsure])
+        value.update({(r, c, p): float(x) for (r, c, p, _), x in zip(unsure, jaccard)})
     best: dict[int, tuple[str, str, float]] = {}
     for (r, c, p), v in value.items():
         if v < params.threshold:
             continue
         if r not in best or (-v, rank[c], p) < (-best[r][2], rank[best[r][0]], best[r][1]):
             best[r] = (c, p, v)
-    return PriorMatches(best, candidates, len(unsure) if content is not None and content.prior_files else 0)
+    done_elsewhere = int(exact.sum()) if exact is not None else 0
+    return PriorMatches(best, candidates, done_elsewhere + (len(unsure) if content is not None and content.prior_files
+                                                            else 0))
 
 
 def _band(params: MinHashParams, content: Content | None) -> tuple[float, float]:
@@ -241,12 +254,12 @@ def near_clusters(kind: str, ids: list[str], sigs: np.ndarray | None, n_shingles
                   params: MinHashParams, rule: SurvivorOrder, index: DedupIndex, prior_crawls: Sequence[str],
                   conn: duckdb.DuckDBPyConnection, content: Content | None = None,
                   small_sets: dict[int, np.ndarray] | None = None,
-                  candidates: Callable[[float], Candidates] | None = None) -> tuple[pa.Table, dict[str, Any]]:
+                  candidates: Callable[[float, float], Candidates] | None = None) -> tuple[pa.Table, dict[str, Any]]:
     """Verified star clusters of one crawl, including matches against earlier crawls.
 
     Args:
         sigs: the rows' signatures (None when `candidates` finds the candidates elsewhere).
-        candidates: lower estimate bound -> the crawl's candidates; None: `local_candidates`.
+        candidates: (lower, upper estimate bound) -> the crawl's candidates; None: `local_candidates`.
 
     Returns:
         (cluster rows: one per member of every cluster of size >= 2, with the rule's inputs;
@@ -255,18 +268,24 @@ def near_clusters(kind: str, ids: list[str], sigs: np.ndarray | None, n_shingles
     index.require(kind, prior_crawls)
     n = len(ids)
     lo, hi = _band(params, content)
+    started = time.perf_counter()
     if candidates is None:
         assert sigs is not None
         found = local_candidates(kind, ids, sigs, n_shingles, params, index, prior_crawls, lo)
     else:
-        found = candidates(lo)
+        found = candidates(lo, hi)
+    candidates_s = time.perf_counter() - started
     pairs, value = found.pairs, found.value.copy()
     unknown = value < hi  # empty when there is no exact check (lo == hi)
-    prior = resolve_prior(found.prior_found, found.prior_candidates, ids, params, prior_crawls, content)
+    if found.pair_exact is not None:
+        unknown &= ~found.pair_exact
+    prior = resolve_prior(found.prior_found, found.prior_candidates, ids, params, prior_crawls, content,
+                          found.prior_exact)
+    prior_check_s = time.perf_counter() - started - candidates_s
     pre_dropped = np.zeros(n, bool)
     pre_dropped[list(prior.match)] = True
     priority = _priority(meta, ids, rule, conn)
-    exact_checked, rounds = 0, 0
+    exact_checked, rounds = int(found.pair_exact.sum()) if found.pair_exact is not None else 0, 0
     fixed = {(content.files_uri, ids[r]): s for r, s in (small_sets or {}).items()} if content else {}
     sets = ShingleSets(params, fixed)
     component = minhash.components(n, pairs) if unknown.any() else np.zeros(n, np.int64)
@@ -309,7 +328,11 @@ def near_clusters(kind: str, ids: list[str], sigs: np.ndarray | None, n_shingles
                "prior_crawl_candidates": prior.candidates, "prior_crawl_exact_checked": prior.exact_checked,
                "prior_crawl_matches": len(prior.match), "cluster_sizes": dict(sorted(sizes.items())),
                "files_without_shingles": int((n_shingles <= 0).sum())}
-    return table, figures
+    # Where the time went: finding candidates (fans out on the engine), the exact check of matches against
+    # earlier crawls, and the clustering with its exact checks (both in this process).
+    timings = {"candidates_s": candidates_s, "prior_exact_check_s": prior_check_s,
+               "clustering_s": time.perf_counter() - started - candidates_s - prior_check_s}
+    return table, {**figures, "seconds": {k: round(v, 2) for k, v in timings.items()}}
 
 
 def _cluster_rows(ids: list[str], survivor: np.ndarray, sim: np.ndarray, prior: PriorMatches,
@@ -353,7 +376,8 @@ def file_near_clusters(sig_uri: str, files_uri: str, repos_uri: str, dst_uri: st
 
         table = read_table(sig_uri, ["id", "n_shingles"]).sort_by("id")
         ids, sigs, n_sh = table["id"].to_pylist(), None, table["n_shingles"].to_numpy()
-        found = distributed_candidates("file", sig_uri, ids, params, index, prior_crawls, engine[1], engine[0])
+        found = distributed_candidates("file", sig_uri, ids, params, index, prior_crawls, engine[1], engine[0],
+                                       Content(files_uri, prior_files))
     meta = conn.execute(f"SELECT f.id, f.repo, f.path, r.stars, r.pushed_at FROM {duckdb_source(files_uri)} f "
                         f"LEFT JOIN (SELECT repo, stars, pushed_at FROM {duckdb_source(repos_uri)}) r USING (repo)"
                         ).fetch_arrow_table()
