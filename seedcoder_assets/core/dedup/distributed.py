@@ -56,18 +56,18 @@ from seedcoder_assets.core.parquet_io import clear_partition, dataset, part_path
 
 @dataclass(frozen=True)
 class Unit:
-    """A run of row groups of one signature part file: the engine's shard of a crawl."""
+    """A run of row groups of one part file of a partition (signatures, files): the engine's shard of a crawl."""
 
     number: int
     path: str  # a file path under the signature partition's filesystem
     row_groups: tuple[int, ...]
 
 
-def units(sig_uri: str, rows_per_unit: int) -> list[Unit]:
-    """The signature partition cut into units of about `rows_per_unit` rows (whole row groups)."""
-    fs, _ = resolve(sig_uri)
+def units(uri: str, rows_per_unit: int) -> list[Unit]:
+    """A partition cut into units of about `rows_per_unit` rows (whole row groups)."""
+    fs, _ = resolve(uri)
     out: list[Unit] = []
-    for path in part_paths(sig_uri):
+    for path in part_paths(uri):
         meta = pq.ParquetFile(fs.open_input_file(path)).metadata
         group: list[int] = []
         rows = 0
@@ -82,18 +82,9 @@ def units(sig_uri: str, rows_per_unit: int) -> list[Unit]:
     return out
 
 
-def read_unit(sig_uri: str, unit: Unit, columns: Sequence[str]) -> pa.Table:
-    fs, _ = resolve(sig_uri)
+def read_unit(uri: str, unit: Unit, columns: Sequence[str]) -> pa.Table:
+    fs, _ = resolve(uri)
     return pq.ParquetFile(fs.open_input_file(unit.path)).read_row_groups(list(unit.row_groups), columns=list(columns))
-
-
-def _signature_matrix(column: pa.ChunkedArray | pa.Array, num_perm: int) -> np.ndarray:
-    """uint32 [n, num_perm] straight from the Arrow buffer (every signature has num_perm values)."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not len(arr):
-        return np.zeros((0, num_perm), np.uint32)
-    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset: arr.offset + len(arr) + 1]
-    return np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0]: offsets[-1]].view(np.uint32).reshape(-1, num_perm)
 
 
 # -- 1. band keys per unit ------------------------------------------------------------------------------
@@ -105,7 +96,7 @@ def write_unit_bands(sig_uri: str, unit: Unit, dst_uri: str, params: MinHashPara
     t = read_unit(sig_uri, unit, ["id", "n_shingles", "signature"])
     rows = np.flatnonzero(t["n_shingles"].to_numpy() > 0)
     valid = t.take(pa.array(rows, pa.int64()))
-    keys = minhash.band_keys(_signature_matrix(valid["signature"], params.num_perm), params).reshape(-1)
+    keys = minhash.band_keys(minhash.signature_matrix(valid["signature"], params.num_perm), params).reshape(-1)
     doc = np.repeat(minhash.doc_keys(valid["id"]), params.bands)
     addr = np.repeat((np.int64(unit.number) << 32) | rows.astype(np.int64), params.bands)
     order = np.lexsort((doc, keys))
@@ -171,7 +162,7 @@ def range_candidates(lo: int, hi: int | None, band_files: Sequence[str], prior_b
 
 # -- 3. estimates: each unit's signatures read where its pairs meet them, never shuffled ---------------------
 def unit_signatures(sig_uri: str, unit: Unit, num_perm: int) -> np.ndarray:
-    return _signature_matrix(read_unit(sig_uri, unit, ["signature"])["signature"], num_perm)
+    return minhash.signature_matrix(read_unit(sig_uri, unit, ["signature"])["signature"], num_perm)
 
 
 def attach_left(sig_uri: str, unit: Unit, pieces: Sequence[np.ndarray | None], width: int, num_perm: int

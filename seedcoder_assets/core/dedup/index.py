@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from seedcoder_assets.core.dedup.minhash import sorted_unique
+from seedcoder_assets.core.dedup.minhash import signature_matrix, sorted_unique
 from seedcoder_assets.core.parquet_io import PartWriter, is_complete, read_table
 
 HASH_SCHEMA = pa.schema([("sha256", pa.string()), ("ident", pa.string())])
@@ -147,6 +147,4 @@ class DedupIndex:
         """(ids, uint32 [len(refs), num_perm] signatures) of an earlier crawl's records `refs`."""
         t = read_table(self.uri(f"{kind}_records", crawl)).sort_by("ref")
         picked = t.take(pa.array(refs, pa.int64()))
-        sigs = np.frombuffer(b"".join(picked["signature"].to_pylist()), np.uint32).reshape(len(refs), num_perm) \
-            if len(refs) else np.zeros((0, num_perm), np.uint32)
-        return picked["id"].to_pylist(), sigs
+        return picked["id"].to_pylist(), signature_matrix(picked["signature"], num_perm)

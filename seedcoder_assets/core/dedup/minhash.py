@@ -224,6 +224,16 @@ def band_keys(sigs: np.ndarray, params: MinHashParams) -> np.ndarray:
     return keys.view(np.int64)
 
 
+def signature_matrix(column: pa.ChunkedArray | pa.Array, num_perm: int) -> np.ndarray:
+    """uint32 [n, num_perm] of a binary column of signatures, straight from its Arrow buffer (every
+    signature has num_perm values), without a Python object per row."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not len(arr):
+        return np.zeros((0, num_perm), np.uint32)
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset: arr.offset + len(arr) + 1]
+    return np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0]: offsets[-1]].view(np.uint32).reshape(-1, num_perm)
+
+
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Estimated Jaccard of row pairs: share of equal MinHash values."""
     return (a == b).mean(axis=-1, dtype=np.float32)

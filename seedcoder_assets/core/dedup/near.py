@@ -72,11 +72,7 @@ def _load_signatures(sig_uri: str, num_perm: int) -> tuple[list[str], np.ndarray
     ids = table.column("id").to_pylist()
     if not ids:
         return ids, np.zeros((0, num_perm), np.uint32), np.zeros(0, np.int32)
-    arr = table.column("signature").combine_chunks()
-    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset: arr.offset + len(arr) + 1]
-    values = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
-    sigs = values.view(np.uint32).reshape(len(ids), num_perm)  # every signature has num_perm values
-    return ids, sigs, table.column("n_shingles").to_numpy()
+    return ids, minhash.signature_matrix(table.column("signature"), num_perm), table.column("n_shingles").to_numpy()
 
 
 def _priority(meta: pa.Table, ids: list[str], rule: SurvivorOrder, conn: duckdb.DuckDBPyConnection) -> np.ndarray:
