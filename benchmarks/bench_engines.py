@@ -9,8 +9,9 @@ out the map side of the near-dedup candidate join (core/dedup/distributed.py) ov
 signatures: band keys per shard of 65,536 records, then candidate pairs per key range (64 ranges). Both
 run the same functions on the same files and must find the same pairs. Reported: cluster start-up,
 memory of the engine's processes when idle and at their peak, the phase's wall and CPU seconds
-(every process of the engine, sampled). The shuffle joins that follow are Dask DataFrame merges; Ray's
-equivalent (Ray Data joins) was not implemented, so that part is not compared.
+(every process of the engine, sampled; memory as PSS, so pages shared between processes, like Ray's object
+store, count once). The later per-shard joins and exact checks use the same task pattern and are not
+compared separately.
 """
 
 from __future__ import annotations
@@ -33,33 +34,33 @@ PINNED = {"RAYON_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS"
 
 
 class Sampler:
-    """RSS (sum over the engine's processes) and CPU seconds of this process and every descendant."""
+    """Memory (PSS summed over the engine's processes) and CPU seconds of this process and every descendant."""
 
     def __init__(self) -> None:
         self.me = psutil.Process()
         self.cpu: dict[int, float] = {}
-        self.peak_rss = 0
+        self.peak_pss = 0
         self.stop_flag = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
-    def rss(self) -> int:
+    def pss(self) -> int:
         total = 0
         for p in [self.me, *self.me.children(recursive=True)]:
             try:
-                total += p.memory_info().rss
+                total += p.memory_full_info().pss
                 t = p.cpu_times()
-                self.cpu[p.pid] = t.user + t.system + getattr(t, "children_user", 0) + getattr(t, "children_system", 0)
+                self.cpu[p.pid] = t.user + t.system  # each process once: a reaped child keeps its last sample
             except psutil.Error:
                 continue
         return total
 
     def _loop(self) -> None:
         while not self.stop_flag.wait(0.1):
-            self.peak_rss = max(self.peak_rss, self.rss())
+            self.peak_pss = max(self.peak_pss, self.pss())
 
     def cpu_s(self) -> float:
-        self.rss()
+        self.pss()
         return sum(self.cpu.values())
 
     def stop(self) -> None:
@@ -97,14 +98,14 @@ def child(engine: str, sig_uri: str, workers: int) -> dict:
     fan_out(len, [("warm",)] * workers)  # workers up and importing
     startup = time.perf_counter() - t0
     time.sleep(2)
-    idle_rss = sampler.rss()
+    idle_pss = sampler.pss()
     cpu0, t1 = sampler.cpu_s(), time.perf_counter()
     fan_out(dist.write_unit_bands, [(sig_uri, u, f, params) for u, f in zip(cut, files)])
     found = fan_out(_pairs, [(lo, hi, files, params.max_bucket_pairs) for lo, hi in ranges])
     wall, cpu = time.perf_counter() - t1, sampler.cpu_s() - cpu0
     sampler.stop()
     out = {"engine": engine, "workers": workers, "records": sum(_rows(f) for f in files), "startup_s": startup,
-           "idle_rss_mb": idle_rss / 2**20, "peak_rss_mb": sampler.peak_rss / 2**20, "phase_wall_s": wall,
+           "idle_pss_mb": idle_pss / 2**20, "peak_pss_mb": sampler.peak_pss / 2**20, "phase_wall_s": wall,
            "phase_cpu_s": cpu, "pairs": int(sum(found))}
     if engine == "dask":
         client.close()
@@ -117,8 +118,8 @@ def child(engine: str, sig_uri: str, workers: int) -> dict:
 def _pairs(lo, hi, files, max_bucket_pairs) -> int:
     from seedcoder_assets.core.dedup.distributed import range_candidates
 
-    pairs, _ = range_candidates(lo, hi, files, [], max_bucket_pairs)
-    return len(pairs)
+    by_unit, _ = range_candidates(lo, hi, files, [], max_bucket_pairs)
+    return sum(len(p) for p in by_unit.values())
 
 
 def _rows(path: str) -> int:
@@ -145,11 +146,11 @@ def main() -> None:
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     assert rows[0]["pairs"] == rows[1]["pairs"], "the engines found different pairs"
-    print("\n| engine | workers | band entries | start-up s | idle RSS MB | peak RSS MB | phase wall s | phase CPU s |")
+    print("\n| engine | workers | band entries | start-up s | idle PSS MB (all processes) | peak PSS MB | phase wall s | phase CPU s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['engine']} | {r['workers']} | {r['records']:,} | {r['startup_s']:.1f} | {r['idle_rss_mb']:.0f} "
-              f"| {r['peak_rss_mb']:.0f} | {r['phase_wall_s']:.1f} | {r['phase_cpu_s']:.1f} |")
+        print(f"| {r['engine']} | {r['workers']} | {r['records']:,} | {r['startup_s']:.1f} | {r['idle_pss_mb']:.0f} "
+              f"| {r['peak_pss_mb']:.0f} | {r['phase_wall_s']:.1f} | {r['phase_cpu_s']:.1f} |")
 
 
 if __name__ == "__main__":

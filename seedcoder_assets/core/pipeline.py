@@ -31,7 +31,7 @@ from seedcoder_assets.core.ingest.archives import ExtractParams
 from seedcoder_assets.core.ingest.crawl import CrawlIngest
 from seedcoder_assets.core.parquet_io import iter_batches
 from seedcoder_assets.core.runner import Decide, run_stage
-from seedcoder_assets.core.stage_run import StageRun
+from seedcoder_assets.core.stage_run import SCRATCH, StageRun
 from seedcoder_assets.core.stats import StageStats
 
 Key = tuple[str, ...]
@@ -55,7 +55,6 @@ QUALITY_FILES: Key = ("quality", "quality_files")
 REPO_LEVEL_CORPUS: Key = ("quality", "repo_level_corpus")
 REPO_QUALITY: Key = ("quality", "repo_quality")
 LAKE_CATALOG: Key = ("catalog", "lake_catalog")
-SCRATCH: Key = ("_scratch", "dedup")  # a stage's temporary data for the distributed engine's workers
 
 Compute = Literal["light", "cpu", "gpu"]  # light: the run's own process; cpu/gpu: a sized pod (lib/k8s.py)
 

@@ -4,7 +4,8 @@ same way."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -13,7 +14,10 @@ from seedcoder_assets.core import paths
 from seedcoder_assets.core.dedup.engine import DaskEngine
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.object_store import duckdb_connect
+from seedcoder_assets.core.parquet_io import clear_partition
 from seedcoder_assets.core.stats import LineageWriter
+
+SCRATCH = ("_scratch", "dedup")  # the dedup workers' temporary data, per partition (removed after the stage)
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,18 @@ class StageRun:
     stage: str | None = None  # the lineage stage of the declared stage being run (set by pipeline.run)
     engine: DaskEngine | None = None  # where dedup joins fan out; None: in this process
 
-    def engine_session(self) -> AbstractContextManager[None]:
-        """The distributed engine's client for the duration, or nothing to set up."""
-        return self.engine.session() if self.engine is not None else nullcontext()
+    @contextmanager
+    def engine_session(self) -> Iterator[None]:
+        """The distributed engine's client for the duration (or nothing to set up); the workers' scratch
+        folder of this partition (`<lake>/_scratch/dedup/<partition>`) is removed afterwards."""
+        if self.engine is None:
+            yield
+            return
+        try:
+            with self.engine.session():
+                yield
+        finally:
+            clear_partition(self.uri(SCRATCH))
 
     def uri(self, key: tuple[str, ...] | list[str], partition: str | None = None) -> str:
         return paths.partition_uri(self.lake, key, partition or self.partition)

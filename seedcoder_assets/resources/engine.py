@@ -11,9 +11,10 @@ from seedcoder_assets.core.dedup.engine import DaskEngine, EngineParams
 
 
 class DedupEngineResource(dg.ConfigurableResource):
-    """`dask` fans the near-dedup candidate join out per shard and key range (core/dedup/distributed.py) on the
-    scheduler at `dask_address` (in Kubernetes: a DaskCluster of the Dask operator running this project's image),
-    or on a local cluster of `dask_workers` processes when no address is given. The clusters are the same."""
+    """`dask` fans exact dedup's decisions (per hash range) and near dedup's candidate join and exact checks (per
+    shard and key range) out (core/dedup/distributed.py) on the scheduler at `dask_address` (in Kubernetes: a
+    DaskCluster of the Dask operator running this project's image), or on a local cluster of `dask_workers`
+    processes when no address is given. The decisions are the same as in process."""
 
     engine: Literal["in-process", "dask"] = Field("in-process", description="in-process | dask")
     dask_address: str = Field("", description="tcp://scheduler:8786; empty = a local cluster per step")

@@ -84,10 +84,22 @@ def test_distributed_candidates_give_the_in_process_clusters(tmp_path: Path, max
     mine = local_candidates("file", ids, sigs, counts, params, index, ["old"], lo)
     with dask.config.set(scheduler="threads"):
         theirs = found(lo, lo)  # estimates only
-    assert np.array_equal(theirs.pairs, mine.pairs) and np.allclose(theirs.value, mine.value)
+    assert np.array_equal(theirs.pairs, mine.pairs) and np.array_equal(theirs.value, mine.value)
     assert (theirs.total_pairs, theirs.prior_candidates) == (mine.total_pairs, mine.prior_candidates)
     assert sorted(theirs.prior_found) == sorted(mine.prior_found)
     assert not list((tmp_path / "scratch").glob("*"))  # the units' band keys are removed afterwards
+
+
+@pytest.mark.parametrize("n", [3, 4, 6, 64, 100])
+def test_every_hash_goes_to_the_range_that_reads_its_earlier_copies(n: int) -> None:
+    """A file's hash range (where its earlier-crawl copies are looked up) is the range whose bounds hold it."""
+    from seedcoder_assets.core.dedup.distributed import hex_range_of, hex_ranges
+
+    ranges = hex_ranges(n)
+    prefixes = [f"{p:04x}" for p in range(65536)]
+    for prefix, r in zip(prefixes, hex_range_of(prefixes, n).tolist()):
+        lo, hi = ranges[r]
+        assert lo <= prefix + "0" * 60 and (hi is None or prefix + "f" * 60 < hi), (prefix, r, lo, hi)
 
 
 def test_key_ranges_cover_every_key_once() -> None:
@@ -115,8 +127,9 @@ def test_distributed_exact_decisions_are_the_in_process_ones(tmp_path: Path) -> 
         r["sha256"] = hashlib.sha256(r["content"].encode()).hexdigest()
         r["size"] = len(r["content"])
     files, repos = str(tmp_path / "files"), str(tmp_path / "repos")
-    with PartWriter(files, FILE_SCHEMA, rows_per_group=9) as out:  # 14 row groups: several shards
-        out.write_rows(rows)
+    with PartWriter(files, FILE_SCHEMA, rows_per_part=40, rows_per_group=9) as out:  # 3 files, 15 row groups
+        for start in range(0, len(rows), 20):
+            out.write_rows(rows[start:start + 20])
     repo_schema = pa.schema([("repo", pa.string()), ("stars", pa.int64()), ("pushed_at", pa.string())])
     with PartWriter(repos, repo_schema) as out:
         out.write_rows([{"repo": f"r{k}", "stars": (k * 37) % 11, "pushed_at": f"2026-0{k + 1}-01"} for k in range(7)])
@@ -134,6 +147,7 @@ def test_distributed_exact_decisions_are_the_in_process_ones(tmp_path: Path) -> 
     with dask.config.set(scheduler="threads"):
         theirs = decided(distributed_exact_decisions(files, repos, index, ["old"], rule, str(tmp_path / "scratch"),
                                                      EngineParams(rows_per_unit=20, key_ranges=4)))
-    assert len(units(files, 20)) >= 4
+    assert len(units(files, 20)) >= 6 and len({u.path for u in units(files, 20)}) == 3  # units across files
     assert theirs == mine and len(mine) == 120
+    assert not list((tmp_path / "scratch").rglob("*.parquet"))
     assert sum(r[5] is not None for r in mine) > 10 and sum(r[0] != r[3] and r[5] is None for r in mine) > 10

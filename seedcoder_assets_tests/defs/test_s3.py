@@ -138,3 +138,40 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     with resources["catalog_db"].connect(storage.lake_root) as conn:
         stages = {r["stage"] for r in catalog.why(conn, "requests/api.py")}
     assert {"raw_repo_files", "exact_deduped_files", "near_deduped_files", "quality_files"} <= stages
+
+
+def test_dedup_on_dask_workers_reads_and_writes_the_lake_on_s3(s3_endpoint: str, small_crawl: Path,
+                                                                tmp_path: Path) -> None:
+    """The GitHub branch on S3 in process, then again with both dedup stages on a local Dask cluster whose
+    worker processes reach S3 only through the settings the engine gives them: the same outputs."""
+    from seedcoder_assets.core.parquet_io import dataset
+    from seedcoder_assets.resources.engine import DedupEngineResource
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    _upload_tree(client, small_crawl, "dask/landing/c1")
+    storage = StorageResource(lake_root=f"s3://{BUCKET}/dask/lake", landing_root=f"s3://{BUCKET}/dask/landing",
+                              local_dir=str(tmp_path / "local"), s3=S3Resource(endpoint_url=s3_endpoint))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("crawl", ["c1"])
+    job = defs().resolve_job_def("github_files_job")
+
+    def outputs() -> dict[str, list]:
+        out = {}
+        for where, cols in (("dedup/exact_deduped_files/crawl=c1", ["id", "sha256"]),
+                            ("dedup/near_dup_clusters/crawl=c1", ["id", "survivor", "similarity"]),
+                            ("lineage/stage=exact_deduped_files/crawl=c1", ["id", "reason", "survivor"]),
+                            ("lineage/stage=near_deduped_files/crawl=c1", ["id", "reason", "survivor"])):
+            t = dataset(f"{storage.lake_root}/{where}").to_table(columns=cols)
+            out[where] = sorted(zip(*(t[c].to_pylist() for c in cols)), key=str)
+        return out
+
+    assert job.execute_in_process(resources={"storage": storage}, instance=instance, partition_key="c1").success
+    in_process = outputs()
+    engine = DedupEngineResource(engine="dask", dask_workers=2, rows_per_unit=500, key_ranges=5)
+    result = job.execute_in_process(resources={"storage": storage, "dedup_engine": engine}, instance=instance,
+                                    partition_key="c1")
+    assert result.success
+    md = result.asset_materializations_for_node("dedup__near_dup_clusters")[0].metadata
+    assert md["engine"].value == "dask"
+    assert outputs() == in_process and len(in_process["dedup/exact_deduped_files/crawl=c1"]) > 500
+    assert not [k for k in _keys(client, "dask/lake/_scratch/") if "crawl=" in k], "the workers' data is removed"

@@ -31,7 +31,6 @@ at a scheduler (deploy/k8s/dask-cluster.yaml, the Dask Kubernetes operator). See
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from seedcoder_assets.core import object_store
 from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.engine import EngineParams
 from seedcoder_assets.core.dedup.exact import DECISION_SCHEMA, connect, decide_sql, prior_table
@@ -68,7 +68,8 @@ def units(uri: str, rows_per_unit: int) -> list[Unit]:
     fs, _ = resolve(uri)
     out: list[Unit] = []
     for path in part_paths(uri):
-        meta = pq.ParquetFile(fs.open_input_file(path)).metadata
+        with fs.open_input_file(path) as f:
+            meta = pq.ParquetFile(f).metadata
         group: list[int] = []
         rows = 0
         for g in range(meta.num_row_groups):
@@ -84,7 +85,8 @@ def units(uri: str, rows_per_unit: int) -> list[Unit]:
 
 def read_unit(uri: str, unit: Unit, columns: Sequence[str]) -> pa.Table:
     fs, _ = resolve(uri)
-    return pq.ParquetFile(fs.open_input_file(unit.path)).read_row_groups(list(unit.row_groups), columns=list(columns))
+    with fs.open_input_file(unit.path) as f:
+        return pq.ParquetFile(f).read_row_groups(list(unit.row_groups), columns=list(columns))
 
 
 # -- 1. band keys per unit ------------------------------------------------------------------------------
@@ -167,12 +169,13 @@ def unit_signatures(sig_uri: str, unit: Unit, num_perm: int) -> np.ndarray:
 
 def attach_left(sig_uri: str, unit: Unit, pieces: Sequence[np.ndarray | None], width: int, num_perm: int
                 ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], int]:
-    """This unit's rows (deduplicated across ranges) with the signature of their address `a`, grouped by
-    their second column: the unit of `b` for pairs (a, b), the earlier crawl for hits (a, crawl, ref).
+    """This unit's rows (deduplicated across ranges) with the signature of their address `a`, grouped by the
+    unit of `b` for pairs (a, b), by earlier crawl and block of refs for hits (a, crawl, ref).
     Returns ({group: (rows, signatures)}, row count)."""
     rows = _unique_rows(pieces, width)
     sigs = unit_signatures(sig_uri, unit, num_perm)[rows[:, 0] & _MASK] if len(rows) else None
-    key = rows[:, 1] >> 32 if width == 2 else rows[:, 1]
+    # pairs: by the unit of b; hits: by (earlier crawl, block of its refs), so one task holds one block
+    key = rows[:, 1] >> 32 if width == 2 else (rows[:, 1] << 32) | (rows[:, 2] // ROWS_PER_GROUP)
     out = {}
     for g in np.unique(key).tolist():
         at = key == g
@@ -193,15 +196,18 @@ def estimate_right(sig_uri: str, unit: Unit, pieces: Sequence[tuple[np.ndarray, 
     return pairs[keep], value[keep]
 
 
-def estimate_prior(index: DedupIndex, kind: str, crawl: str, pieces: Sequence[tuple[np.ndarray, np.ndarray] | None],
-                   lo: float, num_perm: int) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Hits on one earlier crawl: estimated Jaccard against its kept records; (addresses, their ids, values) >= lo."""
+def estimate_prior(index: DedupIndex, kind: str, crawl: str, block: int,
+                   pieces: Sequence[tuple[np.ndarray, np.ndarray] | None], lo: float, num_perm: int
+                   ) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Hits on one block of an earlier crawl's kept records: estimated Jaccard against them;
+    (addresses, their ids, values) >= lo. Only that block's rows of the records table are read."""
     got = [p for p in pieces if p is not None]
     if not got:
         return np.zeros(0, np.int64), [], np.zeros(0, np.float32)
     hits = np.concatenate([p[0] for p in got])
     uniq, inverse = np.unique(hits[:, 2], return_inverse=True)
-    pids, psigs = index.records(kind, crawl, uniq, num_perm)
+    pids, psigs = index.records(kind, crawl, uniq, num_perm,
+                                ref_range=(block * ROWS_PER_GROUP, (block + 1) * ROWS_PER_GROUP))
     value = minhash.similarity(np.concatenate([p[1] for p in got]), psigs[inverse])
     keep = np.flatnonzero(value >= lo)
     return hits[keep, 0], [pids[inverse[k]] for k in keep.tolist()], value[keep]
@@ -221,11 +227,14 @@ def distributed_candidates(kind: str, sig_uri: str, ids: list[str], params: MinH
         scratch_uri: where the units' band keys go (removed afterwards); workers must reach it.
         content: where the texts are: every pair whose estimate lies between the bounds gets its exact
             Jaccard on the workers too (all of them, where the step's optimistic clustering checks only
-            those it uses: the clusters are the same, tests/core/test_near.py).
+            those it uses; the clusters are the same, seedcoder_assets_tests/core/test_near.py, unless
+            that clustering gives up after near.MAX_ROUNDS rounds and decides the rest by estimate,
+            which no real crawl has needed).
     """
 
     def find(lo: float, hi: float) -> Candidates:
-        work = f"{scratch_uri.rstrip('/')}/near-{uuid.uuid4().hex[:12]}"
+        work = f"{scratch_uri.rstrip('/')}/near"
+        clear_partition(work)  # what a killed run of this partition left
         try:
             found = _find(kind, sig_uri, ids, params, index, list(prior_crawls), work, engine, lo)
         finally:
@@ -266,18 +275,21 @@ def unit_shingle_sets(uri: str, unit: Unit, wanted: dict[str, dict[str, list[tup
     """Shingle sets of this shard's records that some pair needs, by block: {block: [(pair, side, set)]}.
     Only the row groups holding such a record have their text read."""
     need = wanted.get(uri, {})
-    fs, _ = resolve(uri)
-    pf = pq.ParquetFile(fs.open_input_file(unit.path))
     out: dict[int, list[tuple[int, int, np.ndarray]]] = {}
-    for g in unit.row_groups:
-        group_ids = pf.read_row_group(g, columns=["id"])["id"]
-        hit = pc.is_in(group_ids, value_set=pa.array(list(need), pa.string())) if need else None
-        if hit is None or not pc.any(hit).as_py():
-            continue
-        rows = pf.read_row_group(g, columns=["id", "content"]).filter(hit)
-        for id_, s in zip(rows["id"].to_pylist(), minhash.shingle_sets(rows["content"], params)):
-            for k, side in need[id_]:
-                out.setdefault(k // EXACT_BLOCK, []).append((k, side, s))
+    if not need:
+        return out
+    value_set = pa.array(list(need), pa.string())
+    fs, _ = resolve(uri)
+    with fs.open_input_file(unit.path) as f:
+        pf = pq.ParquetFile(f)
+        for g in unit.row_groups:
+            hit = pc.is_in(pf.read_row_group(g, columns=["id"])["id"], value_set=value_set)
+            if not pc.any(hit).as_py():
+                continue
+            rows = pf.read_row_group(g, columns=["id", "content"]).filter(hit)
+            for id_, s in zip(rows["id"].to_pylist(), minhash.shingle_sets(rows["content"], params)):
+                for k, side in need[id_]:
+                    out.setdefault(k // EXACT_BLOCK, []).append((k, side, s))
     return out
 
 
@@ -329,22 +341,30 @@ def _find(kind: str, sig_uri: str, ids: list[str], params: MinHashParams, index:
               for v in cut]
     hits_left = [delayed(attach_left, nout=2)(sig_uri, u, [delayed(_piece)(f[1], u.number) for f in found], 3, perm)
                  for u in cut] if prior_crawls else []
-    across = [delayed(estimate_prior)(index, kind, crawl, [delayed(_piece)(h[0], c) for h in hits_left], lo, perm)
-              for c, crawl in enumerate(prior_crawls)]
-    within_out, across_out, n_pairs, n_hits = dask.compute(within, across, [p[1] for p in pairs_left],
-                                                            [h[1] for h in hits_left])
-    return _to_rows(cut, sig_uri, ids, within_out, across_out, prior_crawls, int(sum(n_pairs)), int(sum(n_hits)))
+    within_out, groups, n_pairs, n_hits = dask.compute(within, [delayed(_keys)(h[0]) for h in hits_left],
+                                                        [p[1] for p in pairs_left], [h[1] for h in hits_left])
+    blocks = sorted(set().union(*groups)) if groups else []
+    across = [delayed(estimate_prior)(index, kind, prior_crawls[g >> 32], g & 0xFFFFFFFF,
+                                      [delayed(_piece)(h[0], g) for h in hits_left], lo, perm) for g in blocks]
+    (across_out,) = dask.compute(across)
+    crawl_of = [prior_crawls[g >> 32] for g in blocks]
+    return _to_rows(cut, sig_uri, ids, within_out, list(zip(crawl_of, across_out)), int(sum(n_pairs)),
+                    int(sum(n_hits)))
+
+
+def _keys(groups: dict) -> list[int]:
+    return list(groups)
 
 
 def _to_rows(cut: list[Unit], sig_uri: str, ids: list[str], within: list[tuple[np.ndarray, np.ndarray]],
-             across: list[tuple[np.ndarray, list[str], np.ndarray]], prior_crawls: list[str], n_pairs: int,
+             across: list[tuple[str, tuple[np.ndarray, list[str], np.ndarray]]], n_pairs: int,
              n_hits: int) -> Candidates:
     """Addresses -> rows of the sorted ids, pairs as (i < j) sorted: what the in-process path gives."""
-    wanted = pa.array(ids, pa.string())
-    rows_of = [pc.index_in(read_unit(sig_uri, u, ["id"])["id"], value_set=wanted).to_numpy(zero_copy_only=False)
-               for u in cut]
-    base = np.r_[0, np.cumsum([len(r) for r in rows_of])].astype(np.int64)
-    flat = np.concatenate(rows_of).astype(np.int64) if rows_of else np.zeros(0, np.int64)
+    unit_ids = [read_unit(sig_uri, u, ["id"])["id"] for u in cut]
+    base = np.r_[0, np.cumsum([len(x) for x in unit_ids])].astype(np.int64)
+    flat = pc.index_in(pa.chunked_array([c for x in unit_ids for c in x.chunks], pa.string()),
+                       value_set=pa.array(ids, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64) \
+        if unit_ids else np.zeros(0, np.int64)
 
     def row(addr: np.ndarray) -> np.ndarray:
         return flat[base[addr >> 32] + (addr & _MASK)]
@@ -355,8 +375,8 @@ def _to_rows(cut: list[Unit], sig_uri: str, ids: list[str], within: list[tuple[n
     i, j = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((j, i))
     found: list[Found] = []
-    for c, (addr, pids, values) in enumerate(across):
-        found += [(int(x), prior_crawls[c], p, float(v)) for x, p, v in zip(row(addr).tolist(), pids, values.tolist())]
+    for crawl, (addr, pids, values) in across:
+        found += [(int(x), crawl, p, float(v)) for x, p, v in zip(row(addr).tolist(), pids, values.tolist())]
     return Candidates(np.stack([i[order], j[order]], axis=1).astype(np.int64), value[order].astype(np.float32),
                       n_pairs, found, n_hits)
 
@@ -365,17 +385,26 @@ def _to_rows(cut: list[Unit], sig_uri: str, ids: list[str], within: list[tuple[n
 _HASH_COLUMNS = ["id", "sha256", "size", "repo", "path"]
 
 
+def _hex_edges(n: int) -> np.ndarray:
+    return np.array([k * 65536 // n for k in range(n)], np.int64)
+
+
 def hex_ranges(n: int) -> list[tuple[str, str | None]]:
     """`n` ranges of lowercase hex SHA256 strings by their first 4 digits; the last is open-ended."""
-    edges = [f"{k * 65536 // n:04x}" for k in range(n)]
+    edges = [f"{e:04x}" for e in _hex_edges(n).tolist()]
     return [(lo, edges[k + 1] if k + 1 < n else None) for k, lo in enumerate(edges)]
+
+
+def hex_range_of(prefixes: Sequence[str], n: int) -> np.ndarray:
+    """The range (of `hex_ranges(n)`) each hash falls in, by its first 4 hex digits: the same edges."""
+    values = np.array([int(p, 16) if p else 0 for p in prefixes], np.int64)
+    return np.searchsorted(_hex_edges(n), values, side="right") - 1
 
 
 def write_unit_hashes(files_uri: str, unit: Unit, dst_dir: str, n_ranges: int) -> int:
     """One unit's (id, sha256, size, repo, path) split by hash range: `<dst_dir>/range=R/unit-U.parquet`."""
     t = read_unit(files_uri, unit, _HASH_COLUMNS)
-    prefix = pc.utf8_slice_codeunits(t["sha256"], 0, 4).to_pylist()
-    which = np.array([int(p, 16) * n_ranges // 65536 if p else 0 for p in prefix], np.int64)
+    which = hex_range_of(pc.utf8_slice_codeunits(t["sha256"], 0, 4).to_pylist(), n_ranges)
     fs, root = resolve(dst_dir)
     for r in np.unique(which).tolist():
         fs.create_dir(f"{root}/range={r:04d}", recursive=True)
@@ -424,7 +453,8 @@ def distributed_exact_decisions(files_uri: str, repos_uri: str, index: DedupInde
     read for that range only). The decisions land in `conn` as the `decisions` table."""
 
     def fill(conn: duckdb.DuckDBPyConnection) -> None:
-        work = f"{scratch_uri.rstrip('/')}/exact-{uuid.uuid4().hex[:12]}"
+        work = f"{scratch_uri.rstrip('/')}/exact"
+        clear_partition(work)  # what a killed run of this partition left
         try:
             cut = units(files_uri, engine.rows_per_unit)
             dask.compute(*[dask.delayed(write_unit_hashes)(files_uri, u, f"{work}/hashes", engine.key_ranges)
@@ -435,11 +465,14 @@ def distributed_exact_decisions(files_uri: str, repos_uri: str, index: DedupInde
             fs, root = resolve(work)
             found = fs.get_file_info(pafs.FileSelector(f"{root}/decisions", allow_not_found=True))
             parts = sorted(i.path for i in found if i.path.endswith(".parquet"))
-            table = pa.concat_tables([pq.read_table(p, filesystem=fs) for p in parts]) if parts \
-                else DECISION_SCHEMA.empty_table()
-            conn.register("engine_decisions", table)
-            conn.execute("CREATE OR REPLACE TEMP TABLE decisions AS SELECT * FROM engine_decisions")
-            conn.unregister("engine_decisions")
+            prefix = "s3://" if object_store.is_s3(work) else ""
+            # DuckDB reads the ranges' decisions itself: they stay under its memory limit (and spill), never
+            # a table in this process
+            source = "read_parquet([" + ", ".join("'" + (prefix + p).replace("'", "''") + "'" for p in parts) + "])" \
+                if parts else "engine_empty"
+            conn.register("engine_empty", DECISION_SCHEMA.empty_table())
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE decisions AS SELECT * FROM {source}")
+            conn.unregister("engine_empty")
         finally:
             clear_partition(work)
 

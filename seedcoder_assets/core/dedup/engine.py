@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from seedcoder_assets.core import object_store
 
@@ -13,6 +16,20 @@ from seedcoder_assets.core import object_store
 class EngineParams:
     rows_per_unit: int = 65_536  # records per unit (shard of the crawl's signatures)
     key_ranges: int = 64  # key ranges (hash buckets) of the candidate join
+
+
+def code_fingerprint() -> str:
+    """A hash of the dedup code: workers must run the code the step runs (an image from another release
+    would decide differently without an error)."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(here.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+class EngineMismatch(RuntimeError):
+    """The Dask workers run other dedup code than the step."""
 
 
 @dataclass(frozen=True)
@@ -28,17 +45,33 @@ class DaskEngine:
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        """A client for the duration (the default scheduler of dask.compute), workers set up for S3."""
+        """A client for the duration (the default scheduler of dask.compute), its workers checked and set up."""
         from distributed import Client, LocalCluster
+
+        from seedcoder_assets.core.dedup.dask_plugins import S3Setup
 
         cluster = None if self.address else LocalCluster(
             n_workers=self.workers, threads_per_worker=self.threads_per_worker, memory_limit=self.memory_limit,
             dashboard_address=None, processes=True)
         try:
             with Client(self.address or cluster) as client:
-                if object_store.s3_in_use():  # workers resolve s3:// roots the way this process does
-                    client.run(object_store.configure_s3, object_store.s3_settings())
+                theirs = set(client.run(code_fingerprint).values())
+                if theirs - {code_fingerprint()}:
+                    raise EngineMismatch(f"the Dask workers at {self.address or 'the local cluster'} run other dedup "
+                                         "code than this step: deploy the same image to both")
+                if object_store.s3_in_use():
+                    client.register_plugin(S3Setup(self._s3_for_workers()), name="seedcoder-s3")
                 yield
         finally:
             if cluster is not None:
                 cluster.close()
+
+    def _s3_for_workers(self) -> object_store.S3Settings:
+        """The step's endpoint and region; its credentials only to local workers (same machine, same user):
+        a remote cluster's workers use their own (the DaskCluster's service account), never keys sent over
+        the scheduler's connection."""
+        settings = object_store.s3_settings()
+        if self.address:
+            return dataclasses.replace(settings, access_key=None, secret_key=None, session_token=None)
+        return settings
+

@@ -26,14 +26,15 @@ DECISION_SCHEMA = pa.schema([("id", pa.string()), ("sha256", pa.string()), ("siz
 
 
 def decide_sql(rule: SurvivorOrder, files: str, repos: str, prior: str) -> str:
-    """Per file: the first id of its SHA256 group in survivor order, and the earlier crawl's survivor if any.
+    """Per file: the first id of its SHA256 group in survivor order (ties: the smaller id, so the answer
+    never depends on the order rows arrive in), and the earlier crawl's survivor if any.
 
     `files` (id, sha256, size, repo, path), `repos` (repo, stars, pushed_at) and `prior` (sha256,
     prior_crawl, prior_id) are relations; the in-process and the distributed decisions both run this.
     """
     return f"""
         SELECT m.id, m.sha256, m.size,
-               first_value(m.id) OVER (PARTITION BY m.sha256 ORDER BY {rule.order_by()}) AS first_id,
+               first_value(m.id) OVER (PARTITION BY m.sha256 ORDER BY {rule.order_by()}, m.id) AS first_id,
                p.prior_crawl, p.prior_id
         FROM (SELECT f.id, f.sha256, f.size, f.repo, f.path, r.stars, r.pushed_at FROM {files} f
               LEFT JOIN (SELECT repo, stars, pushed_at FROM {repos}) r USING (repo)) m

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seedcoder_assets.core.dedup.minhash import signature_matrix, sorted_unique
-from seedcoder_assets.core.parquet_io import PartWriter, is_complete, read_table
+from seedcoder_assets.core.parquet_io import PartWriter, dataset, is_complete, read_table
 
 HASH_SCHEMA = pa.schema([("sha256", pa.string()), ("ident", pa.string())])
 BAND_SCHEMA = pa.schema([("key", pa.int64()), ("ref", pa.int32())])
@@ -114,7 +114,7 @@ class DedupIndex:
             start = np.maximum.accumulate(np.where(first, np.arange(len(flat)), 0))
             keep = np.arange(len(flat)) - start < self.max_hits_per_key
             flat, refs = flat[keep], refs[keep]
-        with PartWriter(self.uri(f"{kind}_records", crawl), RECORD_SCHEMA) as out:
+        with PartWriter(self.uri(f"{kind}_records", crawl), RECORD_SCHEMA, rows_per_group=ROWS_PER_GROUP) as out:
             out.write_table(pa.table({"ref": pa.array(np.arange(n, dtype=np.int32)), "id": pa.array(list(ids), pa.string()),
                                       "signature": pa.array([s.tobytes() for s in sigs], pa.binary())},
                                      schema=RECORD_SCHEMA))
@@ -143,8 +143,16 @@ class DedupIndex:
                 out.append((crawl, code >> 32, code & 0xFFFFFFFF))
         return out
 
-    def records(self, kind: str, crawl: str, refs: np.ndarray, num_perm: int) -> tuple[list[str], np.ndarray]:
-        """(ids, uint32 [len(refs), num_perm] signatures) of an earlier crawl's records `refs`."""
-        t = read_table(self.uri(f"{kind}_records", crawl)).sort_by("ref")
-        picked = t.take(pa.array(refs, pa.int64()))
+    def records(self, kind: str, crawl: str, refs: np.ndarray, num_perm: int,
+                ref_range: tuple[int, int] | None = None) -> tuple[list[str], np.ndarray]:
+        """(ids, uint32 [len(refs), num_perm] signatures) of an earlier crawl's records `refs` (all within
+        `ref_range` when given: only the row groups holding that range are read)."""
+        uri = self.uri(f"{kind}_records", crawl)
+        if ref_range is None:
+            t = read_table(uri)
+        else:
+            t = dataset(uri).to_table(filter=(pc.field("ref") >= ref_range[0]) & (pc.field("ref") < ref_range[1]))
+        t = t.sort_by("ref")
+        position = pc.index_in(pa.array(refs, pa.int32()), value_set=t["ref"])
+        picked = t.take(position)
         return picked["id"].to_pylist(), signature_matrix(picked["signature"], num_perm)

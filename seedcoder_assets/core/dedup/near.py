@@ -78,7 +78,7 @@ def _load_signatures(sig_uri: str, num_perm: int) -> tuple[list[str], np.ndarray
 def _priority(meta: pa.Table, ids: list[str], rule: SurvivorOrder, conn: duckdb.DuckDBPyConnection) -> np.ndarray:
     """Row indices of `ids` in survivor order under `rule`."""
     conn.register("meta", meta)
-    ordered = conn.execute(f"SELECT id FROM meta ORDER BY {rule.order_by()}").fetch_arrow_table()["id"]
+    ordered = conn.execute(f"SELECT id FROM meta ORDER BY {rule.order_by()}, id").fetch_arrow_table()["id"]
     conn.unregister("meta")
     rows = pc.index_in(ordered, value_set=pa.array(ids, pa.string())).to_numpy(zero_copy_only=False)
     return rows[rows >= 0].astype(np.int64) if len(rows) else np.zeros(0, np.int64)
