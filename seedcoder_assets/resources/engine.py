@@ -20,7 +20,8 @@ class DedupEngineResource(dg.ConfigurableResource):
     dask_address: str = Field("", description="tcp://scheduler:8786; empty = a local cluster per step")
     dask_workers: int = Field(2, description="Processes of the local cluster")
     rows_per_unit: int = Field(EngineParams.rows_per_unit, description="Records per shard of a crawl's signatures")
-    key_ranges: int = Field(EngineParams.key_ranges, description="Hash ranges (buckets) of the candidate join")
+    key_ranges: int = Field(EngineParams.key_ranges, description="Hash ranges (buckets) of the joins, at least "
+                                                                 "(more as crawls grow: 4M entries per range at most)")
 
     def spec(self) -> DaskEngine | None:
         if self.engine == "in-process":

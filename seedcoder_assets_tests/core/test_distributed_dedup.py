@@ -151,3 +151,8 @@ def test_distributed_exact_decisions_are_the_in_process_ones(tmp_path: Path) -> 
     assert theirs == mine and len(mine) == 120
     assert not list((tmp_path / "scratch").rglob("*.parquet"))
     assert sum(r[5] is not None for r in mine) > 10 and sum(r[0] != r[3] and r[5] is None for r in mine) > 10
+
+
+def test_more_ranges_as_crawls_grow() -> None:
+    engine = EngineParams(key_ranges=64, entries_per_range=1000)
+    assert engine.ranges_for(10) == 64 and engine.ranges_for(64_000) == 64 and engine.ranges_for(64_001) == 65

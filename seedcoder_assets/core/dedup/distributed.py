@@ -59,8 +59,9 @@ class Unit:
     """A run of row groups of one part file of a partition (signatures, files): the engine's shard of a crawl."""
 
     number: int
-    path: str  # a file path under the signature partition's filesystem
+    path: str  # a file path under the partition's filesystem
     row_groups: tuple[int, ...]
+    rows: int
 
 
 def units(uri: str, rows_per_unit: int) -> list[Unit]:
@@ -76,10 +77,10 @@ def units(uri: str, rows_per_unit: int) -> list[Unit]:
             group.append(g)
             rows += meta.row_group(g).num_rows
             if rows >= rows_per_unit:
-                out.append(Unit(len(out), path, tuple(group)))
+                out.append(Unit(len(out), path, tuple(group), rows))
                 group, rows = [], 0
         if group:
-            out.append(Unit(len(out), path, tuple(group)))
+            out.append(Unit(len(out), path, tuple(group), rows))
     return out
 
 
@@ -331,10 +332,10 @@ def _find(kind: str, sig_uri: str, ids: list[str], params: MinHashParams, index:
     delayed, perm = dask.delayed, params.num_perm
     cut = units(sig_uri, engine.rows_per_unit)
     band_files = [f"{work}/bands/unit-{u.number:06d}.parquet" for u in cut]
-    dask.compute(*[delayed(write_unit_bands)(sig_uri, u, f, params) for u, f in zip(cut, band_files)])
+    entries = sum(dask.compute(*[delayed(write_unit_bands)(sig_uri, u, f, params) for u, f in zip(cut, band_files)]))
     prior_bands = [index.uri(f"{kind}_bands", c) for c in prior_crawls]
     found = [delayed(range_candidates, nout=2)(lo_, hi_, band_files, prior_bands, params.max_bucket_pairs)
-             for lo_, hi_ in key_ranges(engine.key_ranges)]
+             for lo_, hi_ in key_ranges(engine.ranges_for(entries))]
     pairs_left = [delayed(attach_left, nout=2)(sig_uri, u, [delayed(_piece)(f[0], u.number) for f in found], 2, perm)
                   for u in cut]
     within = [delayed(estimate_right)(sig_uri, v, [delayed(_piece)(p[0], v.number) for p in pairs_left], lo, perm)
@@ -457,11 +458,11 @@ def distributed_exact_decisions(files_uri: str, repos_uri: str, index: DedupInde
         clear_partition(work)  # what a killed run of this partition left
         try:
             cut = units(files_uri, engine.rows_per_unit)
-            dask.compute(*[dask.delayed(write_unit_hashes)(files_uri, u, f"{work}/hashes", engine.key_ranges)
-                           for u in cut])
+            n_ranges = engine.ranges_for(sum(u.rows for u in cut))
+            dask.compute(*[dask.delayed(write_unit_hashes)(files_uri, u, f"{work}/hashes", n_ranges) for u in cut])
             prior = [(c, index.uri("file_hashes", c)) for c in prior_crawls]
             dask.compute(*[dask.delayed(range_decisions)(r, lo, hi, work, repos_uri, prior, rule)
-                           for r, (lo, hi) in enumerate(hex_ranges(engine.key_ranges))])
+                           for r, (lo, hi) in enumerate(hex_ranges(n_ranges))])
             fs, root = resolve(work)
             found = fs.get_file_info(pafs.FileSelector(f"{root}/decisions", allow_not_found=True))
             parts = sorted(i.path for i in found if i.path.endswith(".parquet"))

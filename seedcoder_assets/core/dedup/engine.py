@@ -14,8 +14,13 @@ from seedcoder_assets.core import object_store
 
 @dataclass(frozen=True)
 class EngineParams:
-    rows_per_unit: int = 65_536  # records per unit (shard of the crawl's signatures)
-    key_ranges: int = 64  # key ranges (hash buckets) of the candidate join
+    rows_per_unit: int = 65_536  # records per unit (a shard of a crawl's partition)
+    key_ranges: int = 64  # hash ranges (buckets) of the joins, at least
+    entries_per_range: int = 4_000_000  # more ranges when a range would hold more (band keys or files)
+
+    def ranges_for(self, entries: int) -> int:
+        """How many ranges `entries` rows are cut into: a range task's memory stays bounded as crawls grow."""
+        return max(self.key_ranges, -(-entries // self.entries_per_range))
 
 
 def code_fingerprint() -> str:
