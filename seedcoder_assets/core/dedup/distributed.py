@@ -10,18 +10,23 @@ that fan out:
    every unit and every earlier crawl's kept entries (their index tables, sorted by key) in the range
    give the pairs within the crawl (members of a large bucket ordered by `minhash.doc_keys`, as in
    process) and the hits on earlier crawls, each split by the unit of its first address;
-3. per unit: its pairs (deduplicated across ranges) get their first side's signature, split by the unit
-   of the second side; per unit again, the second side's signature and the estimate. Signatures are read
-   where the pairs meet them, never shuffled. Hits on an earlier crawl meet its kept records per crawl.
-   Only estimates at or above the lower decision bound reach the step's process.
+3. per unit: its pairs (deduplicated across ranges) get their first side's signature and are written to
+   the scratch folder by the unit of the second side; per unit again, the second side's signature and the
+   estimate. Signatures are read where the pairs meet them, and what moves between tasks goes through
+   Parquet in the scratch folder, so a task holds one shard's or one block's data, whatever the crawl's
+   size. Hits on an earlier crawl meet its kept records per block of 65,536 refs. Only estimates at or
+   above the lower decision bound reach the step's process;
+4. the pairs the estimate cannot decide get their exact Jaccard: every shard of every files partition
+   involved reads its wanted texts once and writes their shingle sets by block of pairs; one task per
+   block computes the Jaccards.
 
 Exact dedup. Per unit of the files partition, (id, sha256, size, repo, path) split by hash range; per
 range, the in-process SQL (survivor order within the crawl) with each earlier crawl's kept hashes of
 that range (sorted: a pruned read).
 
 Every task is a plain function over Parquet URIs (local or s3://): workers need the lake, not the
-step's memory. Clustering and the exact check of unsure pairs run in the step (near.near_clusters) on
-the candidates: edges, not the corpus. Both give the in-process result exactly
+step's memory. The star clustering runs in the step (near.near_clusters) on the candidates: edges and
+ids, not signatures or texts. Both give the in-process result exactly
 (seedcoder_assets_tests/core/test_distributed_dedup.py); benchmarks/bench_distributed_dedup.py measures
 1, 2 and 4 workers on 4x and 16x the large crawl.
 
@@ -168,48 +173,78 @@ def unit_signatures(sig_uri: str, unit: Unit, num_perm: int) -> np.ndarray:
     return minhash.signature_matrix(read_unit(sig_uri, unit, ["signature"])["signature"], num_perm)
 
 
-def attach_left(sig_uri: str, unit: Unit, pieces: Sequence[np.ndarray | None], width: int, num_perm: int
-                ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], int]:
-    """This unit's rows (deduplicated across ranges) with the signature of their address `a`, grouped by the
-    unit of `b` for pairs (a, b), by earlier crawl and block of refs for hits (a, crawl, ref).
-    Returns ({group: (rows, signatures)}, row count)."""
+def _write_piece(path: str, table: pa.Table) -> None:
+    fs, p = resolve(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    pq.write_table(table, p, filesystem=fs)
+
+
+def _read_pieces(folder: str) -> pa.Table | None:
+    """Every piece written to `folder` by the tasks before (None when none was)."""
+    fs, p = resolve(folder)
+    if fs.get_file_info(p).type == pafs.FileType.NotFound:
+        return None
+    return dataset(folder).to_table()
+
+
+def _groups(folder: str) -> list[int]:
+    """The `to=G` subfolders the tasks before wrote into."""
+    fs, p = resolve(folder)
+    found = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+    return sorted(int(i.base_name[3:]) for i in found if i.type == pafs.FileType.Directory and i.base_name[:3] == "to=")
+
+
+def attach_left(sig_uri: str, unit: Unit, pieces: Sequence[np.ndarray | None], width: int, num_perm: int,
+                out_dir: str) -> int:
+    """This unit's rows (deduplicated across ranges) with the signature of their address `a`, written to
+    `<out_dir>/to=G/`, G the unit of `b` for pairs (a, b), the earlier crawl and block of refs for hits
+    (a, crawl, ref). Through storage, not memory: a task holds one unit's rows, whatever the crawl's size.
+    Returns the row count."""
     rows = _unique_rows(pieces, width)
-    sigs = unit_signatures(sig_uri, unit, num_perm)[rows[:, 0] & _MASK] if len(rows) else None
-    # pairs: by the unit of b; hits: by (earlier crawl, block of its refs), so one task holds one block
+    if not len(rows):
+        return 0
+    sigs = unit_signatures(sig_uri, unit, num_perm)[rows[:, 0] & _MASK]
     key = rows[:, 1] >> 32 if width == 2 else (rows[:, 1] << 32) | (rows[:, 2] // ROWS_PER_GROUP)
-    out = {}
     for g in np.unique(key).tolist():
-        at = key == g
-        out[int(g)] = (rows[at], sigs[at])
-    return out, len(rows)
+        at = np.flatnonzero(key == g)
+        columns = {f"c{i}": rows[at, i] for i in range(width)}
+        columns["sig"] = pa.array([x.tobytes() for x in sigs[at]], pa.binary())
+        _write_piece(f"{out_dir}/to={g}/from-{unit.number:06d}.parquet", pa.table(columns))
+    return len(rows)
 
 
-def estimate_right(sig_uri: str, unit: Unit, pieces: Sequence[tuple[np.ndarray, np.ndarray] | None], lo: float,
-                   num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs whose `b` lies in this unit: estimated Jaccard against its signatures; those >= lo."""
-    got = [p for p in pieces if p is not None]
-    if not got:
+def _rows_and_sigs(folder: str, width: int, num_perm: int) -> tuple[np.ndarray, np.ndarray] | None:
+    t = _read_pieces(folder)
+    if t is None or not t.num_rows:
+        return None
+    rows = np.stack([t[f"c{i}"].to_numpy() for i in range(width)], axis=1)
+    return rows, minhash.signature_matrix(t["sig"], num_perm)
+
+
+def estimate_right(sig_uri: str, unit: Unit, in_dir: str, lo: float, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs whose `b` lies in this unit (read from `<in_dir>/to=<unit>`): estimated Jaccard; those >= lo."""
+    got = _rows_and_sigs(f"{in_dir}/to={unit.number}", 2, num_perm)
+    if got is None:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
-    pairs = np.concatenate([p[0] for p in got])
-    value = minhash.similarity(np.concatenate([p[1] for p in got]),
-                               unit_signatures(sig_uri, unit, num_perm)[pairs[:, 1] & _MASK])
+    pairs, left = got
+    value = minhash.similarity(left, unit_signatures(sig_uri, unit, num_perm)[pairs[:, 1] & _MASK])
     keep = value >= lo
     return pairs[keep], value[keep]
 
 
-def estimate_prior(index: DedupIndex, kind: str, crawl: str, block: int,
-                   pieces: Sequence[tuple[np.ndarray, np.ndarray] | None], lo: float, num_perm: int
+def estimate_prior(index: DedupIndex, kind: str, crawl: str, group: int, in_dir: str, lo: float, num_perm: int
                    ) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Hits on one block of an earlier crawl's kept records: estimated Jaccard against them;
-    (addresses, their ids, values) >= lo. Only that block's rows of the records table are read."""
-    got = [p for p in pieces if p is not None]
-    if not got:
+    """Hits on one block of an earlier crawl's kept records (read from `<in_dir>/to=<group>`): estimated
+    Jaccard against them; (addresses, their ids, values) >= lo. Only that block of the records is read."""
+    got = _rows_and_sigs(f"{in_dir}/to={group}", 3, num_perm)
+    if got is None:
         return np.zeros(0, np.int64), [], np.zeros(0, np.float32)
-    hits = np.concatenate([p[0] for p in got])
+    hits, left = got
+    block = group & 0xFFFFFFFF
     uniq, inverse = np.unique(hits[:, 2], return_inverse=True)
     pids, psigs = index.records(kind, crawl, uniq, num_perm,
                                 ref_range=(block * ROWS_PER_GROUP, (block + 1) * ROWS_PER_GROUP))
-    value = minhash.similarity(np.concatenate([p[1] for p in got]), psigs[inverse])
+    value = minhash.similarity(left, psigs[inverse])
     keep = np.flatnonzero(value >= lo)
     return hits[keep, 0], [pids[inverse[k]] for k in keep.tolist()], value[keep]
 
@@ -238,15 +273,17 @@ def distributed_candidates(kind: str, sig_uri: str, ids: list[str], params: MinH
         clear_partition(work)  # what a killed run of this partition left
         try:
             found = _find(kind, sig_uri, ids, params, index, list(prior_crawls), work, engine, lo)
+            if content is not None and lo < hi:
+                found = _check_unsure(found, ids, params, content, hi, engine, f"{work}/exact")
+            return found
         finally:
             clear_partition(work)
-        return _check_unsure(found, ids, params, content, hi, engine) if content is not None and lo < hi else found
 
     return find
 
 
 def _check_unsure(found: Candidates, ids: list[str], params: MinHashParams, content: Content, hi: float,
-                  engine: EngineParams) -> Candidates:
+                  engine: EngineParams, work: str) -> Candidates:
     """Exact Jaccard, on the workers, of every pair and earlier-crawl match the estimate cannot decide."""
     pair_exact = found.value < hi
     todo_pairs = np.flatnonzero(pair_exact)
@@ -254,7 +291,7 @@ def _check_unsure(found: Candidates, ids: list[str], params: MinHashParams, cont
     todo_prior = unsure_prior(found.prior_found, hi) if content.prior_files is not None else []
     refs += [((content.files_uri, ids[found.prior_found[k][0]]), (content.prior_files(found.prior_found[k][1]),
                                                                   found.prior_found[k][2])) for k in todo_prior]
-    exact = exact_jaccards(refs, params, engine)
+    exact = exact_jaccards(refs, params, engine, work)
     value = found.value.copy()
     value[todo_pairs] = exact[: len(todo_pairs)]
     prior_found = list(found.prior_found)
@@ -271,16 +308,18 @@ Ref = tuple[str, str]  # (files partition URI, record id)
 EXACT_BLOCK = 8192  # pairs per Jaccard task
 
 
-def unit_shingle_sets(uri: str, unit: Unit, wanted: dict[str, dict[str, list[tuple[int, int]]]],
-                      params: MinHashParams) -> dict[int, list[tuple[int, int, np.ndarray]]]:
-    """Shingle sets of this shard's records that some pair needs, by block: {block: [(pair, side, set)]}.
-    Only the row groups holding such a record have their text read."""
+def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: dict[str, dict[str, list[tuple[int, int]]]],
+                      params: MinHashParams, out_dir: str) -> int:
+    """Shingle sets of this shard's records that some pair needs, written by block of pairs to
+    `<out_dir>/to=B/from-<tag>.parquet` (pair, side, set). Only the row groups holding such a record have their
+    text read. Returns the records read."""
     need = wanted.get(uri, {})
-    out: dict[int, list[tuple[int, int, np.ndarray]]] = {}
     if not need:
-        return out
+        return 0
     value_set = pa.array(list(need), pa.string())
+    by_block: dict[int, list[tuple[int, int, bytes]]] = {}
     fs, _ = resolve(uri)
+    read = 0
     with fs.open_input_file(unit.path) as f:
         pf = pq.ParquetFile(f)
         for g in unit.row_groups:
@@ -288,18 +327,25 @@ def unit_shingle_sets(uri: str, unit: Unit, wanted: dict[str, dict[str, list[tup
             if not pc.any(hit).as_py():
                 continue
             rows = pf.read_row_group(g, columns=["id", "content"]).filter(hit)
+            read += rows.num_rows
             for id_, s in zip(rows["id"].to_pylist(), minhash.shingle_sets(rows["content"], params)):
                 for k, side in need[id_]:
-                    out.setdefault(k // EXACT_BLOCK, []).append((k, side, s))
-    return out
+                    by_block.setdefault(k // EXACT_BLOCK, []).append((k, side, s.tobytes()))
+    for b, entries in by_block.items():
+        k, side, sets = zip(*entries)
+        _write_piece(f"{out_dir}/to={b}/from-{tag:06d}.parquet",
+                     pa.table({"k": pa.array(k, pa.int64()), "side": pa.array(side, pa.int8()),
+                               "set": pa.array(sets, pa.binary())}))
+    return read
 
 
-def block_jaccard(block: int, size: int, pieces: Sequence[list[tuple[int, int, np.ndarray]] | None]) -> np.ndarray:
+def block_jaccard(block: int, size: int, in_dir: str) -> np.ndarray:
     """Exact Jaccard of pairs [block * EXACT_BLOCK, + size) (0.0 where a record is no longer there)."""
+    t = _read_pieces(f"{in_dir}/to={block}")
     sides: dict[tuple[int, int], np.ndarray] = {}
-    for piece in pieces:
-        for k, side, s in piece or ():
-            sides[(k, side)] = s
+    if t is not None:
+        for k, side, s in zip(t["k"].to_pylist(), t["side"].to_pylist(), t["set"].to_pylist()):
+            sides[(k, side)] = np.frombuffer(s, np.uint64)
     start = block * EXACT_BLOCK
     out = np.zeros(size, np.float32)
     for k in range(start, start + size):
@@ -308,10 +354,11 @@ def block_jaccard(block: int, size: int, pieces: Sequence[list[tuple[int, int, n
     return out
 
 
-def exact_jaccards(pairs: Sequence[tuple[Ref, Ref]], params: MinHashParams, engine: EngineParams) -> np.ndarray:
+def exact_jaccards(pairs: Sequence[tuple[Ref, Ref]], params: MinHashParams, engine: EngineParams,
+                   work: str) -> np.ndarray:
     """Exact Jaccard of each pair of records, on the current Dask scheduler: every shard of every files
-    partition involved is read once (only its row groups with a wanted record), and the sets meet in
-    blocks of EXACT_BLOCK pairs."""
+    partition involved is read once (only its row groups with a wanted record), and the shingle sets meet,
+    through `work`, in blocks of EXACT_BLOCK pairs."""
     if not pairs:
         return np.zeros(0, np.float32)
     wanted: dict[str, dict[str, list[tuple[int, int]]]] = {}
@@ -319,10 +366,10 @@ def exact_jaccards(pairs: Sequence[tuple[Ref, Ref]], params: MinHashParams, engi
         for side, (uri, id_) in enumerate(pair):
             wanted.setdefault(uri, {}).setdefault(id_, []).append((k, side))
     shared = dask.delayed(wanted, traverse=False)
-    sets = [dask.delayed(unit_shingle_sets)(uri, u, shared, params) for uri in wanted
-            for u in units(uri, engine.rows_per_unit)]
-    blocks = [dask.delayed(block_jaccard)(b, min(EXACT_BLOCK, len(pairs) - b * EXACT_BLOCK),
-                                          [dask.delayed(_piece)(s, b) for s in sets])
+    shards = [(uri, u) for uri in wanted for u in units(uri, engine.rows_per_unit)]
+    dask.compute(*[dask.delayed(unit_shingle_sets)(uri, u, tag, shared, params, f"{work}/sets")
+                   for tag, (uri, u) in enumerate(shards)])
+    blocks = [dask.delayed(block_jaccard)(b, min(EXACT_BLOCK, len(pairs) - b * EXACT_BLOCK), f"{work}/sets")
               for b in range(-(-len(pairs) // EXACT_BLOCK))]
     return np.concatenate(dask.compute(*blocks))
 
@@ -336,25 +383,20 @@ def _find(kind: str, sig_uri: str, ids: list[str], params: MinHashParams, index:
     prior_bands = [index.uri(f"{kind}_bands", c) for c in prior_crawls]
     found = [delayed(range_candidates, nout=2)(lo_, hi_, band_files, prior_bands, params.max_bucket_pairs)
              for lo_, hi_ in key_ranges(engine.ranges_for(entries))]
-    pairs_left = [delayed(attach_left, nout=2)(sig_uri, u, [delayed(_piece)(f[0], u.number) for f in found], 2, perm)
-                  for u in cut]
-    within = [delayed(estimate_right)(sig_uri, v, [delayed(_piece)(p[0], v.number) for p in pairs_left], lo, perm)
-              for v in cut]
-    hits_left = [delayed(attach_left, nout=2)(sig_uri, u, [delayed(_piece)(f[1], u.number) for f in found], 3, perm)
-                 for u in cut] if prior_crawls else []
-    within_out, groups, n_pairs, n_hits = dask.compute(within, [delayed(_keys)(h[0]) for h in hits_left],
-                                                        [p[1] for p in pairs_left], [h[1] for h in hits_left])
-    blocks = sorted(set().union(*groups)) if groups else []
-    across = [delayed(estimate_prior)(index, kind, prior_crawls[g >> 32], g & 0xFFFFFFFF,
-                                      [delayed(_piece)(h[0], g) for h in hits_left], lo, perm) for g in blocks]
-    (across_out,) = dask.compute(across)
-    crawl_of = [prior_crawls[g >> 32] for g in blocks]
-    return _to_rows(cut, sig_uri, ids, within_out, list(zip(crawl_of, across_out)), int(sum(n_pairs)),
-                    int(sum(n_hits)))
-
-
-def _keys(groups: dict) -> list[int]:
-    return list(groups)
+    pairs_dir, hits_dir = f"{work}/pairs", f"{work}/hits"
+    # one compute: the range tasks run once and feed both sides
+    pair_counts, hit_counts = dask.compute(
+        [delayed(attach_left)(sig_uri, u, [delayed(_piece)(f[0], u.number) for f in found], 2, perm, pairs_dir)
+         for u in cut],
+        [delayed(attach_left)(sig_uri, u, [delayed(_piece)(f[1], u.number) for f in found], 3, perm, hits_dir)
+         for u in cut] if prior_crawls else [])
+    n_pairs, n_hits = sum(pair_counts), sum(hit_counts)
+    within = [delayed(estimate_right)(sig_uri, v, pairs_dir, lo, perm) for v in cut]
+    blocks = _groups(hits_dir) if prior_crawls else []
+    across = [delayed(estimate_prior)(index, kind, prior_crawls[g >> 32], g, hits_dir, lo, perm) for g in blocks]
+    within_out, across_out = dask.compute(within, across)
+    return _to_rows(cut, sig_uri, ids, within_out, list(zip([prior_crawls[g >> 32] for g in blocks], across_out)),
+                    int(n_pairs), int(n_hits))
 
 
 def _to_rows(cut: list[Unit], sig_uri: str, ids: list[str], within: list[tuple[np.ndarray, np.ndarray]],
