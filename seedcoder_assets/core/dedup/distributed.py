@@ -308,17 +308,16 @@ Ref = tuple[str, str]  # (files partition URI, record id)
 EXACT_BLOCK = 8192  # pairs per Jaccard task
 
 
-WANTED = pa.schema([("id", pa.string()), ("k", pa.int64()), ("side", pa.int8())])
-
-
-def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: pa.Table, params: MinHashParams, out_dir: str) -> int:
-    """Shingle sets of this shard's records that some pair needs (`wanted`: id, pair, side, for this
-    partition), written by block of pairs to `<out_dir>/to=B/from-<tag>.parquet` (pair, side, set). Only the
-    row groups holding such a record have their text read. Returns the records read."""
-    if not wanted.num_rows:
+def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: dict[str, dict[str, list[tuple[int, int]]]],
+                      params: MinHashParams, out_dir: str) -> int:
+    """Shingle sets of this shard's records that some pair needs, written by block of pairs to
+    `<out_dir>/to=B/from-<tag>.parquet` (pair, side, set). Only the row groups holding such a record have their
+    text read. Returns the records read."""
+    need = wanted.get(uri, {})
+    if not need:
         return 0
-    value_set = pc.unique(wanted["id"])
-    pieces: list[pa.Table] = []
+    value_set = pa.array(list(need), pa.string())
+    by_block: dict[int, list[tuple[int, int, bytes]]] = {}
     fs, _ = resolve(uri)
     read = 0
     with fs.open_input_file(unit.path) as f:
@@ -329,15 +328,14 @@ def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: pa.Table, params: 
                 continue
             rows = pf.read_row_group(g, columns=["id", "content"]).filter(hit)
             read += rows.num_rows
-            sets = pa.array([x.tobytes() for x in minhash.shingle_sets(rows["content"], params)], pa.binary())
-            # every (pair, side) that wants one of these records, by an Arrow hash join
-            pieces.append(pa.table({"id": rows["id"], "set": sets}).join(wanted, "id", join_type="inner"))
-    if pieces:
-        found = pa.concat_tables(pieces)
-        block = pc.divide(found["k"], EXACT_BLOCK).to_numpy()
-        for b in np.unique(block).tolist():
-            _write_piece(f"{out_dir}/to={b}/from-{tag:06d}.parquet",
-                         found.filter(pa.array(block == b)).select(["k", "side", "set"]))
+            for id_, s in zip(rows["id"].to_pylist(), minhash.shingle_sets(rows["content"], params)):
+                for k, side in need[id_]:
+                    by_block.setdefault(k // EXACT_BLOCK, []).append((k, side, s.tobytes()))
+    for b, entries in by_block.items():
+        k, side, sets = zip(*entries)
+        _write_piece(f"{out_dir}/to={b}/from-{tag:06d}.parquet",
+                     pa.table({"k": pa.array(k, pa.int64()), "side": pa.array(side, pa.int8()),
+                               "set": pa.array(sets, pa.binary())}))
     return read
 
 
@@ -363,20 +361,13 @@ def exact_jaccards(pairs: Sequence[tuple[Ref, Ref]], params: MinHashParams, engi
     through `work`, in blocks of EXACT_BLOCK pairs."""
     if not pairs:
         return np.zeros(0, np.float32)
-    # Which (pair, side) wants which record, per files partition, as Arrow columns (not a dict of lists: a
-    # compact copy goes to each worker once)
-    by_uri: dict[str, tuple[list[str], list[int], list[int]]] = {}
+    wanted: dict[str, dict[str, list[tuple[int, int]]]] = {}
     for k, pair in enumerate(pairs):
         for side, (uri, id_) in enumerate(pair):
-            ids, ks, sides = by_uri.setdefault(uri, ([], [], []))
-            ids.append(id_)
-            ks.append(k)
-            sides.append(side)
-    wanted = {uri: dask.delayed(pa.table({"id": pa.array(v[0], pa.string()), "k": pa.array(v[1], pa.int64()),
-                                          "side": pa.array(v[2], pa.int8())}, schema=WANTED), traverse=False)
-              for uri, v in by_uri.items()}
-    shards = [(uri, u) for uri in by_uri for u in units(uri, engine.rows_per_unit)]
-    dask.compute(*[dask.delayed(unit_shingle_sets)(uri, u, tag, wanted[uri], params, f"{work}/sets")
+            wanted.setdefault(uri, {}).setdefault(id_, []).append((k, side))
+    shared = dask.delayed(wanted, traverse=False)
+    shards = [(uri, u) for uri in wanted for u in units(uri, engine.rows_per_unit)]
+    dask.compute(*[dask.delayed(unit_shingle_sets)(uri, u, tag, shared, params, f"{work}/sets")
                    for tag, (uri, u) in enumerate(shards)])
     blocks = [dask.delayed(block_jaccard)(b, min(EXACT_BLOCK, len(pairs) - b * EXACT_BLOCK), f"{work}/sets")
               for b in range(-(-len(pairs) // EXACT_BLOCK))]
