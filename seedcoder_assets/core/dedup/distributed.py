@@ -306,6 +306,7 @@ def _check_unsure(found: Candidates, ids: list[str], params: MinHashParams, cont
 # -- exact Jaccard of unsure pairs: texts read once per shard, shingle sets meet per block of pairs ----------
 Ref = tuple[str, str]  # (files partition URI, record id)
 EXACT_BLOCK = 8192  # pairs per Jaccard task
+SETS_FLUSH_BYTES = 64 << 20  # shingle sets a shard task holds before writing them out
 
 
 def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: dict[str, dict[str, list[tuple[int, int]]]],
@@ -319,7 +320,16 @@ def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: dict[str, dict[str
     value_set = pa.array(list(need), pa.string())
     by_block: dict[int, list[tuple[int, int, bytes]]] = {}
     fs, _ = resolve(uri)
-    read = 0
+    read, held, flushes = 0, 0, 0
+
+    def flush() -> None:  # written out every SETS_FLUSH_BYTES: a task holds that much, however many are wanted
+        for b, entries in by_block.items():
+            k, side, sets = zip(*entries)
+            _write_piece(f"{out_dir}/to={b}/from-{tag:06d}-{flushes:04d}.parquet",
+                         pa.table({"k": pa.array(k, pa.int64()), "side": pa.array(side, pa.int8()),
+                                   "set": pa.array(sets, pa.binary())}))
+        by_block.clear()
+
     with fs.open_input_file(unit.path) as f:
         pf = pq.ParquetFile(f)
         for g in unit.row_groups:
@@ -329,13 +339,14 @@ def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: dict[str, dict[str
             rows = pf.read_row_group(g, columns=["id", "content"]).filter(hit)
             read += rows.num_rows
             for id_, s in zip(rows["id"].to_pylist(), minhash.shingle_sets(rows["content"], params)):
+                data = s.tobytes()  # one copy, however many pairs want it
+                held += len(data)
                 for k, side in need[id_]:
-                    by_block.setdefault(k // EXACT_BLOCK, []).append((k, side, s.tobytes()))
-    for b, entries in by_block.items():
-        k, side, sets = zip(*entries)
-        _write_piece(f"{out_dir}/to={b}/from-{tag:06d}.parquet",
-                     pa.table({"k": pa.array(k, pa.int64()), "side": pa.array(side, pa.int8()),
-                               "set": pa.array(sets, pa.binary())}))
+                    by_block.setdefault(k // EXACT_BLOCK, []).append((k, side, data))
+            if held > SETS_FLUSH_BYTES:
+                flush()
+                held, flushes = 0, flushes + 1
+    flush()
     return read
 
 
