@@ -129,7 +129,8 @@ JOB_DESCRIPTIONS = {
     CATALOG: "Refresh the DuckDB catalog over the lake.",
 }
 
-DEDUP_VERSION = f"dedup-v1-{SCHEME_VERSION}"  # a new MinHash scheme re-runs every dedup stage
+# v2: large buckets ordered by a hash of the id, survivor ties broken by id (the same on Dask and in process)
+DEDUP_VERSION = f"dedup-v2-{SCHEME_VERSION}"  # a new MinHash scheme re-runs every dedup stage
 
 def _ingest(r: StageRun, p: ExtractParams) -> StageStats:
     return CrawlIngest(r.partition, r.source_uri(), r.uri(RAW_REPO_FILES), r.uri(CRAWL_REPOS), r.lineage(),
