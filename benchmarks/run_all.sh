@@ -22,4 +22,4 @@ $PY benchmarks/bench_distributed_dedup.py --files "$L/dedup/exact_deduped_files/
     --repos "$L/ingest/crawl_repos/crawl=full" --work "$W/distributed" --scales 4 16 | tee $OUT/distributed_dedup.md
 benchmarks/.venv-ray/bin/python benchmarks/bench_engines.py --sigs "$W/distributed/x4/lake/dedup/minhash_signatures/crawl=new" \
     | tee $OUT/engines.md
-$PY benchmarks/bench_dagster_partitions.py --counts 1000 10000 | tee $OUT/dagster_partitions.md
+$PY benchmarks/bench_dagster_partitions.py --counts 1000 10000 --daemon-seconds 180 | tee $OUT/dagster_partitions.md
