@@ -161,3 +161,29 @@ def test_distributed_exact_decisions_are_the_in_process_ones(tmp_path: Path) -> 
 def test_more_ranges_as_crawls_grow() -> None:
     engine = EngineParams(key_ranges=64, entries_per_range=1000)
     assert engine.ranges_for(10) == 64 and engine.ranges_for(64_000) == 64 and engine.ranges_for(64_001) == 65
+
+
+def test_wanted_records_find_every_pair_side_and_nothing_else() -> None:
+    """The compact map of which pair sides want which record answers as a plain dict of lists would, including
+    ids of other lengths (a longer id sharing a wanted id's prefix is not that id)."""
+    from seedcoder_assets.core.dedup.distributed import wanted_by_partition
+
+    rng = np.random.default_rng(7)
+    ids = [f"{i:024x}" for i in range(40)] + ["abc~copy1", "abc~copy12", "é-non-ascii"]
+    pairs = [(("a", ids[x]), ("a" if y % 3 else "b", ids[y])) for x, y in rng.integers(0, len(ids), (300, 2))]
+    expected: dict[str, dict[str, set[tuple[int, int]]]] = {}
+    for k, pair in enumerate(pairs):
+        for side, (uri, id_) in enumerate(pair):
+            expected.setdefault(uri, {}).setdefault(id_, set()).add((k, side))
+    wanted = wanted_by_partition(pairs)
+    assert set(wanted) == set(expected)
+    for uri, w in wanted.items():
+        probes = ids + ["abc", "abc~copy123", ids[0] + "0", ""]
+        found = w.find(pa.array(probes, pa.string()))
+        for probe, at in zip(probes, found.tolist()):
+            want = expected[uri].get(probe)
+            if want is None:
+                assert at == -1, (uri, probe)
+                continue
+            lo, hi = w.starts[at], w.starts[at + 1]
+            assert set(zip(w.pair[lo:hi].tolist(), w.side[lo:hi].tolist())) == want, (uri, probe)

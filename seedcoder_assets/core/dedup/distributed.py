@@ -309,15 +309,54 @@ EXACT_BLOCK = 8192  # pairs per Jaccard task
 SETS_FLUSH_BYTES = 64 << 20  # shingle sets a shard task holds before writing them out
 
 
-def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: dict[str, dict[str, list[tuple[int, int]]]],
-                      params: MinHashParams, out_dir: str) -> int:
+@dataclass(frozen=True)
+class Wanted:
+    """Which pair sides want each record of one files partition, as arrays: the record ids sorted (fixed-width
+    bytes) and, per id, its run of (pair, side). About 40 bytes per pair side (a dict of lists of tuples
+    takes ten times that), sent once to each worker that reads the partition."""
+
+    ids: np.ndarray  # |S<width>, sorted, unique
+    starts: np.ndarray  # int64, len(ids) + 1: id i's pair sides are [starts[i], starts[i + 1])
+    pair: np.ndarray  # int64
+    side: np.ndarray  # int8
+
+    @classmethod
+    def of(cls, ids: Sequence[str], pair: np.ndarray, side: np.ndarray) -> Wanted:
+        keys = np.array([i.encode() for i in ids], dtype=bytes)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        unique, first = np.unique(keys, return_index=True)
+        return cls(unique, np.r_[first, len(keys)].astype(np.int64), pair[order], side[order])
+
+    def find(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Each id's position among this set's ids, or -1 (the set is not empty)."""
+        width = self.ids.dtype.itemsize
+        encoded = [i.encode() for i in ids.to_pylist()]
+        fits = np.array([len(e) <= width for e in encoded], bool)  # a longer id cannot be wanted
+        keys = np.array([e if f else b"" for e, f in zip(encoded, fits)], dtype=self.ids.dtype)
+        pos = np.minimum(np.searchsorted(self.ids, keys), len(self.ids) - 1)
+        return np.where(fits & (self.ids[pos] == keys), pos, -1)
+
+
+def wanted_by_partition(pairs: Sequence[tuple[Ref, Ref]]) -> dict[str, Wanted]:
+    """Pairs of (files partition URI, record id) -> per partition, which pair sides want which of its records."""
+    by_uri: dict[str, tuple[list[str], list[int], list[int]]] = {}
+    for k, pair in enumerate(pairs):
+        for side, (uri, id_) in enumerate(pair):
+            ids, ks, sides = by_uri.setdefault(uri, ([], [], []))
+            ids.append(id_)
+            ks.append(k)
+            sides.append(side)
+    return {uri: Wanted.of(ids, np.array(ks, np.int64), np.array(sides, np.int8))
+            for uri, (ids, ks, sides) in by_uri.items()}
+
+
+def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: Wanted, params: MinHashParams, out_dir: str) -> int:
     """Shingle sets of this shard's records that some pair needs, written by block of pairs to
     `<out_dir>/to=B/from-<tag>.parquet` (pair, side, set). Only the row groups holding such a record have their
     text read. Returns the records read."""
-    need = wanted.get(uri, {})
-    if not need:
+    if not len(wanted.ids):
         return 0
-    value_set = pa.array(list(need), pa.string())
     by_block: dict[int, list[tuple[int, int, bytes]]] = {}
     fs, _ = resolve(uri)
     read, held, flushes = 0, 0, 0
@@ -333,15 +372,17 @@ def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: dict[str, dict[str
     with fs.open_input_file(unit.path) as f:
         pf = pq.ParquetFile(f)
         for g in unit.row_groups:
-            hit = pc.is_in(pf.read_row_group(g, columns=["id"])["id"], value_set=value_set)
-            if not pc.any(hit).as_py():
+            at = wanted.find(pf.read_row_group(g, columns=["id"])["id"])
+            hit = at >= 0
+            if not hit.any():
                 continue
-            rows = pf.read_row_group(g, columns=["id", "content"]).filter(hit)
+            rows = pf.read_row_group(g, columns=["content"]).filter(pa.array(hit))
             read += rows.num_rows
-            for id_, s in zip(rows["id"].to_pylist(), minhash.shingle_sets(rows["content"], params)):
+            for i, s in zip(at[hit].tolist(), minhash.shingle_sets(rows["content"], params)):
                 data = s.tobytes()  # one copy, however many pairs want it
                 held += len(data)
-                for k, side in need[id_]:
+                lo, hi = wanted.starts[i], wanted.starts[i + 1]
+                for k, side in zip(wanted.pair[lo:hi].tolist(), wanted.side[lo:hi].tolist()):
                     by_block.setdefault(k // EXACT_BLOCK, []).append((k, side, data))
             if held > SETS_FLUSH_BYTES:
                 flush()
@@ -372,13 +413,10 @@ def exact_jaccards(pairs: Sequence[tuple[Ref, Ref]], params: MinHashParams, engi
     through `work`, in blocks of EXACT_BLOCK pairs."""
     if not pairs:
         return np.zeros(0, np.float32)
-    wanted: dict[str, dict[str, list[tuple[int, int]]]] = {}
-    for k, pair in enumerate(pairs):
-        for side, (uri, id_) in enumerate(pair):
-            wanted.setdefault(uri, {}).setdefault(id_, []).append((k, side))
-    shared = dask.delayed(wanted, traverse=False)
+    # one object per files partition, so a worker receives only the partitions whose shards it reads
+    wanted = {uri: dask.delayed(w, traverse=False) for uri, w in wanted_by_partition(pairs).items()}
     shards = [(uri, u) for uri in wanted for u in units(uri, engine.rows_per_unit)]
-    dask.compute(*[dask.delayed(unit_shingle_sets)(uri, u, tag, shared, params, f"{work}/sets")
+    dask.compute(*[dask.delayed(unit_shingle_sets)(uri, u, tag, wanted[uri], params, f"{work}/sets")
                    for tag, (uri, u) in enumerate(shards)])
     blocks = [dask.delayed(block_jaccard)(b, min(EXACT_BLOCK, len(pairs) - b * EXACT_BLOCK), f"{work}/sets")
               for b in range(-(-len(pairs) // EXACT_BLOCK))]

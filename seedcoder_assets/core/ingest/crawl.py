@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -64,6 +64,26 @@ def _is_text(value: str) -> bool:
     return bool(value)
 
 
+@dataclass(frozen=True)
+class ShardSelection:
+    """Which part of a landed crawl one shard ingests (core/ingest/shards.py plans it): the manifest lines of
+    an archives crawl, or, for a Parquet crawl, the repositories whose name hashes to this shard."""
+
+    lines: frozenset[int] | None = None
+    repo_hash: tuple[int, int] | None = None  # (this shard, shards)
+
+    def takes_line(self, number: int) -> bool:
+        return self.lines is None or number in self.lines
+
+    def takes_repo(self, repo: str) -> bool:
+        return self.repo_hash is None or repo_shard(repo, self.repo_hash[1]) == self.repo_hash[0]
+
+
+def repo_shard(repo: str, shards: int) -> int:
+    """A stable shard of a repository name (the same on every machine and run)."""
+    return int.from_bytes(hashlib.sha256(repo.encode("utf-8", "surrogatepass")).digest()[:8], "big") % shards
+
+
 def repo_hash(file_hashes: list[str]) -> str:
     """Exact repository identity: hash of its sorted file hashes (paths and order do not matter)."""
     return hashlib.sha256("\n".join(sorted(file_hashes)).encode()).hexdigest()
@@ -79,8 +99,10 @@ class CrawlIngest:
     """
 
     def __init__(self, crawl: str, crawl_uri: str, files_uri: str, repos_uri: str,
-                 lineage: LineageWriter, params: ExtractParams, batch_rows: int = 512) -> None:
+                 lineage: LineageWriter, params: ExtractParams, batch_rows: int = 512,
+                 shard: ShardSelection | None = None) -> None:
         self.crawl, self.crawl_uri, self.params = crawl, crawl_uri.rstrip("/"), params
+        self.shard = shard or ShardSelection()
         self.files = PartWriter(files_uri, FILE_SCHEMA)
         self.repos = PartWriter(repos_uri, REPO_SCHEMA)
         self.lineage = lineage
@@ -108,7 +130,7 @@ class CrawlIngest:
         with self.fs.open_input_stream(manifest) as f:  # utf-8-sig: editors on Windows write a byte-order mark
             lines = f.read().decode("utf-8-sig", errors="replace").splitlines()
         for lineno, line in enumerate(lines, 1):
-            if not line.strip():
+            if not line.strip() or not self.shard.takes_line(lineno):
                 continue
             entry, reason = parse_manifest_line(line)
             if entry is None:
@@ -196,8 +218,11 @@ class CrawlIngest:
     def _ingest_parquet_row(self, rec: dict[str, Any], repo_col: str, repo_info: dict[str, dict[str, Any]]) -> None:
         repo, raw_path, content = rec.get(repo_col), rec.get("path"), rec.get("content")
         if not isinstance(repo, str) or not isinstance(raw_path, str) or content is None:
-            self.bad_rows += 1  # no usable repo/path: the row number is its identity
-            self.lineage.dropped(f"row:{self.bad_rows}", "bad_row_fields", detail=f"{repo}/{raw_path}")
+            self.bad_rows += 1  # no usable repo/path: the row number is its identity (counted in every shard)
+            if self.shard.takes_repo(repo if isinstance(repo, str) else ""):  # no repository: the one shard of ""
+                self.lineage.dropped(f"row:{self.bad_rows}", "bad_row_fields", detail=f"{repo}/{raw_path}")
+            return
+        if not self.shard.takes_repo(repo):
             return
         path = safe_member_path(raw_path)
         info = repo_info.setdefault(repo, {"hashes": [], "bytes": 0, "paths": Counter(),
