@@ -34,25 +34,33 @@ def cmd_sample_crawl(args: argparse.Namespace) -> None:
 
 def cmd_register(args: argparse.Namespace) -> None:
     from seedcoder_assets.core.ingest.landing import crawl_name_problem
+    from seedcoder_assets.core.ingest.shards import load_plan, plan_shards, save_plan
     from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
 
     problems = [p for p in map(crawl_name_problem, args.crawls) if p]
     if problems:  # the same rule as the new-crawl sensor: a name becomes a folder under every asset
         sys.exit("; ".join(problems))
-    instance = _instance()
+    s, instance = _settings(), _instance()
     existing = set(instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME))
-    new = [c for c in args.crawls if c not in existing]
-    if new:
-        instance.add_dynamic_partitions(CRAWL_PARTITIONS_NAME, new)
     for c in args.crawls:
-        print(f"{c}: {'registered' if c in new else 'already registered'}")
+        if c in existing:
+            plan = load_plan(s.lake_root, c)
+            print(f"{c}: already registered" + (f" ({plan.shards} shards)" if plan else ""))
+            continue
+        plan = plan_shards(c, f"{s.landing_root.rstrip('/')}/{c}", s.shards, s.shard_bytes)
+        save_plan(s.lake_root, plan)  # before the partitions exist: a shard run always finds its plan
+        keys = [p.key for p in plan.parts if p.key not in existing]
+        instance.add_dynamic_partitions(CRAWL_PARTITIONS_NAME, keys)
+        cut = f"{plan.shards} shards" + (f", {len(plan.parts)} crawl partitions: {', '.join(keys)}"
+                                         if len(plan.parts) > 1 else "")
+        print(f"{c}: registered ({cut})")
 
 
 def cmd_backfill(args: argparse.Namespace) -> None:
     """What the nightly schedules would run now (missing or stale partitions), run here in order."""
     from seedcoder_assets.definitions import defs
     from seedcoder_assets.lib.backfill import crawl_states, plan_backfill
-    from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+    from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, job_partition_keys
 
     d, instance = defs(), _instance()
     oracle = d.resources["oracle"]
@@ -63,11 +71,13 @@ def cmd_backfill(args: argparse.Namespace) -> None:
     ok = True
     for job, crawl, why in plan:
         print(f"{job}[{crawl}]: {why}")
-        if not args.dry_run:
-            result = _execute(d.resolve_job_def(job), instance, crawl, tags={"seedcoder/backfill_reason": why})
-            ok &= _report(f"{job}[{crawl}]", result)
+        if args.dry_run:
+            continue
+        for key in job_partition_keys(d.resolve_job_def(job), crawl):
+            result = _execute(d.resolve_job_def(job), instance, key, tags={"seedcoder/backfill_reason": why})
+            ok &= _report(f"{job}[{key}]", result)
             if not result.success:  # later crawls are deduplicated against this one: stop here
-                sys.exit(f"stopped: {job}[{crawl}] failed")
+                sys.exit(f"stopped: {job}[{key}] failed")
     if not ok:
         sys.exit(1)
 
@@ -90,6 +100,7 @@ def cmd_materialize(args: argparse.Namespace) -> None:
 
     from seedcoder_assets.core import pipeline
     from seedcoder_assets.definitions import defs
+    from seedcoder_assets.partitions import job_partition_keys
     from seedcoder_assets.resources.oracle import NOT_CONFIGURED
 
     d = defs()
@@ -98,16 +109,19 @@ def cmd_materialize(args: argparse.Namespace) -> None:
     checks_ok = True
 
     def run(job: str, crawl: str | None = None, only=None) -> None:
-        """Run one job; stop here, with its error, if the run fails (later jobs would only fail after it)."""
+        """Run one job (on each shard of the crawl for a per-shard job); stop here, with its error, if a run
+        fails (later jobs would only fail after it)."""
         nonlocal checks_ok
         job_def = d.resolve_job_def(job)
         ops = {k: v for k, v in run_config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
-        result = _execute(job_def, instance, crawl, asset_selection=only, run_config={"ops": ops} if ops else None)
-        checks_ok &= _report(f"{job}[{crawl}]" if crawl else job, result)
-        if not result.success:
-            sys.exit(f"stopped: {job}[{crawl}] failed, so nothing after it was run")
+        for key in job_partition_keys(job_def, crawl) if crawl else [None]:
+            result = _execute(job_def, instance, key, asset_selection=only, run_config={"ops": ops} if ops else None)
+            checks_ok &= _report(f"{job}[{key}]" if key else job, result)
+            if not result.success:
+                sys.exit(f"stopped: {job}[{key}] failed, so nothing after it was run")
 
     for crawl in args.crawls:
+        run("github_shards_job", crawl)
         run("github_files_job", crawl)
     oracle = d.resources["oracle"]
     if args.skip_quality:

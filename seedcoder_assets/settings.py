@@ -43,6 +43,8 @@ class Settings:
     dedup_engine: str  # SEEDCODER_DEDUP_ENGINE: in-process | dask
     dask_address: str  # SEEDCODER_DASK_ADDRESS: a Dask scheduler ("" = a local cluster per step)
     dask_workers: int  # SEEDCODER_DASK_WORKERS: workers of that local cluster
+    shards: int  # SEEDCODER_SHARDS: shard slots per crawl partition (the static shard dimension)
+    shard_bytes: int  # SEEDCODER_SHARD_BYTES: most archive bytes per shard (a bigger landing: several parts)
     dagster_home: str  # DAGSTER_HOME
 
 
@@ -76,6 +78,7 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
         dagster_home=get("DAGSTER_HOME", ""),
         dedup_engine=get("SEEDCODER_DEDUP_ENGINE", "in-process"), dask_address=get("SEEDCODER_DASK_ADDRESS", ""),
         dask_workers=int(get("SEEDCODER_DASK_WORKERS", "2")),
+        shards=int(get("SEEDCODER_SHARDS", "1")), shard_bytes=int(float(get("SEEDCODER_SHARD_BYTES", "16e9"))),
     )
 
 

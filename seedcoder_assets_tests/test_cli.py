@@ -18,7 +18,7 @@ def test_materialize_stops_at_the_first_failed_job_with_its_error(tmp_path: Path
     subprocess.run([*cli, "register-crawl", "empty"], env=env, check=True, capture_output=True)
     out = subprocess.run([*cli, "materialize", "empty"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
-    assert "github_files_job[empty]: FAILED" in out.stdout
+    assert "github_shards_job[empty|000]: FAILED" in out.stdout
     assert "no repos.jsonl and no Parquet files" in out.stdout  # the step's own error, printed
-    assert "oracle_labels_job" not in out.stdout and "catalog_job" not in out.stdout
-    assert "stopped: github_files_job[empty] failed" in out.stderr
+    assert "github_files_job" not in out.stdout and "catalog_job" not in out.stdout
+    assert "stopped: github_shards_job[empty|000] failed" in out.stderr

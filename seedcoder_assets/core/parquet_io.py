@@ -14,8 +14,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from seedcoder_assets.core.object_store import resolve
+from seedcoder_assets.core.paths import shard_folder
 
 SUCCESS_MARKER = "_SUCCESS"
+SHARDS_MARKER = "_SHARDS"  # in a crawl folder of shards: the shard keys it must hold
 MAX_GROUP_BYTES = 64 << 20  # a row group (and so a read) never holds more content than this
 MAX_BATCH_BYTES = 8 << 20  # a batch handed to a stage never holds more content than this
 BULK_COLUMNS = frozenset({"content", "raw", "signature", "shingle_set"})  # large per-row values
@@ -114,11 +116,45 @@ def clear_partition(uri: str) -> None:
 
 
 def is_complete(uri: str) -> bool:
+    """A finished partition: its `_SUCCESS`, or, for a crawl folder of shards, every shard's (the number of
+    shards is in `_SHARDS`, written by each shard's writer before its data)."""
     fs, path = resolve(uri)
-    return fs.get_file_info(f"{path}/{SUCCESS_MARKER}").type == pafs.FileType.File
+    if fs.get_file_info(f"{path}/{SUCCESS_MARKER}").type == pafs.FileType.File:
+        return True
+    shards = expected_shards(uri)
+    return shards is not None and all(
+        i.type == pafs.FileType.File
+        for i in fs.get_file_info([f"{path}/{shard_folder(s)}/{SUCCESS_MARKER}" for s in shards]))
+
+
+def expected_shards(uri: str) -> list[str] | None:
+    """The shard keys a crawl folder of shards must hold (None: not a folder of shards)."""
+    fs, path = resolve(uri)
+    if fs.get_file_info(f"{path}/{SHARDS_MARKER}").type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(f"{path}/{SHARDS_MARKER}") as f:
+        return f.read().decode().split()
+
+
+def mark_shards(crawl_uri: str, shards: Sequence[str]) -> None:
+    """Say which shards make up a crawl folder (every shard's writer says the same: a re-write is harmless)."""
+    fs, path = resolve(crawl_uri)
+    fs.create_dir(path, recursive=True)
+    # A crawl written whole before (its parts and `_SUCCESS` at the top) is not read with the shards: its
+    # top-level files go (each shard removes the same ones; no shard's folder is touched).
+    stale = [i.path for i in fs.get_file_info(pafs.FileSelector(path))
+             if i.type == pafs.FileType.File and i.base_name != SHARDS_MARKER]
+    for f in stale:
+        try:
+            fs.delete_file(f)
+        except FileNotFoundError:  # another shard removed it first
+            pass
+    with fs.open_output_stream(f"{path}/{SHARDS_MARKER}") as out:
+        out.write(" ".join(shards).encode())
 
 
 def dataset(uri: str) -> ds.Dataset:
+    """Every Parquet file under `uri` (a crawl folder of shards included: Arrow reads subfolders)."""
     fs, path = resolve(uri)
     return ds.dataset(path, format="parquet", filesystem=fs, exclude_invalid_files=True)
 
@@ -128,7 +164,10 @@ def part_paths(uri: str) -> list[str]:
     if not is_complete(uri):
         raise FileNotFoundError(f"partition {uri} is missing or incomplete: materialize its upstream first")
     fs, path = resolve(uri)
-    return sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path)) if i.path.endswith(".parquet"))
+    shards = expected_shards(uri) if fs.get_file_info(f"{path}/{SUCCESS_MARKER}").type != pafs.FileType.File else None
+    folders = [f"{path}/{shard_folder(s)}" for s in shards] if shards else [path]
+    return [p for folder in folders
+            for p in sorted(i.path for i in fs.get_file_info(pafs.FileSelector(folder)) if i.path.endswith(".parquet"))]
 
 
 def iter_batches(

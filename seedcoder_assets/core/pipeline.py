@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from seedcoder_assets.core import paths
 from seedcoder_assets.core.checks import CheckOutcome, only_code_languages
 from seedcoder_assets.core.dedup.exact import exact_dedup
 from seedcoder_assets.core.dedup.minhash import SCHEME_VERSION
@@ -29,7 +30,8 @@ from seedcoder_assets.core.filters.language import decide_code_files
 from seedcoder_assets.core.filters.syntax import SyntaxParams, filter_syntax
 from seedcoder_assets.core.ingest.archives import ExtractParams
 from seedcoder_assets.core.ingest.crawl import CrawlIngest
-from seedcoder_assets.core.parquet_io import iter_batches
+from seedcoder_assets.core.ingest.shards import plan_for
+from seedcoder_assets.core.parquet_io import iter_batches, mark_shards
 from seedcoder_assets.core.runner import Decide, run_stage
 from seedcoder_assets.core.stage_run import SCRATCH, StageRun
 from seedcoder_assets.core.stats import StageStats
@@ -76,6 +78,7 @@ class Stage:
     lineage: bool = False  # writes lineage (one row per input record) as a lineage stage named like its asset
     lineage_input: Key | None = None  # the asset of the stage whose kept records are this stage's records
     partitioned: bool = True  # per partition of its source; False: one asset over every partition
+    sharded: bool = False  # per shard of a partition (a per-record stage: parallel pods); see partitions.py
     source: Literal["github", "commits", "web"] = "github"  # which partition set (partitions.py) and lineage source
     compute: Compute = "light"
     pool: str | None = None
@@ -121,8 +124,10 @@ class FilterStage(Stage):
 
 GITHUB, LABELS, SCORER, SCORING, CATALOG = "github_files_job", "oracle_labels_job", "scorer_job", "scoring_job", \
     "catalog_job"
+SHARDS = "github_shards_job"
 JOB_DESCRIPTIONS = {
-    GITHUB: "Ingest, filter, deduplicate and syntax-check one crawl partition.",
+    SHARDS: "Ingest one shard of a crawl and keep its code files (one run per shard, in parallel).",
+    GITHUB: "Deduplicate and syntax-check one crawl partition, once every shard of it is ingested.",
     LABELS: "Sample a crawl's syntax-checked files by language and have the oracle rate them (cached).",
     SCORER: "Train and evaluate the quality scorer on every crawl's oracle labels.",
     SCORING: "Score every file of a crawl and build its file-level and repository-level corpora.",
@@ -133,8 +138,12 @@ JOB_DESCRIPTIONS = {
 DEDUP_VERSION = f"dedup-v2-{SCHEME_VERSION}"  # a new MinHash scheme re-runs every dedup stage
 
 def _ingest(r: StageRun, p: ExtractParams) -> StageStats:
-    return CrawlIngest(r.partition, r.source_uri(), r.uri(RAW_REPO_FILES), r.uri(CRAWL_REPOS), r.lineage(),
-                       p).run()
+    if r.shard is None:  # the whole landed crawl in one step (benchmarks, and crawls registered before shards)
+        return CrawlIngest(r.partition, r.source_uri(), r.uri(RAW_REPO_FILES), r.uri(CRAWL_REPOS), r.lineage(),
+                           p).run()
+    plan = plan_for(r.lake, r.landing, r.partition, r.shards_total, r.shard_bytes)
+    return CrawlIngest(r.partition, paths.crawl_uri(r.landing, plan.crawl), r.uri(RAW_REPO_FILES),
+                       r.uri(CRAWL_REPOS), r.lineage(), p, shard=plan.selection(r.partition, int(r.shard))).run()
 
 
 def _repo_dedup(r: StageRun, p: DedupParams) -> StageStats:
@@ -182,28 +191,28 @@ def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
 
 
 STAGES: list[Stage] = [
-    Stage(RAW_REPO_FILES, GITHUB, lineage=True, compute="cpu", code_version="ingest-v2", also_writes=(CRAWL_REPOS,),
-          params=ExtractParams, run=_ingest),
-    FilterStage(CODE_FILES, GITHUB, reads=(RAW_REPO_FILES,), lineage=True, lineage_input=RAW_REPO_FILES,
+    Stage(RAW_REPO_FILES, SHARDS, lineage=True, sharded=True, compute="cpu", code_version="ingest-v2",
+          also_writes=(CRAWL_REPOS,), params=ExtractParams, run=_ingest),
+    FilterStage(CODE_FILES, SHARDS, reads=(RAW_REPO_FILES,), lineage=True, sharded=True, lineage_input=RAW_REPO_FILES,
                 code_version="language-v1", decide=lambda: decide_code_files,
                 checks=(OutputCheck("only_code_languages", lambda out, _: only_code_languages(out),
                                     "no kept file in a non-code language, by our own list of non-code files"),),
                 description="Files of a crawl in one of the 89 code languages; non-code (docs, licences, data) "
                             "dropped as `non_code`."),
-    Stage(DEDUPED_REPOS, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage=True, code_version=DEDUP_VERSION,
+    Stage(DEDUPED_REPOS, GITHUB, automation="on_new_data", reads=(CODE_FILES, CRAWL_REPOS), lineage=True, code_version=DEDUP_VERSION,
           params=DedupParams, run=_repo_dedup),
-    Stage(REPO_LEVEL_FILES, GITHUB, reads=(CODE_FILES, DEDUPED_REPOS), lineage=True, lineage_input=CODE_FILES,
+    Stage(REPO_LEVEL_FILES, GITHUB, automation="on_new_data", reads=(CODE_FILES, DEDUPED_REPOS), lineage=True, lineage_input=CODE_FILES,
           code_version=DEDUP_VERSION, run=_repo_level),
-    Stage(EXACT_DEDUPED_FILES, GITHUB, reads=(CODE_FILES, CRAWL_REPOS), lineage=True,
+    Stage(EXACT_DEDUPED_FILES, GITHUB, automation="on_new_data", reads=(CODE_FILES, CRAWL_REPOS), lineage=True,
           lineage_input=CODE_FILES, code_version=DEDUP_VERSION, params=DedupParams, run=_exact_dedup),
-    Stage(MINHASH_SIGNATURES, GITHUB, reads=(EXACT_DEDUPED_FILES,), compute="cpu", code_version=DEDUP_VERSION,
+    Stage(MINHASH_SIGNATURES, GITHUB, automation="on_new_data", reads=(EXACT_DEDUPED_FILES,), compute="cpu", code_version=DEDUP_VERSION,
           params=DedupParams, run=_signatures),
-    Stage(NEAR_DUP_CLUSTERS, GITHUB, reads=(MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS), compute="cpu",
+    Stage(NEAR_DUP_CLUSTERS, GITHUB, automation="on_new_data", reads=(MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS), compute="cpu",
           code_version=DEDUP_VERSION, params=DedupParams, run=_near_clusters),
-    Stage(NEAR_DEDUPED_FILES, GITHUB, reads=(EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES),
+    Stage(NEAR_DEDUPED_FILES, GITHUB, automation="on_new_data", reads=(EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES),
           lineage=True, lineage_input=EXACT_DEDUPED_FILES, code_version=DEDUP_VERSION, params=DedupParams,
           run=_near_dedup),
-    Stage(SYNTAX_CHECKED_FILES, GITHUB, reads=(NEAR_DEDUPED_FILES,), lineage=True, lineage_input=NEAR_DEDUPED_FILES,
+    Stage(SYNTAX_CHECKED_FILES, GITHUB, automation="on_new_data", reads=(NEAR_DEDUPED_FILES,), lineage=True, lineage_input=NEAR_DEDUPED_FILES,
           compute="cpu", code_version="syntax-v1", params=SyntaxParams, run=_syntax),
     Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1",
           automation="on_new_data_with_oracle"),
@@ -228,7 +237,13 @@ STAGES: list[Stage] = [
 def run(declared: Stage, r: StageRun, params: Any = None) -> StageStats:
     """Run a declared stage on one partition: a filter stage by the runner over its first input, any
     other by its `run` (with its default parameters unless given)."""
-    r = replace(r, stage=declared.lineage_stage, source=declared.source)
+    r = replace(r, stage=declared.lineage_stage, source=declared.source, sharded=sharded_assets())
+    if r.shard is not None and not declared.sharded:
+        raise ValueError(f"{declared.name} runs per crawl, not per shard")
+    if r.shard is not None:  # say which shards make up the crawl before writing one of them
+        for folder in [r.uri(k, r.partition) for k in declared.writes] + (
+                [paths.lineage_uri(r.lake, declared.name, r.partition)] if declared.lineage else []):
+            mark_shards(folder, r.shards)
     if isinstance(declared, FilterStage):
         return run_stage(iter_batches(r.uri(declared.reads[0]), batch_rows=declared.batch_rows),
                          r.uri(declared.asset), r.lineage(), declared.decide())
@@ -237,6 +252,11 @@ def run(declared: Stage, r: StageRun, params: Any = None) -> StageStats:
     if params is None and declared.params is not None:
         params = declared.params()
     return declared.run(r, params)
+
+
+def sharded_assets() -> frozenset[Key]:
+    """The assets written per shard."""
+    return frozenset(k for s in STAGES if s.sharded for k in s.writes)
 
 
 def stage(asset: Key) -> Stage:

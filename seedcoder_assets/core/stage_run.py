@@ -34,6 +34,11 @@ class StageRun:
     source: str = "github"  # which kind of partition `partition` is (github | commits | web)
     stage: str | None = None  # the lineage stage of the declared stage being run (set by pipeline.run)
     engine: DaskEngine | None = None  # where dedup joins fan out; None: in this process
+    shard: str | None = None  # the shard of `partition` this run is (a per-shard stage), else None
+    shards: tuple[str, ...] = ()  # every shard key of the crawl (the deployment's shard slots)
+    shards_total: int = 1  # how many shard slots a crawl has (SEEDCODER_SHARDS)
+    shard_bytes: int = 16_000_000_000  # most archive bytes per shard (SEEDCODER_SHARD_BYTES)
+    sharded: frozenset[tuple[str, ...]] = frozenset()  # assets written per shard (set by pipeline.run)
 
     @contextmanager
     def engine_session(self) -> Iterator[None]:
@@ -49,7 +54,10 @@ class StageRun:
             clear_partition(self.uri(SCRATCH))
 
     def uri(self, key: tuple[str, ...] | list[str], partition: str | None = None) -> str:
-        return paths.partition_uri(self.lake, key, partition or self.partition)
+        """An asset's partition: this shard's folder when this run is a shard and the asset is written per
+        shard, else the crawl's (of a per-shard asset: every shard, read as one)."""
+        shard = self.shard if partition is None and tuple(key) in self.sharded else None
+        return paths.partition_uri(self.lake, key, partition or self.partition, shard)
 
     def source_uri(self) -> str:
         """Where this partition landed (a crawl folder or prefix)."""
@@ -60,7 +68,7 @@ class StageRun:
         name = stage or self.stage
         if name is None:
             raise ValueError("no lineage stage: the declared stage writes none")
-        return LineageWriter(self.lake, name, self.partition, self.run_id, self.source)
+        return LineageWriter(self.lake, name, self.partition, self.run_id, self.source, self.shard)
 
     def index(self) -> DedupIndex:
         """What earlier partitions of the same source kept (each source its own index: partition keys of

@@ -65,10 +65,11 @@ class StageStats:
 class LineageWriter:
     """Writes one lineage row per record for a stage and keeps the stage's counts with it."""
 
-    def __init__(self, root: str, stage: str, crawl: str, run_id: str, source: str = "github") -> None:
+    def __init__(self, root: str, stage: str, crawl: str, run_id: str, source: str = "github",
+                 shard: str | None = None) -> None:
         self.crawl, self.stage, self.run_id, self.source = crawl, stage, run_id, source
         self.stats = StageStats(stage)
-        self._writer = PartWriter(paths.lineage_uri(root, stage, crawl), LINEAGE_SCHEMA)
+        self._writer = PartWriter(paths.lineage_uri(root, stage, crawl, shard), LINEAGE_SCHEMA)
         self._rows: list[dict[str, Any]] = []
         self._tables: list[pa.Table] = []
         self._buffered = 0

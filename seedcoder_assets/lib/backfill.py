@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seedcoder_assets.core import pipeline
+from seedcoder_assets.partitions import shard_keys, shard_partition
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class CrawlState:
     scores_scorer: str | None = None  # the scorer version those scores came from
     corpus_at: float | None = None  # quality/quality_files
     github_missing: tuple[str, ...] = ()  # assets of the GitHub job (as declared) never materialized
+    shards_missing: tuple[str, ...] = ()  # per-shard assets with a shard of this crawl never materialized
 
 
 def plan_backfill(states: dict[str, CrawlState], oracle_configured: bool, scorer: str | None
@@ -28,6 +30,8 @@ def plan_backfill(states: dict[str, CrawlState], oracle_configured: bool, scorer
     """
     plan = []
     for crawl, s in states.items():  # registration order: a crawl is deduplicated against the ones before it
+        if s.shards_missing:  # shards first: the crawl's dedup reads every one of them
+            plan.append(("github_shards_job", crawl, f"no {', '.join(s.shards_missing)} yet"))
         if s.files_at is None or s.github_missing:  # a stage added to the branch is missing too
             missing = "syntax-checked files" if s.files_at is None else ", ".join(s.github_missing)
             plan.append(("github_files_job", crawl, f"no {missing} yet"))
@@ -71,7 +75,9 @@ def crawl_states(instance, crawls: list[str]) -> tuple[dict[str, CrawlState], st
         scorer = version.value if version is not None else None
     github = [dg.AssetKey(list(k)) for s in pipeline.STAGES if s.job == pipeline.GITHUB and s.partitioned
               for k in s.writes]
-    materialized = {k: instance.get_materialized_partitions(k) for k in github}
+    per_shard = [dg.AssetKey(list(k)) for s in pipeline.STAGES if s.job == pipeline.SHARDS for k in s.writes]
+    materialized = {k: instance.get_materialized_partitions(k) for k in github + per_shard}
+    shards = shard_keys()
     states = {}
     for crawl in crawls:
         scores = _latest(instance, dg.AssetKey(list(pipeline.FILE_SCORES)), crawl)
@@ -80,5 +86,7 @@ def crawl_states(instance, crawls: list[str]) -> tuple[dict[str, CrawlState], st
             files_at=at(pipeline.SYNTAX_CHECKED_FILES, crawl), labels_at=at(pipeline.ORACLE_LABELS, crawl),
             scores_at=scores.timestamp if scores else None, scores_scorer=scored_by.value if scored_by else None,
             corpus_at=at(pipeline.QUALITY_FILES, crawl),
-            github_missing=tuple(k.to_user_string() for k in github if crawl not in materialized[k]))
+            github_missing=tuple(k.to_user_string() for k in github if crawl not in materialized[k]),
+            shards_missing=tuple(k.to_user_string() for k in per_shard
+                                 if any(shard_partition(crawl, sh) not in materialized[k] for sh in shards)))
     return states, scorer

@@ -8,13 +8,14 @@ from typing import Any
 
 import dagster as dg
 
+from seedcoder_assets import settings
 from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.checks import CheckOutcome, lineage_reconciles
 from seedcoder_assets.core.dedup.index import PriorCrawlsNotIndexed
 from seedcoder_assets.core.stage_run import StageRun
 from seedcoder_assets.core.stats import StageStats
 from seedcoder_assets.lib.plots import bar_chart_markdown  # stats_metadata draws drop reasons
-from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+from seedcoder_assets.partitions import CRAWL_DIM, CRAWL_PARTITIONS_NAME, shard_keys, split_key
 from seedcoder_assets.resources.engine import DedupEngineResource
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -22,9 +23,11 @@ from seedcoder_assets.resources.storage import StorageResource
 def prior_crawls(context: dg.AssetExecutionContext) -> list[str]:
     """Partitions of the same source registered before this one: what it is deduplicated against."""
     partitions = context.assets_def.partitions_def
+    if isinstance(partitions, dg.MultiPartitionsDefinition):
+        partitions = partitions.get_partitions_def_for_dimension(CRAWL_DIM)
     name = partitions.name if isinstance(partitions, dg.DynamicPartitionsDefinition) else CRAWL_PARTITIONS_NAME
     keys = list(context.instance.get_dynamic_partitions(name))
-    crawl = context.partition_key
+    crawl, _ = split_key(context.partition_key)
     return keys[: keys.index(crawl)] if crawl in keys else keys
 
 
@@ -63,9 +66,13 @@ def wait_or_fail(instance: dg.DagsterInstance, own_run_id: str, exc: PriorCrawls
 def stage_run(context: dg.AssetExecutionContext, storage: StorageResource,
               engine: DedupEngineResource | None = None) -> StageRun:
     """This step's partition, run and storage (and dedup engine), for a declared stage's `run`."""
-    return StageRun(storage.lake_root, context.partition_key, context.run.run_id, storage.landing_root,
+    crawl, shard = split_key(context.partition_key)
+    s = settings.current()
+    return StageRun(storage.lake_root, crawl, context.run.run_id, storage.landing_root,
                     storage.index_root, tuple(prior_crawls(context)), storage.duckdb_memory_limit,
-                    temp_dir=storage.temp_dir(), engine=engine.spec() if engine is not None else None)
+                    temp_dir=storage.temp_dir(), engine=engine.spec() if engine is not None else None,
+                    shard=shard, shards=tuple(shard_keys(s.shards)), shards_total=s.shards, shard_bytes=s.shard_bytes,
+                    sharded=pipeline.sharded_assets())
 
 
 def run_declared(context: dg.AssetExecutionContext, storage: StorageResource, asset: pipeline.Key,
@@ -96,10 +103,10 @@ def check_result(name: str, outcome: CheckOutcome, asset_key: dg.AssetKey | None
 
 
 def reconciles_check(storage: StorageResource, asset: pipeline.Key, crawl: str, output_uri: str | None,
-                     input_uri: str | None = None, asset_key: dg.AssetKey | None = None,
+                     input_uri: str | None = None, asset_key: dg.AssetKey | None = None, shard: str | None = None,
                      **sql: str) -> dg.AssetCheckResult:
-    """`lineage_reconciles`: the lineage of the stage writing `asset` against its input and output
-    partitions, by id."""
-    outcome = lineage_reconciles(storage.lineage_uri(pipeline.stage(asset).lineage_stage, crawl), output_uri, input_uri,
-                                 memory_limit=storage.duckdb_memory_limit, **sql)
+    """`lineage_reconciles`: the lineage of the stage writing `asset` (on one crawl, or one shard of it)
+    against its input and output partitions, by id."""
+    outcome = lineage_reconciles(storage.lineage_uri(pipeline.stage(asset).lineage_stage, crawl, shard), output_uri,
+                                 input_uri, memory_limit=storage.duckdb_memory_limit, **sql)
     return check_result("lineage_reconciles", outcome, asset_key)

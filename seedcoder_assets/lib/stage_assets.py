@@ -13,7 +13,7 @@ from seedcoder_assets.core.pipeline import FilterStage, Key, Stage
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
 from seedcoder_assets.lib.k8s import cpu_step_tags, gpu_step_tags
 from seedcoder_assets.lib.plots import bar_chart_markdown
-from seedcoder_assets.partitions import BY_SOURCE
+from seedcoder_assets.partitions import BY_SOURCE, sharded, split_key
 from seedcoder_assets.resources.storage import StorageResource
 
 JOB_TAG = "seedcoder/job"  # the job a stage is declared with: jobs select their assets by it
@@ -49,8 +49,11 @@ def automation_condition(stage: Stage) -> dg.AutomationCondition | None:
             & ~ac.any_deps_in_progress() & ~ac.in_progress()).with_label("on new data")
 
 
-def partitions_of(stage: Stage) -> dg.DynamicPartitionsDefinition | None:
-    return BY_SOURCE[stage.source] if stage.partitioned else None
+def partitions_of(stage: Stage) -> dg.PartitionsDefinition | None:
+    """Its source's partitions, or crawl x shard for a per-shard stage, or none."""
+    if not stage.partitioned:
+        return None
+    return sharded(BY_SOURCE[stage.source]) if stage.sharded else BY_SOURCE[stage.source]
 
 
 def asset_kwargs(asset: Key, **extra: Any) -> dict[str, Any]:
@@ -85,14 +88,14 @@ def filter_asset(stage: FilterStage) -> dg.AssetsDefinition:
 
     @dg.asset(check_specs=check_specs, **asset_kwargs(stage.asset))
     def _filter(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
-        crawl = context.partition_key
+        crawl, shard = split_key(context.partition_key)
         stats, dst = run_declared(context, storage, stage.asset)
-        src = storage.uri(source, crawl)
+        src = storage.uri(source, crawl, shard if pipeline.stage(source).sharded else None)
         metadata = stats_metadata(stats, dst)
         if stats.languages:
             metadata["languages"] = bar_chart_markdown(f"{stage.name} per language", dict(stats.languages), "language")
         return dg.MaterializeResult(metadata=metadata, check_results=[
-            reconciles_check(storage, stage.asset, crawl, dst, src),
+            reconciles_check(storage, stage.asset, crawl, dst, src, shard=shard),
             *(check_result(c.name, c.measure(dst, src)) for c in stage.checks)])
 
     return _filter

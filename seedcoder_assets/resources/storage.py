@@ -49,9 +49,10 @@ class StorageResource(dg.ConfigurableResource):
             access_key=frozen.access_key if frozen else None, secret_key=frozen.secret_key if frozen else None,
             session_token=frozen.token if frozen else None)
 
-    def uri(self, asset_key: dg.AssetKey | Sequence[str], crawl: str) -> str:
+    def uri(self, asset_key: dg.AssetKey | Sequence[str], crawl: str, shard: str | None = None) -> str:
+        """A crawl's partition of an asset (of a per-shard asset: every shard, read as one), or one shard's."""
         path = asset_key.path if isinstance(asset_key, dg.AssetKey) else list(asset_key)
-        return paths.partition_uri(self.lake_root, path, crawl)
+        return paths.partition_uri(self.lake_root, path, crawl, shard)
 
     def crawl_uri(self, crawl: str) -> str:
         return paths.crawl_uri(self.landing_root, crawl)
@@ -59,8 +60,8 @@ class StorageResource(dg.ConfigurableResource):
     def lineage(self, stage: str, crawl: str, run_id: str) -> LineageWriter:
         return LineageWriter(self.lake_root, stage, crawl, run_id)
 
-    def lineage_uri(self, stage: str, crawl: str) -> str:
-        return paths.lineage_uri(self.lake_root, stage, crawl)
+    def lineage_uri(self, stage: str, crawl: str, shard: str | None = None) -> str:
+        return paths.lineage_uri(self.lake_root, stage, crawl, shard)
 
     def index(self) -> DedupIndex:
         """What earlier crawls kept. Each crawl writes its own partitions, so steps of different crawls

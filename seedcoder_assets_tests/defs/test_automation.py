@@ -17,11 +17,13 @@ import pytest
 
 from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.ingest.landing import REGISTERED, plan_tick
+from seedcoder_assets.core.ingest.shards import load_plan
 from seedcoder_assets.definitions import defs
 from seedcoder_assets.lib.backfill import CrawlState, plan_backfill
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.branch import run_github_branch
 
 
 def _storage(home: Path) -> StorageResource:
@@ -68,9 +70,10 @@ def test_new_crawl_sensor_registers_each_landed_crawl_once(tmp_path: Path, small
     sensor = defs().get_sensor_def("new_crawl_sensor")
 
     first = _tick(sensor, instance, storage, None)
-    assert sorted(r.partition_key for r in first.run_requests) == ["c-parquet", "c1"]
-    assert {r.job_name or "github_files_job" for r in first.run_requests} == {"github_files_job"}
+    assert sorted(r.partition_key for r in first.run_requests) == ["c-parquet|000", "c1|000"]  # one shard each
+    assert {r.job_name or "github_shards_job" for r in first.run_requests} == {"github_shards_job"}
     assert sorted(instance.get_dynamic_partitions("crawl")) == ["c-parquet", "c1"]
+    assert load_plan(storage.lake_root, "c1").parts[0].shards[0].lines == (1,)  # the plan written at registration
     cursor = json.loads(first.cursor)
     assert cursor["c1"] == REGISTERED and cursor["c-bad"] != REGISTERED and "c-uploading" not in cursor
 
@@ -89,7 +92,7 @@ def test_new_crawl_sensor_registers_each_landed_crawl_once(tmp_path: Path, small
     shutil.copy(small_crawl / "six-1.16.0.tar.gz", bad)
     (bad / "repos.jsonl").write_text((landing / "c1" / "repos.jsonl").read_text() + "\n")
     third = _tick(sensor, instance, storage, second.cursor)
-    assert sorted(r.partition_key for r in third.run_requests) == ["c-bad", "c-uploading"]
+    assert sorted(r.partition_key for r in third.run_requests) == ["c-bad|000", "c-uploading|000"]
 
     # A second sighting (cursor lost, or registered by hand first) is reported, not registered twice.
     instance.add_dynamic_partitions("crawl", ["c-by-hand"])
@@ -138,9 +141,14 @@ def test_declared_automation_follows_a_crawls_files(tmp_path: Path, small_crawl:
 
     nothing, cursor = requested(None)  # the sensor's first tick, before anything ran
     assert nothing == set()
-    result = d.resolve_job_def("github_files_job").execute_in_process(
-        instance=instance, partition_key="c1",
-        resources={"storage": _storage(tmp_path), "catalog_db": CatalogResource(database=str(tmp_path / "c.duckdb"))})
+    resources = {"storage": _storage(tmp_path), "catalog_db": CatalogResource(database=str(tmp_path / "c.duckdb"))}
+    # The new-crawl sensor runs the crawl's shards; the crawl's dedup and syntax follow by automation, as
+    # one run, once every shard is in (c2's never ran: nothing of c2 is asked for).
+    assert run_github_branch(d, instance, "c1", jobs=("github_shards_job",), resources=resources).success
+    got, cursor = requested(cursor)
+    crawl_stages = {k.to_user_string() for k in d.resolve_job_def("github_files_job").asset_layer.executable_asset_keys}
+    assert {k for k, _ in got if k != "catalog/lake_catalog"} == crawl_stages and {p for _, p in got} <= {"c1", None}
+    result = run_github_branch(d, instance, "c1", jobs=("github_files_job",), resources=resources)
     assert result.success
     got, cursor = requested(cursor)
     assert got == {("catalog/lake_catalog", None)}  # not blocked by c2; no scorer, no oracle: nothing else

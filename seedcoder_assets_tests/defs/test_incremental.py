@@ -18,6 +18,7 @@ import pytest
 from seedcoder_assets.definitions import defs
 from seedcoder_assets.lib.dagster_utils import wait_or_fail
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.branch import run_github_branch
 from seedcoder_assets_tests.conftest import rewrite_sdist
 from seedcoder_assets_tests.defs.test_pipeline import FILE_ASSETS, _digest
 
@@ -69,13 +70,11 @@ def _env(root: Path, small: Path):
 
 
 def _run(resources, instance, crawl: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    job = defs().resolve_job_def("github_files_job")
-    return job.execute_in_process(resources=resources, instance=instance, partition_key=crawl,
-                                  raise_on_error=raise_on_error)
+    return run_github_branch(defs(), instance, crawl, resources=resources, raise_on_error=raise_on_error)
 
 
 def _lineage(root: Path, crawl: str, stage: str) -> pl.DataFrame:
-    return pl.read_parquet(f"{root}/lake/lineage/stage={stage}/crawl={crawl}/*.parquet")
+    return pl.read_parquet(f"{root}/lake/lineage/stage={stage}/crawl={crawl}/**/*.parquet")
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -119,7 +118,7 @@ def test_near_copies_in_a_third_crawl_are_all_found(first: Path) -> None:
     # File level: every code file of c3 whose exact 5-gram Jaccard with its original in c1 is >= 0.7
     # must be gone, as an exact or near duplicate of the earlier crawl.
     c1 = pl.read_parquet(f"{first}/lake/dedup/exact_deduped_files/crawl=c1/*.parquet")
-    c3 = pl.read_parquet(f"{first}/lake/filters/code_files/crawl=c3/*.parquet")
+    c3 = pl.read_parquet(f"{first}/lake/filters/code_files/crawl=c3/**/*.parquet")
     original = {(r.split("/")[-1].rsplit("-", 1)[0], p): t for r, p, t in c1.select("repo", "path", "content").rows()}
     fate = {**dict(_lineage(first, "c3", "exact_deduped_files").select("id", "reason").rows()),
             **dict(_lineage(first, "c3", "near_deduped_files").select("id", "reason").rows())}

@@ -14,6 +14,7 @@ from seedcoder_assets.core.catalog import catalog
 from seedcoder_assets.definitions import defs
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.branch import run_github_branch
 from seedcoder_assets_tests.conftest import make_overlapping_crawl
 
 FILE_ASSETS = ["ingest/raw_repo_files", "filters/code_files", "dedup/exact_deduped_files",
@@ -39,8 +40,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path):
 
 def _run(env, crawl: str) -> dg.ExecuteInProcessResult:
     _, resources, instance = env
-    job = defs().resolve_job_def("github_files_job")
-    return job.execute_in_process(resources=resources, instance=instance, partition_key=crawl)
+    return run_github_branch(defs(), instance, crawl, resources=resources)
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -49,7 +49,7 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
 
 def _digest(home: Path, asset: str, crawl: str) -> str:
     """Content digest of a partition, independent of part layout and row order."""
-    df = pl.read_parquet(f"{home}/lake/{asset}/crawl={crawl}/*.parquet")
+    df = pl.read_parquet(f"{home}/lake/{asset}/crawl={crawl}/**/*.parquet")
     key = "id" if "id" in df.columns else df.columns[1]
     return hashlib.sha256(df.sort(key).hash_rows(seed=0).to_numpy().tobytes()).hexdigest()
 
@@ -86,7 +86,7 @@ def test_second_crawl_keeps_only_new_code_and_leaves_first_untouched(env) -> Non
     kept = pl.read_parquet(f"{home}/lake/dedup/near_deduped_files/crawl=c2/*.parquet")
     repos = set(kept["repo"].unique())
     assert repos and all(r.startswith(("pypi/iniconfig", "pypi/pluggy")) for r in repos), repos
-    lineage = pl.read_parquet(f"{home}/lake/lineage/stage=*/crawl=c2/*.parquet", hive_partitioning=True)
+    lineage = pl.read_parquet(f"{home}/lake/lineage/stage=*/crawl=c2/**/*.parquet", hive_partitioning=True)
     reasons = lineage.filter(pl.col("decision") == "dropped").group_by("stage", "reason").len()
     got = {(s, r) for s, r, _ in reasons.rows()}
     assert {("exact_deduped_files", "exact_dup_prior_crawl"), ("near_deduped_files", "near_dup_prior_crawl"),

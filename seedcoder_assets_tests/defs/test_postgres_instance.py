@@ -20,6 +20,7 @@ import yaml
 from seedcoder_assets.definitions import defs
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.branch import run_github_branch
 from seedcoder_assets_tests.defs.test_automation import _one_repo_crawl
 
 PASSWORD = "seedcoder-test"
@@ -111,8 +112,7 @@ def test_materialization_against_a_postgres_instance(postgres: dict, tmp_path: P
         with dg.build_sensor_context(instance=instance, resources={"storage": resources["storage"]}) as context:
             tick = d.get_sensor_def("new_crawl_sensor")(context)
         instance.add_dynamic_partitions("crawl", list(tick.dynamic_partitions_requests[0].partition_keys))
-        result = d.resolve_job_def("github_files_job").execute_in_process(
-            instance=instance, partition_key="c1", resources=resources)
+        result = run_github_branch(d, instance, "c1", resources=resources)
         assert result.success
         assert instance.get_materialized_partitions(dg.AssetKey(["filters", "syntax_checked_files"])) == {"c1"}
         instance.event_log_storage.set_concurrency_slots("oracle", 1)
@@ -121,7 +121,7 @@ def test_materialization_against_a_postgres_instance(postgres: dict, tmp_path: P
     # The rows are really in Postgres: runs, materializations, check results, partitions.
     with psycopg2.connect(**postgres) as conn, conn.cursor() as cur:
         cur.execute("SELECT status, pipeline_name FROM runs")
-        assert cur.fetchall() == [("SUCCESS", "github_files_job")]
+        assert sorted(cur.fetchall()) == [("SUCCESS", "github_files_job"), ("SUCCESS", "github_shards_job")]
         cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
         assert cur.fetchone()[0] >= 9
         cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'")
@@ -129,4 +129,5 @@ def test_materialization_against_a_postgres_instance(postgres: dict, tmp_path: P
         cur.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'crawl'")
         assert cur.fetchall() == [("c1",)]
         cur.execute("SELECT event FROM event_logs WHERE dagster_event_type IN ('RUN_SUCCESS', 'PIPELINE_SUCCESS')")
-        assert "github_files_job" in cur.fetchone()[0]
+        events = " ".join(row[0] for row in cur.fetchall())
+        assert "github_shards_job" in events and "github_files_job" in events

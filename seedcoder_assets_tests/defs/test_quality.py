@@ -16,6 +16,7 @@ from seedcoder_assets.definitions import defs
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.branch import run_github_branch
 from seedcoder_assets.testing.fake_oracle import FakeOracle, Faults
 
 FAULTS = Faults(p_500=0.15, p_drop=0.05, p_torn=0.05, p_delay=0.05, delay_s=3.0, p_unparseable=0.04)
@@ -32,8 +33,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("crawl", ["c1"])
     base = {"storage": storage, "catalog_db": CatalogResource(database=str(home / "catalog.duckdb"))}
-    assert defs().resolve_job_def("github_files_job").execute_in_process(
-        resources=base, instance=instance, partition_key="c1").success
+    assert run_github_branch(defs(), instance, "c1", resources=base).success
 
     def texts():
         for batch in iter_batches(f"{home}/lake/filters/syntax_checked_files/crawl=c1", ["content"]):

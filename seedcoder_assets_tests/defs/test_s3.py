@@ -21,6 +21,7 @@ from seedcoder_assets.definitions import defs
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.branch import run_github_branch
 from seedcoder_assets.testing.fake_oracle import FakeOracle
 
 BUCKET = "seedcoder-lake"
@@ -94,16 +95,17 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     # The new-crawl sensor sees the crawl land under the S3 prefix and registers it.
     with dg.build_sensor_context(instance=instance, resources={"storage": storage}) as context:
         tick = d.get_sensor_def("new_crawl_sensor")(context)
-    assert [r.partition_key for r in tick.run_requests] == ["c1"]
+    assert [r.partition_key for r in tick.run_requests] == ["c1|000"]
     instance.add_dynamic_partitions("crawl", list(tick.dynamic_partitions_requests[0].partition_keys))
 
-    result = d.resolve_job_def("github_files_job").execute_in_process(
-        resources=resources, instance=instance, partition_key="c1")
+    result = run_github_branch(d, instance, "c1", resources=resources)
     assert result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
     keys = _keys(client, "lake/")
-    for asset in ("ingest/raw_repo_files", "dedup/exact_deduped_files", "filters/syntax_checked_files"):
-        assert f"lake/{asset}/crawl=c1/_SUCCESS" in keys
+    for asset in ("ingest/raw_repo_files/crawl=c1/shard-000", "dedup/exact_deduped_files/crawl=c1",
+                  "filters/syntax_checked_files/crawl=c1"):
+        assert f"lake/{asset}/_SUCCESS" in keys
+    assert "lake/ingest/raw_repo_files/crawl=c1/_SHARDS" in keys and "lake/_shards/c1.json" in keys
     assert any(k.startswith("lake/lineage/stage=near_deduped_files/crawl=c1/part-") for k in keys)
     # What the crawl kept, as Parquet partitions on S3: the next crawl's pods read them from there.
     assert {f"lake/_index/{t}/crawl=c1/_SUCCESS" for t in ("file_hashes", "file_bands", "file_records", "repo_hashes",
@@ -165,8 +167,8 @@ def test_dedup_on_dask_workers_reads_and_writes_the_lake_on_s3(s3_endpoint: str,
             out[where] = sorted(zip(*(t[c].to_pylist() for c in cols)), key=str)
         return out
 
-    assert job.execute_in_process(resources={"storage": storage}, instance=instance, partition_key="c1").success
-    in_process = outputs()
+    assert run_github_branch(defs(), instance, "c1", resources={"storage": storage}).success
+    in_process = outputs()  # then the per-crawl job again, its dedup on Dask workers
     engine = DedupEngineResource(engine="dask", dask_workers=2, rows_per_unit=500, key_ranges=5)
     result = job.execute_in_process(resources={"storage": storage, "dedup_engine": engine}, instance=instance,
                                     partition_key="c1")

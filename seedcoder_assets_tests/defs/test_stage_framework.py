@@ -20,6 +20,7 @@ from seedcoder_assets.core.runner import Verdicts
 from seedcoder_assets.definitions import defs
 from seedcoder_assets.lib.backfill import crawl_states, plan_backfill
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.branch import run_github_branch
 from seedcoder_assets_tests.defs.test_automation import _one_repo_crawl
 
 TOY = ("filters", "toy_files")
@@ -56,9 +57,8 @@ def env(tmp_path: Path, small_crawl: Path):
         yield tmp_path, storage, instance
 
 
-def _github_branch(storage: StorageResource, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    job = defs().resolve_job_def("github_files_job")
-    return job.execute_in_process(resources={"storage": storage}, instance=instance, partition_key="c1")
+def _github_branch(storage: StorageResource, instance: dg.DagsterInstance):
+    return run_github_branch(defs(), instance, "c1", resources={"storage": storage})
 
 
 def test_a_declared_filter_stage_joins_the_pipeline_everywhere(env, monkeypatch: pytest.MonkeyPatch) -> None:

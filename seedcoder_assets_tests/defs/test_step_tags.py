@@ -7,6 +7,7 @@ import dagster as dg
 import yaml
 
 from seedcoder_assets.definitions import defs
+from seedcoder_assets.partitions import job_partition_keys
 
 GPU_ASSETS = {"quality/oracle_labels", "quality/quality_scorer", "quality/file_quality_scores",
               "quality/repo_level_corpus", "quality/repo_quality"}
@@ -64,10 +65,12 @@ def _step_pods(tmp_path) -> dict[str, dict]:
     pods = {}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("crawl", ["c1"])
-        for job_name in ("github_files_job", "oracle_labels_job", "scorer_job", "scoring_job", "catalog_job"):
+        for job_name in ("github_shards_job", "github_files_job", "oracle_labels_job", "scorer_job", "scoring_job",
+                         "catalog_job"):
             job = d.resolve_job_def(job_name)
+            key = job_partition_keys(job, "c1")[0] if job.partitions_def else None
             plan = create_execution_plan(job, instance_ref=instance.get_ref(),
-                                         tags={"dagster/partition": "c1"} if job.partitions_def else None)
+                                         tags={"dagster/partition": key} if key else None)
             for step in plan.steps:
                 run = DagsterRun(job_name=job_name, run_id="run-1")
                 context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=False).merge(

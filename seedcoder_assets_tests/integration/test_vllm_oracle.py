@@ -26,6 +26,7 @@ from seedcoder_assets.definitions import defs
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.branch import run_github_branch
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +48,7 @@ def crawl_env(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("crawl", ["c1"])
     base = {"storage": storage, "catalog_db": CatalogResource(database=str(home / "catalog.duckdb"))}
-    assert defs().resolve_job_def("github_files_job").execute_in_process(
-        resources=base, instance=instance, partition_key="c1").success
+    assert run_github_branch(defs(), instance, "c1", resources=base).success
 
     def texts():
         for batch in iter_batches(f"{home}/lake/filters/syntax_checked_files/crawl=c1", ["content"]):

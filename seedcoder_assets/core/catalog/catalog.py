@@ -12,6 +12,7 @@ import pyarrow.fs as pafs
 from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.object_store import duckdb_connect, is_s3, resolve
 from seedcoder_assets.core.parquet_io import SUCCESS_MARKER
+from seedcoder_assets.core.paths import shard_folder
 from seedcoder_assets.core.schemas import LINEAGE_SCHEMA
 
 LINEAGE_VIEW = "lineage"
@@ -37,6 +38,8 @@ def _finished_parts(fs: pafs.FileSystem, folder: str, prefix: str, skip: frozens
         inside = fs.get_file_info(pafs.FileSelector(partition.path))
         if any(i.base_name == SUCCESS_MARKER for i in inside):
             parts += sorted(prefix + i.path for i in inside if i.path.endswith(".parquet"))
+        elif any(i.base_name.startswith(shard_folder("")) for i in inside):  # a crawl of shards: each finished shard
+            parts += _finished_parts(fs, partition.path, prefix)
     return parts
 
 

@@ -120,9 +120,9 @@ def plan_shards(crawl: str, crawl_uri: str, shards: int, shard_bytes: int) -> Sh
             unreadable.append(number)
             continue
         repos.setdefault(entry["repo"], (safe_member_path(entry["archive"]), []))[1].append(number)
-    archives = sorted({a for a, _ in repos.values() if a is not None})
-    infos = fs.get_file_info([f"{root}/{a}" for a in archives]) if archives else []
-    size = {a: i.size or 0 for a, i in zip(archives, infos) if i.type == pafs.FileType.File}
+    # one recursive listing (on S3 a request per 1,000 objects), not a request per archive
+    size = {i.path[len(root) + 1:]: i.size or 0 for i in fs.get_file_info(pafs.FileSelector(root, recursive=True))
+            if i.type == pafs.FileType.File}
     budget = shards * shard_bytes
     parts: list[list[tuple[str, int, list[int]]]] = [[]]
     used = 0
@@ -140,3 +140,39 @@ def plan_shards(crawl: str, crawl_uri: str, shards: int, shard_bytes: int) -> Sh
             cut[0] = Shard(tuple(sorted(cut[0].lines + tuple(unreadable))), cut[0].bytes)
         built.append(Part(part_key(crawl, n), tuple(cut)))
     return ShardPlan(crawl, shards, shard_bytes, tuple(built))
+
+
+# -- where plans live: `<lake>/_shards/<crawl partition>.json`, written at registration, never changed ----------
+def plan_uri(lake_root: str, partition: str) -> str:
+    return f"{lake_root.rstrip('/')}/_shards/{partition}.json"
+
+
+def save_plan(lake_root: str, plan: ShardPlan) -> None:
+    """One copy per part, named by its crawl partition (a part finds its plan without parsing its key)."""
+    for part in plan.parts:
+        fs, path = resolve(plan_uri(lake_root, part.key))
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(path) as out:
+            out.write(plan.to_json().encode())
+
+
+def load_plan(lake_root: str, partition: str) -> ShardPlan | None:
+    fs, path = resolve(plan_uri(lake_root, partition))
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return ShardPlan.from_json(f.read().decode())
+
+
+def plan_for(lake_root: str, landing_root: str, partition: str, shards: int, shard_bytes: int) -> ShardPlan:
+    """The plan of a crawl partition: the one written at registration, or (a partition added by hand in the
+    UI) the landed crawl of that name planned now and saved. Every shard computes the same plan, so
+    shards that start together write the same file."""
+    plan = load_plan(lake_root, partition)
+    if plan is None:
+        plan = plan_shards(partition, f"{landing_root.rstrip('/')}/{partition}", shards, shard_bytes)
+        save_plan(lake_root, plan)
+    if plan.shards != shards:
+        raise ValueError(f"crawl partition {partition} was cut into {plan.shards} shards, this deployment has "
+                         f"{shards} (SEEDCODER_SHARDS): set it back, or re-register the crawl under a new name")
+    return plan

@@ -6,8 +6,9 @@ import dagster as dg
 
 from seedcoder_assets import settings
 from seedcoder_assets.core.ingest.landing import plan_tick
-from seedcoder_assets.defs.jobs import github_files_job
-from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions
+from seedcoder_assets.core.ingest.shards import plan_shards, save_plan
+from seedcoder_assets.defs.jobs import github_shards_job
+from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions, shard_keys, shard_partition
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -16,12 +17,15 @@ def default_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if settings.current().automation else dg.DefaultSensorStatus.STOPPED
 
 
-@dg.sensor(jobs=[github_files_job], minimum_interval_seconds=60, default_status=default_status())
+@dg.sensor(jobs=[github_shards_job], minimum_interval_seconds=60, default_status=default_status())
 def new_crawl_sensor(context: dg.SensorEvaluationContext, storage: StorageResource) -> dg.SensorResult:
-    """Registers each newly landed crawl (local folder or S3 prefix) as a partition, once, and runs it.
+    """Registers each newly landed crawl (local folder or S3 prefix) as a partition, once, and runs its shards.
 
     The cursor remembers every decided crawl, so a tick lists the landing root and looks only at
-    folders it has not decided; a malformed manifest is reported once (again only if it changes).
+    folders it has not decided; a malformed manifest is reported once (again only if it changes). A new
+    crawl is cut into shards here (core/ingest/shards.py: one listing, no archive read; a landing over
+    `shards x shard_bytes` becomes several crawl partitions), one run per shard; the crawl's dedup and
+    syntax follow by their declared automation once every shard is in.
     """
     registered = set(context.instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME))
     plan = plan_tick(storage.landing_root, json.loads(context.cursor) if context.cursor else {}, registered)
@@ -30,10 +34,17 @@ def new_crawl_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
     cursor = json.dumps(plan.cursor, sort_keys=True)
     if not plan.register:
         return dg.SensorResult(skip_reason="; ".join(plan.reports) or "no new crawl has landed", cursor=cursor)
+    s = settings.current()
+    parts = []
+    for crawl in plan.register:
+        shard_plan = plan_shards(crawl, storage.crawl_uri(crawl), s.shards, s.shard_bytes)
+        save_plan(storage.lake_root, shard_plan)
+        parts += [p.key for p in shard_plan.parts if p.key not in registered]
     return dg.SensorResult(
-        dynamic_partitions_requests=[crawl_partitions.build_add_request(plan.register)],
-        run_requests=[dg.RunRequest(run_key=f"{crawl}:{github_files_job.name}", partition_key=crawl,
-                                    tags={"seedcoder/trigger": "new_crawl"}) for crawl in plan.register],
+        dynamic_partitions_requests=[crawl_partitions.build_add_request(parts)],
+        run_requests=[dg.RunRequest(run_key=f"{part}|{shard}:{github_shards_job.name}",
+                                    partition_key=shard_partition(part, shard), tags={"seedcoder/trigger": "new_crawl"})
+                      for part in parts for shard in shard_keys(s.shards)],
         cursor=cursor,
     )
 

@@ -11,6 +11,7 @@ from seedcoder_assets.defs.configs import IngestConfig
 from seedcoder_assets.lib.dagster_utils import reconciles_check, run_declared, stats_metadata
 from seedcoder_assets.lib.plots import bar_chart_markdown
 from seedcoder_assets.lib.stage_assets import key, op_tags, partitions_of, spec
+from seedcoder_assets.partitions import split_key
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -26,9 +27,9 @@ from seedcoder_assets.resources.storage import StorageResource
     check_specs=[dg.AssetCheckSpec("lineage_reconciles", asset=key(RAW_REPO_FILES))],
 )
 def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, storage: StorageResource):
-    crawl = context.partition_key
+    crawl, shard = split_key(context.partition_key)
     stats, files_uri = run_declared(context, storage, RAW_REPO_FILES, config.to_params())
-    repos_uri = storage.uri(CRAWL_REPOS, crawl)
+    repos_uri = storage.uri(CRAWL_REPOS, crawl, shard)
     languages = Counter(dict(zip(*read_table(files_uri, ["language"]).column("language")
                                  .fill_null("(none)").value_counts().flatten())))
     md = stats_metadata(stats, files_uri)
@@ -37,5 +38,5 @@ def raw_repo_files(context: dg.AssetExecutionContext, config: IngestConfig, stor
     yield dg.MaterializeResult(asset_key=key(RAW_REPO_FILES), metadata=md)
     yield dg.MaterializeResult(asset_key=key(CRAWL_REPOS), metadata={"dagster/row_count": stats.extra["repos"],
                                                                  "uri": dg.MetadataValue.path(repos_uri)})
-    yield reconciles_check(storage, RAW_REPO_FILES, crawl, files_uri, asset_key=key(RAW_REPO_FILES))
+    yield reconciles_check(storage, RAW_REPO_FILES, crawl, files_uri, asset_key=key(RAW_REPO_FILES), shard=shard)
 

@@ -1,0 +1,114 @@
+"""Shards as Dagster partitions: a crawl cut into shards gives, asset for asset and lineage row for lineage
+row, what it gives whole; each shard is its own partition and run, and re-running one shard changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from seedcoder_assets.core.ingest.shards import load_plan
+from seedcoder_assets_tests.conftest import make_overlapping_crawl
+
+COMPARED = ["ingest/raw_repo_files", "ingest/crawl_repos", "filters/code_files", "dedup/deduped_repos",
+            "dedup/exact_deduped_files", "dedup/near_dup_clusters", "filters/syntax_checked_files"]
+
+
+def _digest(frame: pl.DataFrame) -> str:
+    frame = frame.select(sorted(frame.columns))
+    return hashlib.sha256(frame.sort(frame.columns).hash_rows(seed=0).to_numpy().tobytes()).hexdigest()
+
+
+def _outputs(lake: Path, crawl: str) -> dict[str, str]:
+    out = {a: _digest(pl.read_parquet(f"{lake}/{a}/crawl={crawl}/**/*.parquet")) for a in COMPARED}
+    for stage in sorted((lake / "lineage").glob("stage=*")):
+        rows = pl.read_parquet(f"{stage}/crawl={crawl}/**/*.parquet").drop("run_id")
+        out[stage.name] = _digest(rows)
+    return out
+
+
+@pytest.fixture(scope="module")
+def crawls(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path) -> Path:
+    landing = tmp_path_factory.mktemp("landing")
+    shutil.copytree(small_crawl, landing / "c1")
+    make_overlapping_crawl(small_crawl, landing / "c2")  # dedup across crawls, against a sharded earlier crawl
+    return landing
+
+
+# The number of shard slots is read when the code location loads (it is the shard dimension's keys), so
+# each setting gets a process of its own, as each deployment does.
+MATERIALIZE = """
+import json, sys
+import dagster as dg
+from seedcoder_assets.definitions import defs
+from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.branch import run_github_branch
+home, landing, step = sys.argv[1:4]
+storage = StorageResource(lake_root=home + "/lake", landing_root=landing, local_dir=home + "/local")
+res = {"storage": storage}
+d = defs()
+out = {}
+with dg.DagsterInstance.ephemeral() as instance:
+    instance.add_dynamic_partitions("crawl", ["c1", "c2"])  # by hand: each shard plans its crawl itself
+    if step == "all":
+        for crawl in ("c1", "c2"):
+            result = run_github_branch(d, instance, crawl, resources=res)
+            out[crawl] = [result.success, len(result.results),
+                          all(e.passed for e in result.get_asset_check_evaluations())]
+        out["shard_partitions"] = sorted(instance.get_materialized_partitions(dg.AssetKey(["filters", "code_files"])))
+        out["crawl_partitions"] = sorted(instance.get_materialized_partitions(
+            dg.AssetKey(["filters", "syntax_checked_files"])))
+        again = d.resolve_job_def("github_shards_job").execute_in_process(  # one shard again
+            instance=instance, resources=res, partition_key=dg.MultiPartitionKey({"crawl": "c1", "shard": "000"}))
+        out["again"] = again.success
+    else:  # two shards of three, then the crawl's job
+        for shard in ("000", "002"):
+            d.resolve_job_def("github_shards_job").execute_in_process(
+                instance=instance, resources=res, partition_key=dg.MultiPartitionKey({"crawl": "c1", "shard": shard}))
+        result = d.resolve_job_def("github_files_job").execute_in_process(
+            instance=instance, resources=res, partition_key="c1", raise_on_error=False)
+        failure = [e.event_specific_data.error.to_string() for e in result.all_events
+                   if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        out = {"success": result.success, "failure": failure}
+print(json.dumps(out))
+"""
+
+
+def _materialize(home: Path, landing: Path, shards: int, step: str = "all") -> dict:
+    env = {**os.environ, "SEEDCODER_SHARDS": str(shards), "SEEDCODER_EXECUTOR": "in_process", "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", MATERIALIZE, str(home), str(landing), step], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_crawl_in_shards_gives_what_it_gives_whole(tmp_path: Path, crawls: Path) -> None:
+    whole = _materialize(tmp_path / "whole", crawls, 1)
+    sharded = _materialize(tmp_path / "sharded", crawls, 3)
+    assert whole["c1"] == whole["c2"] == [True, 2, True]
+    assert sharded["c1"] == sharded["c2"] == [True, 4, True]  # three shard runs and the crawl's run, checks passed
+    lake = tmp_path / "sharded" / "lake"
+    for crawl in ("c1", "c2"):
+        assert _outputs(lake, crawl) == _outputs(tmp_path / "whole" / "lake", crawl)
+    files = lake / "filters" / "code_files" / "crawl=c1"
+    held = [pl.read_parquet(f"{files}/shard-{s:03d}/*.parquet").height for s in range(3)]
+    assert all(held) and (files / "_SHARDS").read_text() == "000 001 002"
+    plan = load_plan(str(lake), "c1")
+    assert plan is not None and plan.shards == 3 and len(plan.parts) == 1
+    # Dagster sees each shard as a partition of its own, and each crawl's later stages once; one shard run
+    # again (last, in the script) left every output as it was.
+    assert sharded["shard_partitions"] == [f"{c}|{s:03d}" for c in ("c1", "c2") for s in range(3)]
+    assert sharded["crawl_partitions"] == ["c1", "c2"] and sharded["again"]
+
+
+def test_a_crawl_partition_with_a_shard_missing_is_not_read(tmp_path: Path, crawls: Path) -> None:
+    """The crawl's dedup refuses to start on two of three shards (it would decide without the third)."""
+    out = _materialize(tmp_path, crawls, 3, step="missing")
+    assert not out["success"] and "missing or incomplete" in out["failure"][0]
