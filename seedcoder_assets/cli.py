@@ -73,7 +73,7 @@ def cmd_backfill(args: argparse.Namespace) -> None:
         print(f"{job}[{crawl}]: {why}")
         if args.dry_run:
             continue
-        for key in job_partition_keys(d.resolve_job_def(job), crawl):
+        for key in job_partition_keys(job, crawl):
             result = _execute(d.resolve_job_def(job), instance, key, tags={"seedcoder/backfill_reason": why})
             ok &= _report(f"{job}[{key}]", result)
             if not result.success:  # later crawls are deduplicated against this one: stop here
@@ -114,15 +114,15 @@ def cmd_materialize(args: argparse.Namespace) -> None:
         nonlocal checks_ok
         job_def = d.resolve_job_def(job)
         ops = {k: v for k, v in run_config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
-        for key in job_partition_keys(job_def, crawl) if crawl else [None]:
+        for key in job_partition_keys(job, crawl) if crawl else [None]:
             result = _execute(job_def, instance, key, asset_selection=only, run_config={"ops": ops} if ops else None)
             checks_ok &= _report(f"{job}[{key}]" if key else job, result)
             if not result.success:
                 sys.exit(f"stopped: {job}[{key}] failed, so nothing after it was run")
 
-    for crawl in args.crawls:
-        run("github_shards_job", crawl)
-        run("github_files_job", crawl)
+    for crawl in args.crawls:  # its shards, the crawl's dedup, its shards again
+        for job in ("github_shards_job", "github_files_job", "github_syntax_job"):
+            run(job, crawl)
     oracle = d.resources["oracle"]
     if args.skip_quality:
         print("quality branch skipped (--skip-quality)")
@@ -134,8 +134,9 @@ def cmd_materialize(args: argparse.Namespace) -> None:
         for crawl in args.crawls:
             run("oracle_labels_job", crawl)
         run("scorer_job")
-        for crawl in args.crawls:
+        for crawl in args.crawls:  # its shards scored, then its corpora
             run("scoring_job", crawl)
+            run("corpus_job", crawl)
     run("catalog_job")
     if not checks_ok:
         sys.exit(1)
@@ -262,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`) applied to every job's ops")
     s.set_defaults(fn=cmd_materialize)
     s = sub.add_parser("backfill", help="run every crawl partition that is missing or stale (as the nightly schedules)")
-    s.add_argument("--job", choices=["github_files_job", "oracle_labels_job", "scoring_job"], help="only this job")
+    s.add_argument("--job", choices=["github_shards_job", "github_files_job", "github_syntax_job", "oracle_labels_job",
+                                     "scoring_job", "corpus_job"], help="only this job")
     s.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     s.set_defaults(fn=cmd_backfill)
     s = sub.add_parser("oracle", help="the oracle server")

@@ -50,8 +50,11 @@ def shard_partition(crawl: str, shard: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({CRAWL_DIM: crawl, SHARD_DIM: shard})
 
 
-def job_partition_keys(job_def: dg.JobDefinition, crawl: str) -> list[str]:
-    """The partitions of a job that make up crawl partition `crawl`: the crawl, or each of its shards."""
-    if isinstance(job_def.partitions_def, dg.MultiPartitionsDefinition):
+def job_partition_keys(job: str, crawl: str) -> list[str]:
+    """The partitions of a job (by name) that make up crawl partition `crawl`: each of its shards for a job
+    of per-shard stages (core/pipeline.py declares which), else the crawl."""
+    from seedcoder_assets.core import pipeline
+
+    if any(s.sharded for s in pipeline.STAGES if s.job == job):
         return [shard_partition(crawl, s) for s in shard_keys()]
     return [crawl]

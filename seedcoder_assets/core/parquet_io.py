@@ -170,6 +170,21 @@ def part_paths(uri: str) -> list[str]:
             for p in sorted(i.path for i in fs.get_file_info(pafs.FileSelector(folder)) if i.path.endswith(".parquet"))]
 
 
+def shard_pairs(src_uri: str, dst_uri: str) -> list[tuple[str, str]]:
+    """(input, output) folders of a stage that keeps its input's shards: one pair per shard when `src_uri` is
+    a crawl folder of shards (the output is cleared and marked with the same shards), else the two
+    folders themselves."""
+    fs, path = resolve(src_uri)
+    whole = fs.get_file_info(f"{path}/{SUCCESS_MARKER}").type == pafs.FileType.File
+    shards = None if whole else expected_shards(src_uri)
+    if not shards:
+        return [(src_uri, dst_uri)]
+    clear_partition(dst_uri)
+    mark_shards(dst_uri, shards)
+    src, dst = src_uri.rstrip("/"), dst_uri.rstrip("/")
+    return [(f"{src}/{shard_folder(s)}", f"{dst}/{shard_folder(s)}") for s in shards]
+
+
 def iter_batches(
     uri: str, columns: Sequence[str] | None = None, batch_rows: int = 2048, max_bytes: int = MAX_BATCH_BYTES
 ) -> Iterator[pa.RecordBatch]:

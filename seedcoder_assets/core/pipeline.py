@@ -79,6 +79,7 @@ class Stage:
     lineage_input: Key | None = None  # the asset of the stage whose kept records are this stage's records
     partitioned: bool = True  # per partition of its source; False: one asset over every partition
     sharded: bool = False  # per shard of a partition (a per-record stage: parallel pods); see partitions.py
+    keeps_shards: bool = False  # per crawl, but its output is stored per shard of its input (read by shards)
     source: Literal["github", "commits", "web"] = "github"  # which partition set (partitions.py) and lineage source
     compute: Compute = "light"
     pool: str | None = None
@@ -124,13 +125,15 @@ class FilterStage(Stage):
 
 GITHUB, LABELS, SCORER, SCORING, CATALOG = "github_files_job", "oracle_labels_job", "scorer_job", "scoring_job", \
     "catalog_job"
-SHARDS = "github_shards_job"
+SHARDS, SYNTAX, CORPUS = "github_shards_job", "github_syntax_job", "corpus_job"
 JOB_DESCRIPTIONS = {
     SHARDS: "Ingest one shard of a crawl and keep its code files (one run per shard, in parallel).",
-    GITHUB: "Deduplicate and syntax-check one crawl partition, once every shard of it is ingested.",
+    GITHUB: "Deduplicate one crawl partition, within it and against earlier crawls, once every shard is ingested.",
+    SYNTAX: "Syntax-check one shard of a deduplicated crawl (one run per shard, in parallel).",
     LABELS: "Sample a crawl's syntax-checked files by language and have the oracle rate them (cached).",
     SCORER: "Train and evaluate the quality scorer on every crawl's oracle labels.",
-    SCORING: "Score every file of a crawl and build its file-level and repository-level corpora.",
+    SCORING: "Score every file of one shard of a crawl with the current scorer (one GPU run per shard).",
+    CORPUS: "Build a crawl's file-level and repository-level corpora from its scores.",
     CATALOG: "Refresh the DuckDB catalog over the lake.",
 }
 
@@ -204,15 +207,17 @@ STAGES: list[Stage] = [
     Stage(REPO_LEVEL_FILES, GITHUB, automation="on_new_data", reads=(CODE_FILES, DEDUPED_REPOS), lineage=True, lineage_input=CODE_FILES,
           code_version=DEDUP_VERSION, run=_repo_level),
     Stage(EXACT_DEDUPED_FILES, GITHUB, automation="on_new_data", reads=(CODE_FILES, CRAWL_REPOS), lineage=True,
+          keeps_shards=True,
           lineage_input=CODE_FILES, code_version=DEDUP_VERSION, params=DedupParams, run=_exact_dedup),
     Stage(MINHASH_SIGNATURES, GITHUB, automation="on_new_data", reads=(EXACT_DEDUPED_FILES,), compute="cpu", code_version=DEDUP_VERSION,
           params=DedupParams, run=_signatures),
     Stage(NEAR_DUP_CLUSTERS, GITHUB, automation="on_new_data", reads=(MINHASH_SIGNATURES, EXACT_DEDUPED_FILES, CRAWL_REPOS), compute="cpu",
           code_version=DEDUP_VERSION, params=DedupParams, run=_near_clusters),
-    Stage(NEAR_DEDUPED_FILES, GITHUB, automation="on_new_data", reads=(EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES),
+    Stage(NEAR_DEDUPED_FILES, GITHUB, automation="on_new_data", keeps_shards=True,
+          reads=(EXACT_DEDUPED_FILES, NEAR_DUP_CLUSTERS, MINHASH_SIGNATURES),
           lineage=True, lineage_input=EXACT_DEDUPED_FILES, code_version=DEDUP_VERSION, params=DedupParams,
           run=_near_dedup),
-    Stage(SYNTAX_CHECKED_FILES, GITHUB, automation="on_new_data", reads=(NEAR_DEDUPED_FILES,), lineage=True, lineage_input=NEAR_DEDUPED_FILES,
+    Stage(SYNTAX_CHECKED_FILES, SYNTAX, automation="on_new_data", sharded=True, reads=(NEAR_DEDUPED_FILES,), lineage=True, lineage_input=NEAR_DEDUPED_FILES,
           compute="cpu", code_version="syntax-v1", params=SyntaxParams, run=_syntax),
     Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1",
           automation="on_new_data_with_oracle"),
@@ -221,11 +226,11 @@ STAGES: list[Stage] = [
     Stage(QUALITY_SCORER, SCORER, reads=(ORACLE_LABELS,), partitioned=False, compute="gpu",
           code_version="quality-scorer-v1", data_versioned=True),
     # A new scorer version is a newly updated input of every crawl's scores: they all re-score.
-    Stage(FILE_SCORES, SCORING, reads=(SYNTAX_CHECKED_FILES, QUALITY_SCORER), compute="gpu",
+    Stage(FILE_SCORES, SCORING, reads=(SYNTAX_CHECKED_FILES, QUALITY_SCORER), compute="gpu", sharded=True,
           code_version="file-scores-v1", automation="on_new_data"),
-    Stage(QUALITY_FILES, SCORING, reads=(SYNTAX_CHECKED_FILES, FILE_SCORES), lineage=True,
+    Stage(QUALITY_FILES, CORPUS, reads=(SYNTAX_CHECKED_FILES, FILE_SCORES), lineage=True,
           lineage_input=SYNTAX_CHECKED_FILES, code_version="quality-files-v1", automation="on_new_data"),
-    Stage(REPO_LEVEL_CORPUS, SCORING, reads=(REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER), lineage=True,
+    Stage(REPO_LEVEL_CORPUS, CORPUS, reads=(REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER), lineage=True,
           lineage_input=REPO_LEVEL_FILES, compute="gpu", code_version="repo-level-corpus-v1", also_writes=(REPO_QUALITY,),
           automation="on_new_data"),
     Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS,
@@ -237,7 +242,7 @@ STAGES: list[Stage] = [
 def run(declared: Stage, r: StageRun, params: Any = None) -> StageStats:
     """Run a declared stage on one partition: a filter stage by the runner over its first input, any
     other by its `run` (with its default parameters unless given)."""
-    r = replace(r, stage=declared.lineage_stage, source=declared.source, sharded=sharded_assets())
+    r = replace(r, stage=declared.lineage_stage, source=declared.source, sharded=stored_per_shard())
     if r.shard is not None and not declared.sharded:
         raise ValueError(f"{declared.name} runs per crawl, not per shard")
     if r.shard is not None:  # say which shards make up the crawl before writing one of them
@@ -254,9 +259,11 @@ def run(declared: Stage, r: StageRun, params: Any = None) -> StageStats:
     return declared.run(r, params)
 
 
-def sharded_assets() -> frozenset[Key]:
-    """The assets written per shard."""
-    return frozenset(k for s in STAGES if s.sharded for k in s.writes)
+def stored_per_shard() -> frozenset[Key]:
+    """The assets whose partitions are stored per shard: those of per-shard stages, and of the per-crawl
+    stages that keep their input's shards (a per-shard stage reads its shard of them)."""
+    return frozenset(k for s in STAGES if s.sharded for k in s.writes) | frozenset(
+        s.asset for s in STAGES if s.keeps_shards)
 
 
 def stage(asset: Key) -> Stage:

@@ -1,6 +1,7 @@
-"""The jobs users launch, each the stages declared with it (core/pipeline.py): the GitHub branch as one
-job per shard (ingest, code files) and one per crawl partition (dedup, syntax); the quality branch as three jobs, because the scorer is one model for all crawls
-(unpartitioned) while labels and scores are per crawl; and the catalog refresh."""
+"""The jobs users launch, each the stages declared with it (core/pipeline.py). A job runs one partition,
+so the GitHub branch is three: per shard (ingest, code files), per crawl (dedup), per shard again (syntax);
+the quality branch four: labels per crawl, the scorer (one model for every crawl), scores per shard, and
+the corpora per crawl; then the catalog refresh."""
 
 import dagster as dg
 
@@ -14,7 +15,9 @@ def _job(name: str):
 
 github_shards_job = _job(pipeline.SHARDS)
 github_files_job = _job(pipeline.GITHUB)
+github_syntax_job = _job(pipeline.SYNTAX)
 oracle_labels_job = _job(pipeline.LABELS)
 scorer_job = _job(pipeline.SCORER)
 scoring_job = _job(pipeline.SCORING)
+corpus_job = _job(pipeline.CORPUS)
 catalog_job = _job(pipeline.CATALOG)

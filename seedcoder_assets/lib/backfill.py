@@ -12,13 +12,14 @@ from seedcoder_assets.partitions import shard_keys, shard_partition
 class CrawlState:
     """The latest materializations of one crawl partition (timestamps; None = never)."""
 
-    files_at: float | None = None  # filters/syntax_checked_files: the end of the GitHub branch
+    files_at: float | None = None  # filters/syntax_checked_files (its oldest shard): the end of the GitHub branch
     labels_at: float | None = None  # quality/oracle_labels
     scores_at: float | None = None  # quality/file_quality_scores
     scores_scorer: str | None = None  # the scorer version those scores came from
     corpus_at: float | None = None  # quality/quality_files
     github_missing: tuple[str, ...] = ()  # assets of the GitHub job (as declared) never materialized
-    shards_missing: tuple[str, ...] = ()  # per-shard assets with a shard of this crawl never materialized
+    shards_missing: tuple[str, ...] = ()  # per-shard ingest assets with a shard of this crawl never materialized
+    syntax_missing: tuple[str, ...] = ()  # the same for the per-shard assets after dedup (syntax, a stage added there)
 
 
 def plan_backfill(states: dict[str, CrawlState], oracle_configured: bool, scorer: str | None
@@ -32,22 +33,28 @@ def plan_backfill(states: dict[str, CrawlState], oracle_configured: bool, scorer
     for crawl, s in states.items():  # registration order: a crawl is deduplicated against the ones before it
         if s.shards_missing:  # shards first: the crawl's dedup reads every one of them
             plan.append(("github_shards_job", crawl, f"no {', '.join(s.shards_missing)} yet"))
-        if s.files_at is None or s.github_missing:  # a stage added to the branch is missing too
-            missing = "syntax-checked files" if s.files_at is None else ", ".join(s.github_missing)
-            plan.append(("github_files_job", crawl, f"no {missing} yet"))
+        if s.github_missing:  # a stage added to the branch is missing too
+            plan.append(("github_files_job", crawl, f"no {', '.join(s.github_missing)} yet"))
+        if s.files_at is None or s.github_missing or s.shards_missing or s.syntax_missing:
+            why = "no syntax-checked files yet" if s.files_at is None else \
+                f"no {', '.join(s.syntax_missing)} yet" if s.syntax_missing else "deduplicated files rebuilt"
+            plan.append(("github_syntax_job", crawl, why))
             continue  # the rest follows once files exist (next tick, or the declared automation)
         if oracle_configured and s.labels_at is None:
             plan.append(("oracle_labels_job", crawl, "no oracle labels yet"))
         if scorer is None:
             continue
         if s.scores_at is None:
-            plan.append(("scoring_job", crawl, "never scored"))
+            why = "never scored"
         elif s.scores_scorer != scorer:
-            plan.append(("scoring_job", crawl, f"scored by {s.scores_scorer}, current scorer is {scorer}"))
+            why = f"scored by {s.scores_scorer}, current scorer is {scorer}"
         elif s.scores_at < s.files_at:
-            plan.append(("scoring_job", crawl, "files changed after scoring"))
-        elif s.corpus_at is None or s.corpus_at < s.scores_at:
-            plan.append(("scoring_job", crawl, "corpus older than its scores"))
+            why = "files changed after scoring"
+        else:
+            if s.corpus_at is None or s.corpus_at < s.scores_at:
+                plan.append(("corpus_job", crawl, "corpus older than its scores"))
+            continue
+        plan += [("scoring_job", crawl, why), ("corpus_job", crawl, f"rescored: {why}")]
     return plan
 
 
@@ -64,9 +71,14 @@ def crawl_states(instance, crawls: list[str]) -> tuple[dict[str, CrawlState], st
     latest-record query per asset and partition, no lake reads)."""
     import dagster as dg
 
+    shards = shard_keys()
+
     def at(key: tuple[str, ...], crawl: str) -> float | None:
-        entry = _latest(instance, dg.AssetKey(list(key)), crawl)
-        return entry.timestamp if entry else None
+        """When the crawl's partition was last materialized; of a per-shard asset, its oldest shard (None
+        while a shard never was)."""
+        keys = [shard_partition(crawl, sh) for sh in shards] if pipeline.stage(key).sharded else [crawl]
+        entries = [_latest(instance, dg.AssetKey(list(key)), k) for k in keys]
+        return None if not entries or None in entries else min(e.timestamp for e in entries)
 
     scorer_entry = _latest(instance, dg.AssetKey(list(pipeline.QUALITY_SCORER)))
     scorer = None
@@ -76,17 +88,24 @@ def crawl_states(instance, crawls: list[str]) -> tuple[dict[str, CrawlState], st
     github = [dg.AssetKey(list(k)) for s in pipeline.STAGES if s.job == pipeline.GITHUB and s.partitioned
               for k in s.writes]
     per_shard = [dg.AssetKey(list(k)) for s in pipeline.STAGES if s.job == pipeline.SHARDS for k in s.writes]
-    materialized = {k: instance.get_materialized_partitions(k) for k in github + per_shard}
-    shards = shard_keys()
+    after = [dg.AssetKey(list(k)) for s in pipeline.STAGES if s.job == pipeline.SYNTAX for k in s.writes]
+    materialized = {k: instance.get_materialized_partitions(k) for k in github + per_shard + after}
+
+    def missing(keys: list[dg.AssetKey], crawl: str) -> tuple[str, ...]:
+        return tuple(k.to_user_string() for k in keys
+                     if any(shard_partition(crawl, sh) not in materialized[k] for sh in shards))
+
     states = {}
     for crawl in crawls:
-        scores = _latest(instance, dg.AssetKey(list(pipeline.FILE_SCORES)), crawl)
+        # the oldest shard's scores (None while a shard has none): the crawl is as stale as its stalest shard
+        shard_scores = [_latest(instance, dg.AssetKey(list(pipeline.FILE_SCORES)), shard_partition(crawl, sh))
+                        for sh in shards]
+        scores = None if None in shard_scores else min(shard_scores, key=lambda e: e.timestamp)
         scored_by = scores.asset_materialization.metadata.get("scorer_version") if scores else None
         states[crawl] = CrawlState(
             files_at=at(pipeline.SYNTAX_CHECKED_FILES, crawl), labels_at=at(pipeline.ORACLE_LABELS, crawl),
             scores_at=scores.timestamp if scores else None, scores_scorer=scored_by.value if scored_by else None,
             corpus_at=at(pipeline.QUALITY_FILES, crawl),
             github_missing=tuple(k.to_user_string() for k in github if crawl not in materialized[k]),
-            shards_missing=tuple(k.to_user_string() for k in per_shard
-                                 if any(shard_partition(crawl, sh) not in materialized[k] for sh in shards)))
+            shards_missing=missing(per_shard, crawl), syntax_missing=missing(after, crawl))
     return states, scorer

@@ -72,7 +72,7 @@ def stage_run(context: dg.AssetExecutionContext, storage: StorageResource,
                     storage.index_root, tuple(prior_crawls(context)), storage.duckdb_memory_limit,
                     temp_dir=storage.temp_dir(), engine=engine.spec() if engine is not None else None,
                     shard=shard, shards=tuple(shard_keys(s.shards)), shards_total=s.shards, shard_bytes=s.shard_bytes,
-                    sharded=pipeline.sharded_assets())
+                    sharded=pipeline.stored_per_shard())
 
 
 def run_declared(context: dg.AssetExecutionContext, storage: StorageResource, asset: pipeline.Key,

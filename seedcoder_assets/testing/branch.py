@@ -1,5 +1,6 @@
 """Run the GitHub branch of one crawl partition in process, as the CLI and the automation do: the per-shard
-job on every shard, then the per-crawl job. For tests that need the whole branch as one result."""
+job on every shard, the per-crawl job, then the per-shard syntax job. For tests that need the whole branch
+as one result."""
 
 from __future__ import annotations
 
@@ -42,14 +43,18 @@ class BranchResult:
 
 
 def run_github_branch(d: dg.Definitions, instance: dg.DagsterInstance, crawl: str,
-                      jobs: tuple[str, ...] = (pipeline.SHARDS, pipeline.GITHUB), **kw: Any) -> BranchResult:
+                      jobs: tuple[str, ...] = (pipeline.SHARDS, pipeline.GITHUB, pipeline.SYNTAX), **kw: Any) -> BranchResult:
     """Each job on each of its partitions of `crawl`, in order; stops after a failed run (what follows would
-    only fail after it). `kw` goes to `execute_in_process` (resources, raise_on_error, run_config, ...)."""
+    only fail after it). `kw` goes to `execute_in_process` (resources, raise_on_error, ...); each job gets
+    the ops of `run_config` it has."""
     out = BranchResult()
+    config = kw.pop("run_config", None) or {}
     for job in jobs:
         job_def = d.resolve_job_def(job)
-        for key in job_partition_keys(job_def, crawl):
-            result = job_def.execute_in_process(instance=instance, partition_key=key, **kw)
+        ops = {k: v for k, v in config.get("ops", {}).items() if job_def.graph.has_node_named(k)}  # its own ops
+        for key in job_partition_keys(job, crawl):
+            result = job_def.execute_in_process(instance=instance, partition_key=key,
+                                                run_config={"ops": ops} if ops else None, **kw)
             out.results.append(result)
             if not result.success:
                 return out

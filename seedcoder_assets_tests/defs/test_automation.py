@@ -20,6 +20,7 @@ from seedcoder_assets.core.ingest.landing import REGISTERED, plan_tick
 from seedcoder_assets.core.ingest.shards import load_plan
 from seedcoder_assets.definitions import defs
 from seedcoder_assets.lib.backfill import CrawlState, plan_backfill
+from seedcoder_assets.partitions import shard_partition
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
@@ -148,27 +149,32 @@ def test_declared_automation_follows_a_crawls_files(tmp_path: Path, small_crawl:
     got, cursor = requested(cursor)
     crawl_stages = {k.to_user_string() for k in d.resolve_job_def("github_files_job").asset_layer.executable_asset_keys}
     assert {k for k, _ in got if k != "catalog/lake_catalog"} == crawl_stages and {p for _, p in got} <= {"c1", None}
-    result = run_github_branch(d, instance, "c1", jobs=("github_files_job",), resources=resources)
-    assert result.success
+    assert run_github_branch(d, instance, "c1", jobs=("github_files_job",), resources=resources).success
     got, cursor = requested(cursor)
-    assert got == {("catalog/lake_catalog", None)}  # not blocked by c2; no scorer, no oracle: nothing else
+    assert ("filters/syntax_checked_files", "c1|000") in got  # then each shard's syntax check
+    assert run_github_branch(d, instance, "c1", jobs=("github_syntax_job",), resources=resources).success
+    got, cursor = requested(cursor)
+    assert got <= {("catalog/lake_catalog", None)}  # not blocked by c2; no scorer, no oracle: nothing else
     got, cursor = requested(cursor)
     assert got == set()  # nothing new since
     report(["quality", "quality_scorer"], version="qs-1")
     got, cursor = requested(cursor)
-    # The scores and the corpora built from them, planned together as one run (Dagster's eager chaining).
-    assert {("quality/file_quality_scores", "c1"), ("quality/quality_files", "c1"),
-            ("quality/repo_level_corpus", "c1")} <= got and ("catalog/lake_catalog", None) not in got
-    for asset in ("file_quality_scores", "quality_files", "repo_level_corpus", "repo_quality"):  # that run
+    # Each shard's scores; the crawl's corpora once every shard is scored.
+    assert ("quality/file_quality_scores", "c1|000") in got and ("catalog/lake_catalog", None) not in got
+    assert ("quality/quality_files", "c1") not in got
+    report(["quality", "file_quality_scores"], "c1|000")  # that run
+    got, cursor = requested(cursor)
+    assert {("quality/quality_files", "c1"), ("quality/repo_level_corpus", "c1")} <= got
+    for asset in ("quality_files", "repo_level_corpus", "repo_quality"):  # that run
         report(["quality", asset], "c1")
     got, cursor = requested(cursor)
     assert got == {("catalog/lake_catalog", None)}  # the catalog refreshes after scoring too
     report(["quality", "quality_scorer"], version="qs-1")  # trained again from the same inputs
     got, cursor = requested(cursor)
-    assert ("quality/file_quality_scores", "c1") not in got
+    assert ("quality/file_quality_scores", "c1|000") not in got
     report(["quality", "quality_scorer"], version="qs-2")  # a new scorer: every crawl re-scores
     got, cursor = requested(cursor)
-    assert ("quality/file_quality_scores", "c1") in got
+    assert ("quality/file_quality_scores", "c1|000") in got
 
     labels = dg.AssetKey(["quality", "oracle_labels"])
     assert d.resolve_asset_graph().get(labels).automation_condition is None  # no oracle configured
@@ -183,7 +189,8 @@ def test_declared_automation_follows_a_crawls_files(tmp_path: Path, small_crawl:
 
 def test_backfill_plan_covers_missing_and_stale_partitions() -> None:
     states = {
-        "new": CrawlState(),
+        "new": CrawlState(shards_missing=("ingest/raw_repo_files",), github_missing=("dedup/deduped_repos",)),
+        "one-shard-new": CrawlState(files_at=None),  # a shard's syntax check never ran
         "unlabelled": CrawlState(files_at=1.0),
         "old-scorer": CrawlState(files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-1", corpus_at=4.0),
         "files-newer": CrawlState(files_at=5.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2", corpus_at=4.0),
@@ -192,12 +199,15 @@ def test_backfill_plan_covers_missing_and_stale_partitions() -> None:
     }
     plan = plan_backfill(states, oracle_configured=True, scorer="qs-2")
     # In registration order (the order of `states`): crawl k is deduplicated against crawls 1..k-1.
+    new = [("github_shards_job", "new"), ("github_files_job", "new"), ("github_syntax_job", "new"),
+           ("github_syntax_job", "one-shard-new")]  # its shards, the crawl's dedup, the shards' syntax
     assert [(j, c) for j, c, _ in plan] == [
-        ("github_files_job", "new"), ("oracle_labels_job", "unlabelled"), ("scoring_job", "unlabelled"),
-        ("scoring_job", "old-scorer"), ("scoring_job", "files-newer"), ("scoring_job", "corpus-missing")]
+        *new, ("oracle_labels_job", "unlabelled"), ("scoring_job", "unlabelled"), ("corpus_job", "unlabelled"),
+        ("scoring_job", "old-scorer"), ("corpus_job", "old-scorer"), ("scoring_job", "files-newer"),
+        ("corpus_job", "files-newer"), ("corpus_job", "corpus-missing")]
     assert "current scorer is qs-2" in dict(((j, c), w) for j, c, w in plan)[("scoring_job", "old-scorer")]
     # No oracle and no scorer: only the GitHub branch is backfilled.
-    assert [(j, c) for j, c, _ in plan_backfill(states, False, None)] == [("github_files_job", "new")]
+    assert [(j, c) for j, c, _ in plan_backfill(states, False, None)] == new
 
 
 @pytest.fixture
@@ -213,13 +223,13 @@ def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterIns
         instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(key), partition=crawl,
                                                                     metadata=metadata))
 
-    for crawl in ("c1", "c3", "c4"):
-        for key in pipeline.job_assets(pipeline.GITHUB):
+    for crawl in ("c1", "c3", "c4"):  # their shards, their dedup, their shards' syntax
+        for key in [k for job in (pipeline.SHARDS, pipeline.GITHUB, pipeline.SYNTAX) for k in pipeline.job_assets(job)]:
             if not (crawl == "c4" and key == pipeline.DEDUPED_REPOS):  # c4's run left one asset out
-                report(list(key), crawl)
+                report(list(key), shard_partition(crawl, "000") if pipeline.stage(key).sharded else crawl)
     report(["quality", "oracle_labels"], "c1")
     report(["quality", "quality_scorer"], version="qs-1")
-    report(["quality", "file_quality_scores"], "c1", scorer_version="qs-1")
+    report(["quality", "file_quality_scores"], "c1|000", scorer_version="qs-1")
     report(["quality", "quality_files"], "c1")
     report(["quality", "quality_scorer"], version="qs-2")  # a new scorer: c1's scores are stale
 
@@ -235,10 +245,16 @@ def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterIns
             return {}
         return {r.partition_key: r.tags["seedcoder/backfill_reason"] for r in out}
 
-    assert evaluate("nightly_github_files_backfill") == {"c2": "no syntax-checked files yet",
-                                                         "c4": "no dedup/deduped_repos yet"}
-    assert evaluate("nightly_scoring_backfill") == {"c1": "scored by qs-1, current scorer is qs-2",
-                                                     "c3": "never scored"}
+    assert evaluate("nightly_github_shards_backfill") == {"c2|000": "no ingest/raw_repo_files, ingest/crawl_repos, "
+                                                                    "filters/code_files yet"}
+    files = evaluate("nightly_github_files_backfill")
+    assert sorted(files) == ["c2", "c4"] and files["c4"] == "no dedup/deduped_repos yet"
+    assert evaluate("nightly_github_syntax_backfill") == {"c2|000": "no syntax-checked files yet",
+                                                          "c4|000": "deduplicated files rebuilt"}
+    assert evaluate("nightly_scoring_backfill") == {"c1|000": "scored by qs-1, current scorer is qs-2",
+                                                     "c3|000": "never scored"}
+    assert evaluate("nightly_corpus_backfill") == {"c1": "rescored: scored by qs-1, current scorer is qs-2",
+                                                   "c3": "rescored: never scored"}
     assert evaluate("nightly_oracle_labels_backfill") == {}
     assert evaluate("nightly_oracle_labels_backfill", OracleResource(base_url="http://127.0.0.1:1/v1", model="m")) \
         == {"c3": "no oracle labels yet"}  # c4 waits for its GitHub branch first

@@ -117,7 +117,7 @@ def test_near_copies_in_a_third_crawl_are_all_found(first: Path) -> None:
     assert repos == {"fork/click": "repo_near_dup_prior_crawl", "fork/pkg": "repo_near_dup_prior_crawl"}
     # File level: every code file of c3 whose exact 5-gram Jaccard with its original in c1 is >= 0.7
     # must be gone, as an exact or near duplicate of the earlier crawl.
-    c1 = pl.read_parquet(f"{first}/lake/dedup/exact_deduped_files/crawl=c1/*.parquet")
+    c1 = pl.read_parquet(f"{first}/lake/dedup/exact_deduped_files/crawl=c1/**/*.parquet")
     c3 = pl.read_parquet(f"{first}/lake/filters/code_files/crawl=c3/**/*.parquet")
     original = {(r.split("/")[-1].rsplit("-", 1)[0], p): t for r, p, t in c1.select("repo", "path", "content").rows()}
     fate = {**dict(_lineage(first, "c3", "exact_deduped_files").select("id", "reason").rows()),

@@ -60,7 +60,7 @@ def test_small_real_crawl_end_to_end(env) -> None:
     assert result.success
     checks = _checks(result)
     assert len(checks) == 12 and all(checks.values()), checks
-    files = pl.read_parquet(f"{home}/lake/filters/syntax_checked_files/crawl=c1/*.parquet")
+    files = pl.read_parquet(f"{home}/lake/filters/syntax_checked_files/crawl=c1/**/*.parquet")
     assert files["sha256"].n_unique() == files.height > 1000
     # pip vendors requests: exactly one requests/api.py-like file survives
     assert files.filter(pl.col("path").str.ends_with("requests/api.py")).height == 1
@@ -83,7 +83,7 @@ def test_second_crawl_keeps_only_new_code_and_leaves_first_untouched(env) -> Non
     first = {a: _digest(home, a, "c1") for a in FILE_ASSETS}
     result = _run(env, "c2")
     assert result.success and all(_checks(result).values()), _checks(result)
-    kept = pl.read_parquet(f"{home}/lake/dedup/near_deduped_files/crawl=c2/*.parquet")
+    kept = pl.read_parquet(f"{home}/lake/dedup/near_deduped_files/crawl=c2/**/*.parquet")
     repos = set(kept["repo"].unique())
     assert repos and all(r.startswith(("pypi/iniconfig", "pypi/pluggy")) for r in repos), repos
     lineage = pl.read_parquet(f"{home}/lake/lineage/stage=*/crawl=c2/**/*.parquet", hive_partitioning=True)
@@ -91,7 +91,7 @@ def test_second_crawl_keeps_only_new_code_and_leaves_first_untouched(env) -> Non
     got = {(s, r) for s, r, _ in reasons.rows()}
     assert {("exact_deduped_files", "exact_dup_prior_crawl"), ("near_deduped_files", "near_dup_prior_crawl"),
             ("deduped_repos", "repo_exact_dup_prior_crawl"), ("deduped_repos", "repo_near_dup_prior_crawl")} <= got
-    deduped = pl.read_parquet(f"{home}/lake/dedup/deduped_repos/crawl=c2/*.parquet")
+    deduped = pl.read_parquet(f"{home}/lake/dedup/deduped_repos/crawl=c2/**/*.parquet")
     assert set(deduped.filter(pl.col("decision") == "kept")["repo"]) == {"pypi/iniconfig-2.0.0", "pypi/pluggy-1.5.0"}
     assert {a: _digest(home, a, "c1") for a in FILE_ASSETS} == first
     # Re-running the first crawl after the second landed still gives the same output.

@@ -114,14 +114,16 @@ def test_materialization_against_a_postgres_instance(postgres: dict, tmp_path: P
         instance.add_dynamic_partitions("crawl", list(tick.dynamic_partitions_requests[0].partition_keys))
         result = run_github_branch(d, instance, "c1", resources=resources)
         assert result.success
-        assert instance.get_materialized_partitions(dg.AssetKey(["filters", "syntax_checked_files"])) == {"c1"}
+        assert instance.get_materialized_partitions(dg.AssetKey(["filters", "syntax_checked_files"])) == {"c1|000"}
+        assert instance.get_materialized_partitions(dg.AssetKey(["dedup", "near_deduped_files"])) == {"c1"}
         instance.event_log_storage.set_concurrency_slots("oracle", 1)
         assert "oracle" in instance.event_log_storage.get_concurrency_keys()
 
     # The rows are really in Postgres: runs, materializations, check results, partitions.
     with psycopg2.connect(**postgres) as conn, conn.cursor() as cur:
         cur.execute("SELECT status, pipeline_name FROM runs")
-        assert sorted(cur.fetchall()) == [("SUCCESS", "github_files_job"), ("SUCCESS", "github_shards_job")]
+        assert sorted(cur.fetchall()) == [("SUCCESS", "github_files_job"), ("SUCCESS", "github_shards_job"),
+                                          ("SUCCESS", "github_syntax_job")]
         cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
         assert cur.fetchone()[0] >= 9
         cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'")

@@ -13,6 +13,7 @@ from seedcoder_assets.core.catalog import catalog
 from seedcoder_assets.core.parquet_io import iter_batches
 from seedcoder_assets.core.quality.scorer import build_tiny_llama
 from seedcoder_assets.definitions import defs
+from seedcoder_assets.partitions import shard_partition
 from seedcoder_assets.resources.catalog import CatalogResource
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
@@ -50,6 +51,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path):
 def _job(env, name: str, crawl: str | None = "c1", oracle: OracleResource | None = None, config=None,
          raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     resources = {**env["base"], "oracle": oracle or env["oracle"]}
+    if name == "scoring_job":  # every shard scored, then the crawl's corpora: one result
+        return run_github_branch(defs(), env["instance"], crawl, jobs=("scoring_job", "corpus_job"),
+                                 resources=resources, run_config=config or {}, raise_on_error=raise_on_error)
     return defs().resolve_job_def(name).execute_in_process(
         resources=resources, instance=env["instance"], partition_key=crawl, run_config=config or {},
         raise_on_error=raise_on_error)
@@ -79,7 +83,7 @@ def test_labels_survive_faults_and_are_never_asked_twice(env) -> None:
     server = env["server"]
     result = _job(env, "oracle_labels_job", config=_labels_config())
     md = _metadata(result, "quality/oracle_labels")
-    labels = pl.read_parquet(f"{env['home']}/lake/quality/oracle_labels/crawl=c1/*.parquet")
+    labels = pl.read_parquet(f"{env['home']}/lake/quality/oracle_labels/crawl=c1/**/*.parquet")
     assert labels.height == md["dagster/row_count"].value > 250
     statuses = dict(labels.group_by("status").len().iter_rows())
     assert set(statuses) <= {"ok", "parse_failure"} and statuses["ok"] > 0.9 * labels.height
@@ -98,13 +102,13 @@ def test_labels_survive_faults_and_are_never_asked_twice(env) -> None:
     again = _job(env, "oracle_labels_job", config=_labels_config())
     assert server.state.requests == asked  # everything came from the cache
     assert _metadata(again, "quality/oracle_labels")["asked"].value == 0
-    relabeled = pl.read_parquet(f"{env['home']}/lake/quality/oracle_labels/crawl=c1/*.parquet")
+    relabeled = pl.read_parquet(f"{env['home']}/lake/quality/oracle_labels/crawl=c1/**/*.parquet")
     assert relabeled.sort("id").select("id", "status", "rating").equals(labels.sort("id").select("id", "status", "rating"))
 
 
 def test_a_wider_sample_and_an_outage_ask_only_for_what_is_missing(env) -> None:
     server, home = env["server"], env["home"]
-    before = pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/*.parquet")
+    before = pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/**/*.parquet")
     wider = {**SAMPLE, "quotas": {**SAMPLE["quotas"], "Python": 260, "C": 40}}
     server.state.faults = Faults(down=True)
     down = _job(env, "oracle_labels_job", oracle=env["oracle"].model_copy(update={"abort_after_errors": 5,
@@ -118,7 +122,7 @@ def test_a_wider_sample_and_an_outage_ask_only_for_what_is_missing(env) -> None:
     requests_before = server.state.requests
     result = _job(env, "oracle_labels_job", config=_labels_config(wider))
     md = _metadata(result, "quality/oracle_labels")
-    after = pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/*.parquet")
+    after = pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/**/*.parquet")
     assert md["asked"].value == after.height - before.height == 70
     assert md["cached"].value == before.height
     assert server.state.requests - requests_before >= 70
@@ -147,18 +151,18 @@ def test_scorer_scores_and_corpora(env) -> None:
     corpus_config = {"ops": {"quality__quality_files": {"config": {"keep_quantile": 0.6}}}}
     scored = _job(env, "scoring_job", config=corpus_config)
     assert all(e.passed for e in scored.get_asset_check_evaluations())
-    scores = pl.read_parquet(f"{home}/lake/quality/file_quality_scores/crawl=c1/*.parquet")
-    files = pl.read_parquet(f"{home}/lake/filters/syntax_checked_files/crawl=c1/*.parquet")
+    scores = pl.read_parquet(f"{home}/lake/quality/file_quality_scores/crawl=c1/**/*.parquet")
+    files = pl.read_parquet(f"{home}/lake/filters/syntax_checked_files/crawl=c1/**/*.parquet")
     assert sorted(scores["id"]) == sorted(files["id"]) and (scores["scorer_version"] == version).all()
-    kept = pl.read_parquet(f"{home}/lake/quality/quality_files/crawl=c1/*.parquet")
+    kept = pl.read_parquet(f"{home}/lake/quality/quality_files/crawl=c1/**/*.parquet")
     threshold = _metadata(scored, "quality/quality_files")["threshold"].value
     assert 0.6 * files.height <= kept.height < files.height and kept["score"].min() >= threshold  # ties at the cut stay
     smd = _metadata(scored, "quality/file_quality_scores")
     assert smd["files_per_s"].value > 0 and smd["tokens_per_s"].value > 0
-    repo_files = pl.read_parquet(f"{home}/lake/quality/repo_level_corpus/crawl=c1/*.parquet")
-    level = pl.read_parquet(f"{home}/lake/dedup/repo_level_files/crawl=c1/*.parquet")
+    repo_files = pl.read_parquet(f"{home}/lake/quality/repo_level_corpus/crawl=c1/**/*.parquet")
+    level = pl.read_parquet(f"{home}/lake/dedup/repo_level_files/crawl=c1/**/*.parquet")
     assert repo_files.height == level.height and repo_files["score"].null_count() == 0
-    repos = pl.read_parquet(f"{home}/lake/quality/repo_quality/crawl=c1/*.parquet")
+    repos = pl.read_parquet(f"{home}/lake/quality/repo_quality/crawl=c1/**/*.parquet")
     assert repos["n_files"].sum() == level.height and repos["mean_score"].is_between(0, 10).all()
     rmd = _metadata(scored, "quality/repo_level_corpus")
     assert rmd["scores_reused"].value > 0  # syntax-checked content was not scored twice
@@ -181,7 +185,8 @@ def test_scorer_scores_and_corpora(env) -> None:
     def stale() -> StaleStatus:
         resolver = CachingStaleStatusResolver(env["instance"], defs().resolve_asset_graph(),
                                               LoadingContextForTest(env["instance"]))
-        return resolver.get_status(dg.AssetKey(["quality", "file_quality_scores"]), "c1")
+        key = shard_partition("c1", "000")  # the crawl's one shard
+        return resolver.get_status(dg.AssetKey(["quality", "file_quality_scores"]), key)
 
     _job(env, "scoring_job", config=corpus_config)
     assert stale() == StaleStatus.FRESH

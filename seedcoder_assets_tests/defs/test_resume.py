@@ -57,14 +57,18 @@ KILLS = [("filters__syntax_checked_files", None),
 REEXECUTE = """
 import json, sys
 import dagster as dg
-from seedcoder_assets_tests.defs.test_resume import github_files_job
+from seedcoder_assets.definitions import defs
+from seedcoder_assets.testing.branch import run_github_branch
+from seedcoder_assets_tests.defs import test_resume
 with dg.DagsterInstance.get() as instance:
     run = instance.get_run_by_id(sys.argv[1])
     instance.report_run_failed(run)  # what run monitoring does for a run whose pod died
-    result = dg.execute_job(dg.reconstructable(github_files_job), instance=instance, tags=run.tags,
+    result = dg.execute_job(dg.reconstructable(getattr(test_resume, run.job_name)), instance=instance, tags=run.tags,
                             reexecution_options=dg.ReexecutionOptions.from_failure(run.run_id, instance))
-    print(json.dumps({"success": result.success, "rerun": sorted(
-        e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS)}))
+    rerun = sorted(e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS)
+    if run.job_name == "github_files_job":  # the killed run was the crawl's dedup: its shards' syntax follows
+        run_github_branch(defs(), instance, "c1", jobs=("github_syntax_job",))
+    print(json.dumps({"success": result.success, "rerun": rerun}))
 """
 
 
@@ -73,6 +77,12 @@ def github_files_job() -> dg.JobDefinition:
     from seedcoder_assets.definitions import defs
 
     return defs().resolve_job_def("github_files_job")
+
+
+def github_syntax_job() -> dg.JobDefinition:
+    from seedcoder_assets.definitions import defs
+
+    return defs().resolve_job_def("github_syntax_job")
 
 
 def _home(root: Path, small_crawl: Path) -> dict[str, str]:

@@ -102,9 +102,8 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     assert result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
     keys = _keys(client, "lake/")
-    for asset in ("ingest/raw_repo_files/crawl=c1/shard-000", "dedup/exact_deduped_files/crawl=c1",
-                  "filters/syntax_checked_files/crawl=c1"):
-        assert f"lake/{asset}/_SUCCESS" in keys
+    for asset in ("ingest/raw_repo_files", "dedup/exact_deduped_files", "filters/syntax_checked_files"):
+        assert f"lake/{asset}/crawl=c1/shard-000/_SUCCESS" in keys  # each crawl's shards (here one)
     assert "lake/ingest/raw_repo_files/crawl=c1/_SHARDS" in keys and "lake/_shards/c1.json" in keys
     assert any(k.startswith("lake/lineage/stage=near_deduped_files/crawl=c1/part-") for k in keys)
     # What the crawl kept, as Parquet partitions on S3: the next crawl's pods read them from there.
@@ -123,7 +122,7 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
     with FakeOracle(model="judge") as server:
         resources["oracle"] = OracleResource(base_url=server.base_url, model="judge", structured_output="none")
         for job, key, cfg in (("oracle_labels_job", "c1", config), ("scorer_job", None, scorer_config),
-                              ("scoring_job", "c1", {}), ("catalog_job", None, {})):
+                              ("scoring_job", "c1|000", {}), ("corpus_job", "c1", {}), ("catalog_job", None, {})):
             assert d.resolve_job_def(job).execute_in_process(
                 resources=resources, instance=instance, partition_key=key, run_config=cfg).success, job
     keys = _keys(client, "")

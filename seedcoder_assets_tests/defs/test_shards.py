@@ -64,6 +64,8 @@ with dg.DagsterInstance.ephemeral() as instance:
                           all(e.passed for e in result.get_asset_check_evaluations())]
         out["shard_partitions"] = sorted(instance.get_materialized_partitions(dg.AssetKey(["filters", "code_files"])))
         out["crawl_partitions"] = sorted(instance.get_materialized_partitions(
+            dg.AssetKey(["dedup", "near_deduped_files"])))
+        out["syntax_partitions"] = sorted(instance.get_materialized_partitions(
             dg.AssetKey(["filters", "syntax_checked_files"])))
         again = d.resolve_job_def("github_shards_job").execute_in_process(  # one shard again
             instance=instance, resources=res, partition_key=dg.MultiPartitionKey({"crawl": "c1", "shard": "000"}))
@@ -92,8 +94,8 @@ def _materialize(home: Path, landing: Path, shards: int, step: str = "all") -> d
 def test_a_crawl_in_shards_gives_what_it_gives_whole(tmp_path: Path, crawls: Path) -> None:
     whole = _materialize(tmp_path / "whole", crawls, 1)
     sharded = _materialize(tmp_path / "sharded", crawls, 3)
-    assert whole["c1"] == whole["c2"] == [True, 2, True]
-    assert sharded["c1"] == sharded["c2"] == [True, 4, True]  # three shard runs and the crawl's run, checks passed
+    assert whole["c1"] == whole["c2"] == [True, 3, True]  # its shard, its dedup, its shard's syntax
+    assert sharded["c1"] == sharded["c2"] == [True, 7, True]  # 3 shard runs, the crawl's run, 3 syntax runs
     lake = tmp_path / "sharded" / "lake"
     for crawl in ("c1", "c2"):
         assert _outputs(lake, crawl) == _outputs(tmp_path / "whole" / "lake", crawl)
@@ -106,6 +108,12 @@ def test_a_crawl_in_shards_gives_what_it_gives_whole(tmp_path: Path, crawls: Pat
     # again (last, in the script) left every output as it was.
     assert sharded["shard_partitions"] == [f"{c}|{s:03d}" for c in ("c1", "c2") for s in range(3)]
     assert sharded["crawl_partitions"] == ["c1", "c2"] and sharded["again"]
+    assert sharded["syntax_partitions"] == sharded["shard_partitions"]  # the syntax check runs per shard too
+    for s in range(3):  # every file of a shard's deduplicated and syntax-checked files came from that shard
+        ids = {a: set(pl.read_parquet(f"{lake}/{a}/crawl=c1/shard-{s:03d}/*.parquet")["id"].to_list())
+               for a in ("filters/code_files", "dedup/near_deduped_files", "filters/syntax_checked_files")}
+        assert ids["filters/syntax_checked_files"] <= ids["dedup/near_deduped_files"] <= ids["filters/code_files"]
+        assert ids["filters/syntax_checked_files"]
 
 
 def test_a_crawl_partition_with_a_shard_missing_is_not_read(tmp_path: Path, crawls: Path) -> None:

@@ -41,8 +41,9 @@ def no_short_files_left(output_uri: str, _input_uri: str) -> CheckOutcome:
     return CheckOutcome(short == 0, {"short_files_left": short})
 
 
-TOY_STAGE = pipeline.FilterStage(
-    TOY, pipeline.GITHUB, reads=(pipeline.SYNTAX_CHECKED_FILES,), lineage=True, lineage_input=pipeline.SYNTAX_CHECKED_FILES,
+TOY_STAGE = pipeline.FilterStage(  # per shard, after the syntax check (a per-record filter runs where its input is)
+    TOY, pipeline.SYNTAX, reads=(pipeline.SYNTAX_CHECKED_FILES,), lineage=True, sharded=True,
+    lineage_input=pipeline.SYNTAX_CHECKED_FILES,
     decide=lambda: few_lines_dropped,
     checks=(pipeline.OutputCheck("no_short_files_left", no_short_files_left, "by Python's splitlines"),))
 
@@ -72,10 +73,10 @@ def test_a_declared_filter_stage_joins_the_pipeline_everywhere(env, monkeypatch:
     d = defs()  # the code location as the UI loads it
     node = d.resolve_asset_graph().get(dg.AssetKey(list(TOY)))
     assert node.parent_keys == {dg.AssetKey(list(pipeline.SYNTAX_CHECKED_FILES))}
-    assert "filters__toy_files" in d.resolve_job_def("github_files_job").graph.node_names()
+    assert "filters__toy_files" in d.resolve_job_def("github_syntax_job").graph.node_names()
     assert {c.name for c in node.check_keys} == {"lineage_reconciles", "no_short_files_left"}
     states, _ = crawl_states(instance, ["c1"])
-    assert plan_backfill(states, False, None) == [("github_files_job", "c1", "no filters/toy_files yet")]
+    assert plan_backfill(states, False, None) == [("github_syntax_job", "c1", "no filters/toy_files yet")]
 
     result = _github_branch(storage, instance)
     assert result.success
@@ -99,7 +100,7 @@ def test_the_chain_check_catches_a_declared_stage_that_lost_records(env, monkeyp
     home, storage, instance = env
     monkeypatch.setattr(pipeline, "STAGES", [*pipeline.STAGES, TOY_STAGE])
     assert _github_branch(storage, instance).success
-    lineage = Path(storage.lineage_uri("toy_files", "c1"))
+    lineage = Path(storage.lineage_uri("toy_files", "c1", "000"))  # the crawl's one shard
     part = next(lineage.glob("*.parquet"))
     conn = duckdb.connect()
     conn.execute(f"COPY (SELECT * FROM read_parquet('{part}') LIMIT 5) TO '{part}' (FORMAT parquet)")

@@ -111,8 +111,8 @@ def test_vllm_labels_real_files_and_the_quality_branch_runs(crawl_env, vllm_serv
     labels_config = {"ops": {"quality__oracle_label_sample": {"config": sample},
                              "quality__oracle_labels": {"config": {"max_content_chars": 6000}}}}
     result = run("oracle_labels_job", config=labels_config)
-    labels = pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/*.parquet")
-    sampled = pl.read_parquet(f"{home}/lake/quality/oracle_label_sample/crawl=c1/*.parquet").height
+    labels = pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/**/*.parquet")
+    sampled = pl.read_parquet(f"{home}/lake/quality/oracle_label_sample/crawl=c1/**/*.parquet").height
     assert labels.height == sampled >= 100  # some languages have fewer files than their quota
     # The regex keeps replies in the rating format; one cut by max_tokens is a recorded parse failure.
     ok = labels.filter(pl.col("status") == "ok")
@@ -135,9 +135,9 @@ def test_vllm_labels_real_files_and_the_quality_branch_runs(crawl_env, vllm_serv
     scorer_config = {"ops": {"quality__quality_scorer": {"config": {
         "backbone": str(backbone), "learning_rate": 1e-3, "max_tokens": 128, "max_mae": 10.0}}}}
     assert run("scorer_job", crawl=None, config=scorer_config).success
-    assert run("scoring_job").success
-    scores = pl.read_parquet(f"{home}/lake/quality/file_quality_scores/crawl=c1/*.parquet")
-    files = pl.read_parquet(f"{home}/lake/filters/syntax_checked_files/crawl=c1/*.parquet")
+    assert run_github_branch(defs(), instance, "c1", jobs=("scoring_job", "corpus_job"), resources=resources).success
+    scores = pl.read_parquet(f"{home}/lake/quality/file_quality_scores/crawl=c1/**/*.parquet")
+    files = pl.read_parquet(f"{home}/lake/filters/syntax_checked_files/crawl=c1/**/*.parquet")
     assert scores.height == files.height and scores["score"].is_between(0, 10).all()
 
 

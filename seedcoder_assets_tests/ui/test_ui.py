@@ -38,6 +38,9 @@ def webserver(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path) -> It
     env = {**os.environ, "SEEDCODER_HOME": str(home), "DAGSTER_HOME": str(dagster_home), "HF_HUB_OFFLINE": "1"}
     bin_dir = Path(sys.executable).parent
     subprocess.run([str(bin_dir / "seedcoder"), "register-crawl", "c1"], env=env, check=True, capture_output=True)
+    # Its shards ingested (what the new-crawl sensor starts); the user launches the crawl's job below.
+    subprocess.run([str(bin_dir / "seedcoder"), "backfill", "--job", "github_shards_job"], env=env, check=True,
+                   capture_output=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -115,7 +118,7 @@ def test_a_user_materializes_a_crawl_and_reads_its_assets(webserver: str, shots:
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "asset_graph.png"))
 
-        # Launch the GitHub branch for crawl partition c1 from its job page.
+        # Launch the crawl's dedup for crawl partition c1 from its job page (its shards are in).
         page.goto(f"{webserver}/locations/{LOCATION}/jobs/github_files_job", wait_until="networkidle")
         page.get_by_role("button", name=re.compile("Materialize all")).first.click()
         # The launch dialog only: the partition list is a popover that stays in the DOM (closed) with the

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.survivor import SurvivorOrder
 from seedcoder_assets.core.object_store import duckdb_connect
-from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches
+from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, shard_pairs
 from seedcoder_assets.core.schemas import FILE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
@@ -95,9 +95,10 @@ def exact_dedup(files_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWr
     # DuckDB decides (group-by on hashes only); the content itself streams through our bounded reader.
     kept_ids = conn.execute("SELECT id FROM decisions WHERE prior_id IS NULL AND id = first_id") \
         .fetch_arrow_table().column("id").combine_chunks()
-    with PartWriter(dst_uri, FILE_SCHEMA) as out:
-        for batch in iter_batches(files_uri, batch_rows=1024):
-            out.write_table(batch.filter(pc.is_in(batch.column("id"), value_set=kept_ids)))
+    for src, dst in shard_pairs(files_uri, dst_uri):  # each shard's survivors stay in their shard
+        with PartWriter(dst, FILE_SCHEMA) as out:
+            for batch in iter_batches(src, batch_rows=1024):
+                out.write_table(batch.filter(pc.is_in(batch.column("id"), value_set=kept_ids)))
     kept = conn.execute("SELECT sha256, id FROM decisions WHERE prior_id IS NULL AND id = first_id").fetch_arrow_table()
     index.write_hashes("file_hashes", lineage.crawl, kept["sha256"].combine_chunks(), kept["id"].combine_chunks())
     sizes = dict(conn.execute("SELECT n, count(*) FROM (SELECT count(*) AS n FROM decisions GROUP BY sha256 "

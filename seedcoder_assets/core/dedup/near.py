@@ -28,7 +28,7 @@ from seedcoder_assets.core.dedup import minhash
 from seedcoder_assets.core.dedup.index import DedupIndex
 from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.survivor import SurvivorOrder
-from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_rows, read_table
+from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, iter_batches, read_rows, read_table, shard_pairs
 from seedcoder_assets.core.runner import Verdicts, run_stage
 from seedcoder_assets.core.schemas import CLUSTER_SCHEMA, SIGNATURE_SCHEMA
 from seedcoder_assets.core.stats import LineageWriter, StageStats
@@ -404,7 +404,8 @@ def apply_near_dedup(files_uri: str, clusters_uri: str, sig_uri: str, dst_uri: s
             detail=[c and f"jaccard~{c['similarity']:.3f}" + (f" crawl={c['prior_crawl']}" if c["prior_crawl"] else "")
                     for c in hit])
 
-    run_stage(iter_batches(files_uri, batch_rows=1024), dst_uri, lineage, decide, close=False)
+    for src, dst in shard_pairs(files_uri, dst_uri):  # each shard's survivors stay in their shard
+        run_stage(iter_batches(src, batch_rows=1024), dst, lineage, decide, close=False)
     ids, sigs, n_sh = _load_signatures(sig_uri, params.num_perm)
     keep = np.array([i not in fate and n > 0 for i, n in zip(ids, n_sh)], bool)
     index.write_bands("file", lineage.crawl, [i for i, k in zip(ids, keep) if k],

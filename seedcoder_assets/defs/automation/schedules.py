@@ -4,9 +4,16 @@
 import dagster as dg
 
 from seedcoder_assets import settings
-from seedcoder_assets.defs.jobs import github_files_job, oracle_labels_job, scoring_job
+from seedcoder_assets.defs.jobs import (
+    corpus_job,
+    github_files_job,
+    github_shards_job,
+    github_syntax_job,
+    oracle_labels_job,
+    scoring_job,
+)
 from seedcoder_assets.lib.backfill import crawl_states, plan_backfill
-from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, job_partition_keys
 from seedcoder_assets.resources.oracle import OracleResource
 
 
@@ -21,9 +28,10 @@ def _backfill_schedule(job, cron: str) -> dg.ScheduleDefinition:
     def _schedule(context: dg.ScheduleEvaluationContext, oracle: OracleResource):
         crawls = context.instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME)
         states, scorer = crawl_states(context.instance, crawls)
-        requests = [dg.RunRequest(run_key=f"{crawl}:{context.scheduled_execution_time:%Y%m%d}", partition_key=crawl,
+        requests = [dg.RunRequest(run_key=f"{key}:{context.scheduled_execution_time:%Y%m%d}", partition_key=key,
                                   tags={"seedcoder/backfill_reason": why})
-                    for name, crawl, why in plan_backfill(states, oracle.configured, scorer) if name == job.name]
+                    for name, crawl, why in plan_backfill(states, oracle.configured, scorer) if name == job.name
+                    for key in job_partition_keys(job.name, crawl)]  # a per-shard job: each shard of the crawl
         return requests or dg.SkipReason(f"every crawl is up to date for {job.name}")
 
     return _schedule
@@ -31,6 +39,9 @@ def _backfill_schedule(job, cron: str) -> dg.ScheduleDefinition:
 
 # Staggered so each job sees the previous one's output; runs queue behind the `oracle`
 # and `duckdb` pools, so a long night never overruns the oracle server or the catalog.
+nightly_github_shards_backfill = _backfill_schedule(github_shards_job, "0 0 * * *")
 nightly_github_files_backfill = _backfill_schedule(github_files_job, "0 1 * * *")
+nightly_github_syntax_backfill = _backfill_schedule(github_syntax_job, "30 1 * * *")
 nightly_oracle_labels_backfill = _backfill_schedule(oracle_labels_job, "0 3 * * *")
 nightly_scoring_backfill = _backfill_schedule(scoring_job, "0 6 * * *")
+nightly_corpus_backfill = _backfill_schedule(corpus_job, "0 8 * * *")

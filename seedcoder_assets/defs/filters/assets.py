@@ -10,6 +10,7 @@ from seedcoder_assets.defs.configs import SyntaxConfig
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
 from seedcoder_assets.lib.plots import bar_chart_markdown
 from seedcoder_assets.lib.stage_assets import asset_kwargs, key
+from seedcoder_assets.partitions import split_key
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -21,14 +22,15 @@ from seedcoder_assets.resources.storage import StorageResource
 )
 def syntax_checked_files(context: dg.AssetExecutionContext, config: SyntaxConfig,
                          storage: StorageResource) -> dg.MaterializeResult:
-    """Deduplicated code files that parse with their language's tree-sitter grammar (calibrated error share)."""
-    crawl = context.partition_key
+    """Deduplicated code files that parse with their language's tree-sitter grammar (calibrated error share),
+    one shard of a crawl per run."""
+    crawl, shard = split_key(context.partition_key)
     stats, dst = run_declared(context, storage, SYNTAX_CHECKED_FILES, config.to_params())
-    src = storage.uri(NEAR_DEDUPED_FILES, crawl)
+    src = storage.uri(NEAR_DEDUPED_FILES, crawl, shard)  # the crawl's dedup keeps each shard's files apart
     return dg.MaterializeResult(
         metadata={**stats_metadata(stats, dst),
                   "languages": bar_chart_markdown("syntax-checked files per language", stats.languages, "language")},
-        check_results=[reconciles_check(storage, SYNTAX_CHECKED_FILES, crawl, dst, src),
+        check_results=[reconciles_check(storage, SYNTAX_CHECKED_FILES, crawl, dst, src, shard=shard),
                        check_result("syntax_errors_left_within_bound",
                                     syntax_errors_left(dst, config.native_check_sample, config.native_reject_max_share))],
     )

@@ -6,7 +6,7 @@ import pyarrow.compute as pc
 
 from seedcoder_assets import settings
 from seedcoder_assets.core.checks import scorer_within_bounds, scores_respect_threshold
-from seedcoder_assets.core.parquet_io import PartWriter, is_complete, read_table
+from seedcoder_assets.core.parquet_io import PartWriter, is_complete, mark_shards, read_table
 from seedcoder_assets.core.pipeline import (
     FILE_SCORES,
     LABEL_SAMPLE,
@@ -53,7 +53,7 @@ from seedcoder_assets.lib.plots import (
     line_markdown,
 )
 from seedcoder_assets.lib.stage_assets import asset_kwargs, key, op_tags, partitions_of, spec
-from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, shard_keys, split_key
 from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
 
@@ -187,11 +187,14 @@ def _current_scorer(storage: StorageResource, batch_threads: int = 0) -> Quality
 @dg.asset(**asset_kwargs(FILE_SCORES))
 def file_quality_scores(context: dg.AssetExecutionContext, config: QualityCorpusConfig,
                         storage: StorageResource) -> dg.MaterializeResult:
-    """The scorer's quality score for every syntax-checked file of the crawl (batched, length-bucketed, streamed)."""
+    """The scorer's quality score for every syntax-checked file of one shard of a crawl (batched,
+    length-bucketed, streamed): shards score in parallel, one GPU pod each."""
     scorer = _current_scorer(storage)
-    crawl = context.partition_key
-    dst = storage.uri(FILE_SCORES, crawl)
-    stats = score_files(scorer, storage.uri(SYNTAX_CHECKED_FILES, crawl), dst, config.batch_size)
+    crawl, shard = split_key(context.partition_key)
+    if shard is not None:  # say which shards make up the crawl's scores before writing one
+        mark_shards(storage.uri(FILE_SCORES, crawl), shard_keys())
+    dst = storage.uri(FILE_SCORES, crawl, shard)
+    stats = score_files(scorer, storage.uri(SYNTAX_CHECKED_FILES, crawl, shard), dst, config.batch_size)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": stats.files, "scorer_version": scorer.version, "device": scorer.device,
         "files_per_s": round(stats.files_per_s, 2), "tokens_per_s": round(stats.tokens_per_s, 1),
