@@ -98,7 +98,7 @@ def child(n: int, home: Path, daemon_seconds: int) -> dict:
     t0 = time.perf_counter()
     instance.add_dynamic_partitions("crawl", keys)
     out["register_s"] = time.perf_counter() - t0
-    first = dg.AssetKey(list(pipeline.RAW_REPO_FILES))
+    first = dg.AssetKey(list(pipeline.DEDUPED_REPOS))  # the first per-crawl asset (per-shard ones are crawl x shard)
     for k in keys[: n // 2]:
         instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=first, partition=k))
 
@@ -130,7 +130,7 @@ def child(n: int, home: Path, daemon_seconds: int) -> dict:
                     raise RuntimeError((home / "webserver.log").read_text()[-3000:]) from None
                 time.sleep(1)
         out["ui_asset_graph_partition_counts_s"] = _median(url, GRAPH)
-        out["ui_partition_bar_s"] = _median(url, BAR, {"k": {"path": list(pipeline.RAW_REPO_FILES)}})
+        out["ui_partition_bar_s"] = _median(url, BAR, {"k": {"path": list(pipeline.DEDUPED_REPOS)}})
         selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
                     "pipelineName": pipeline.GITHUB}
         out["ui_job_partition_keys_s"] = _median(url, KEYS, {"s": selector})
