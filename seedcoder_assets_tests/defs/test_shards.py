@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 
 from seedcoder_assets.core.ingest.shards import load_plan
+from seedcoder_assets.definitions import defs
 from seedcoder_assets_tests.conftest import make_overlapping_crawl
 
 COMPARED = ["ingest/raw_repo_files", "ingest/crawl_repos", "filters/code_files", "dedup/deduped_repos",
@@ -120,3 +122,33 @@ def test_a_crawl_partition_with_a_shard_missing_is_not_read(tmp_path: Path, craw
     """The crawl's dedup refuses to start on two of three shards (it would decide without the third)."""
     out = _materialize(tmp_path, crawls, 3, step="missing")
     assert not out["success"] and "missing or incomplete" in out["failure"][0]
+
+
+def test_a_landing_over_its_byte_budget_is_registered_as_several_crawl_partitions(
+        tmp_path: Path, small_crawl: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sensor cuts a landing of three repositories, each over the shard budget, into three crawl partitions
+    (one shard each, here), and each part ingests exactly its own repository."""
+    from seedcoder_assets_tests.defs.test_automation import _storage, _tick
+
+    landing = tmp_path / "landing" / "big"
+    landing.mkdir(parents=True)
+    lines = (small_crawl / "repos.jsonl").read_text().splitlines()[:3]
+    for line in lines:
+        shutil.copy(small_crawl / json.loads(line)["archive"], landing)
+    (landing / "repos.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("SEEDCODER_SHARD_BYTES", "1")  # every repository is over budget: a part of its own
+
+    instance = dg.DagsterInstance.ephemeral()
+    storage = _storage(tmp_path)
+    tick = _tick(defs().get_sensor_def("new_crawl_sensor"), instance, storage, None)
+    parts = ["big", "big.p01", "big.p02"]
+    assert sorted(instance.get_dynamic_partitions("crawl")) == parts
+    assert sorted(r.partition_key for r in tick.run_requests) == sorted(f"{p}|000" for p in parts)
+    repos = []
+    for part in parts:
+        result = defs().resolve_job_def("github_shards_job").execute_in_process(
+            instance=instance, resources={"storage": storage},
+            partition_key=dg.MultiPartitionKey({"crawl": part, "shard": "000"}))
+        assert result.success
+        repos += pl.read_parquet(f"{storage.lake_root}/ingest/crawl_repos/crawl={part}/**/*.parquet")["repo"].to_list()
+    assert sorted(repos) == sorted(json.loads(x)["name"] for x in lines)  # each repository once, in one part
