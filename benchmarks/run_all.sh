@@ -23,3 +23,4 @@ $PY benchmarks/bench_distributed_dedup.py --files "$L/dedup/exact_deduped_files/
 benchmarks/.venv-ray/bin/python benchmarks/bench_engines.py --sigs "$W/distributed/x4/lake/dedup/minhash_signatures/crawl=new" \
     | tee $OUT/engines.md
 $PY benchmarks/bench_dagster_partitions.py --counts 1000 10000 --daemon-seconds 180 | tee $OUT/dagster_partitions.md
+$PY benchmarks/bench_dagster_partitions.py --counts 1000 --shards 10 --daemon-seconds 120 | tee $OUT/dagster_shard_partitions.md
