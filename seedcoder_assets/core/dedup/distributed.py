@@ -235,18 +235,30 @@ def estimate_right(sig_uri: str, unit: Unit, in_dir: str, lo: float, num_perm: i
 def estimate_prior(index: DedupIndex, kind: str, crawl: str, group: int, in_dir: str, lo: float, num_perm: int
                    ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Hits on one block of an earlier crawl's kept records (read from `<in_dir>/to=<group>`): estimated
-    Jaccard against them; (addresses, their ids, values) >= lo. Only that block of the records is read."""
-    got = _rows_and_sigs(f"{in_dir}/to={group}", 3, num_perm)
-    if got is None:
+    Jaccard against them; (addresses, their ids, values) >= lo. Only that block of the records is read,
+    once; the hits are read one unit's piece at a time, so a task holds one block of records (at most
+    65,536) and one unit's hits, however many units of the crawl hit that block."""
+    fs, folder = resolve(f"{in_dir}/to={group}")
+    pieces = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+                    if i.path.endswith(".parquet"))
+    refs = [pq.read_table(p, columns=["c2"], filesystem=fs)["c2"].to_numpy() for p in pieces]
+    if not pieces or not sum(len(r) for r in refs):
         return np.zeros(0, np.int64), [], np.zeros(0, np.float32)
-    hits, left = got
     block = group & 0xFFFFFFFF
-    uniq, inverse = np.unique(hits[:, 2], return_inverse=True)
+    uniq = np.unique(np.concatenate(refs))
     pids, psigs = index.records(kind, crawl, uniq, num_perm,
                                 ref_range=(block * ROWS_PER_GROUP, (block + 1) * ROWS_PER_GROUP))
-    value = minhash.similarity(left, psigs[inverse])
-    keep = np.flatnonzero(value >= lo)
-    return hits[keep, 0], [pids[inverse[k]] for k in keep.tolist()], value[keep]
+    addrs, ids, values = [], [], []
+    for path in pieces:
+        t = pq.read_table(path, filesystem=fs)
+        left = minhash.signature_matrix(t["sig"], num_perm)
+        at = np.searchsorted(uniq, t["c2"].to_numpy())
+        value = minhash.similarity(left, psigs[at])
+        keep = np.flatnonzero(value >= lo)
+        addrs.append(t["c0"].to_numpy()[keep])
+        ids += [pids[at[k]] for k in keep.tolist()]
+        values.append(value[keep])
+    return np.concatenate(addrs), ids, np.concatenate(values)
 
 
 def _piece(groups: dict, key: int):
