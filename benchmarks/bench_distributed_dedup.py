@@ -69,7 +69,7 @@ def perturbed(text: str, rng: random.Random, light: bool) -> str:
     return " ".join(words)
 
 
-def grow(files: str, dest: Path, copies: int) -> int:
+def grow(files: str, dest: Path, copies: int, light_share: float) -> int:
     """`copies` perturbed copies of every file as one partition; returns its content bytes."""
     if (dest / "_SUCCESS").exists():
         return int((dest / "_BYTES").read_text())
@@ -80,7 +80,7 @@ def grow(files: str, dest: Path, copies: int) -> int:
             for batch in iter_batches(files, batch_rows=1024):
                 rows = batch.to_pylist()
                 for r in rows:
-                    r["content"] = perturbed(r["content"], rng, rng.random() < LIGHT_SHARE)
+                    r["content"] = perturbed(r["content"], rng, rng.random() < light_share)
                     r["id"] = f"{r['id']}~copy{c}"
                     r["crawl"] = "new"
                     total += len(r["content"].encode())
@@ -111,18 +111,22 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/bench_distributed_dedup")
     ap.add_argument("--scales", type=int, nargs="+", default=[4, 16])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--light-per-original", type=float, default=None,
+                    help="hold duplicate density constant: this many light copies per original at every scale "
+                         "(the light share becomes it / (k-1)); default: 15%% of the copies are light")
     ap.add_argument("--out", default=None, help="also write the JSON results here")
     a = ap.parse_args()
     work = Path(a.work)
     results = []
     for k in a.scales:
-        home = work / f"x{k}"
+        light_share = LIGHT_SHARE if a.light_per_original is None else a.light_per_original / (k - 1)
+        home = work / (f"x{k}" if a.light_per_original is None else f"x{k}-light{a.light_per_original:g}")
         lake = home / "lake"
         link(lake, ("dedup", "exact_deduped_files"), "history", Path(a.files))
         link(lake, ("ingest", "crawl_repos"), "history", Path(a.repos))
         link(lake, ("ingest", "crawl_repos"), "new", Path(a.repos))
         t0 = time.perf_counter()
-        new_bytes = grow(a.files, lake / "dedup" / "exact_deduped_files" / "crawl=new", k - 1)
+        new_bytes = grow(a.files, lake / "dedup" / "exact_deduped_files" / "crawl=new", k - 1, light_share)
         prepare_s = time.perf_counter() - t0
         if not (lake / "dedup" / "near_deduped_files" / "crawl=history" / "_SUCCESS").exists():
             for name in ("minhash_signatures", "near_dup_clusters", "near_deduped_files"):  # the history's index
@@ -135,7 +139,7 @@ def main() -> None:
             r = stage("near_dup_clusters", home, "new", ["history"], env)
             d = digest(clusters)
             reference = reference or d
-            row = {"scale": k, "engine": f"dask x{workers}" if workers else "in-process", "files": r["rows_in"],
+            row = {"scale": k, "light_copies_per_original": light_share * (k - 1), "engine": f"dask x{workers}" if workers else "in-process", "files": r["rows_in"],
                    "gb": new_bytes / 1e9, "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
                    "cpu_s_per_gb": r["cpu_s"] / (new_bytes / 1e9), "driver_peak_rss_mb": r["peak_rss_mb"],
                    "worker_peak_rss_mb": max(r.get("worker_peak_rss_mb", []), default=0),
@@ -149,12 +153,12 @@ def main() -> None:
         shutil.rmtree(home / "duckdb_tmp", ignore_errors=True)
     if a.out:
         Path(a.out).write_text(json.dumps(results, indent=1))
-    print("\n| scale | new crawl GB | files | engine | wall s | CPU s | CPU s per GB | candidates s (Dask: with all "
+    print("\n| scale | light copies per original | new crawl GB | files | engine | wall s | CPU s | CPU s per GB | candidates s (Dask: with all "
           "exact checks) | exact checks of earlier-crawl matches in the step s | clustering in the step s "
           "| step peak RSS MB | peak RSS per worker MB | same clusters |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['scale']}x | {r['gb']:.2f} | {r['files']:,} | {r['engine']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
+        print(f"| {r['scale']}x | {r['light_copies_per_original']:.2f} | {r['gb']:.2f} | {r['files']:,} | {r['engine']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
               f"| {r['cpu_s_per_gb']:.1f} | {r['phase_candidates_s']:.1f} | {r['phase_prior_exact_check_s']:.1f} "
               f"| {r['phase_clustering_s']:.1f} | {r['driver_peak_rss_mb']:.0f} | {r['worker_peak_rss_mb'] or '–'} "
               f"| {'yes' if r['same_clusters'] else 'NO'} |")

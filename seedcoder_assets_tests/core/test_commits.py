@@ -117,12 +117,12 @@ def test_repository_selection_names_the_first_rule_that_fails() -> None:
 
 def _c(message: str = "Handle empty input in the parser", author: str = "Ann", email: str = "ann@example.org",
        files: tuple = (("src/parse.py", False, "diff --git a/src/parse.py b/src/parse.py\n+x\n"),),
-       parents: tuple[str, ...] = ("p",), decodes: bool = True):
+       parents: tuple[str, ...] = ("p",), decodes: bool = True, damage: str | None = None, oversized: bool = False):
     from seedcoder_assets.core.commits.history import Commit, FileChange
 
-    changes = tuple(FileChange(path, path, "modified", binary, 1, 0, "" if binary else patch)
+    changes = tuple(FileChange(path, path, "modified", binary, 1, 0, "" if binary else patch, oversized)
                     for path, binary, patch in files)
-    return Commit("s", parents, author, email, 0, author, 0, message, decodes, changes)
+    return Commit("s", parents, author, email, 0, author, 0, message, decodes, changes, damage)
 
 
 @pytest.mark.parametrize(("commit", "reason"), [
@@ -143,6 +143,9 @@ def _c(message: str = "Handle empty input in the parser", author: str = "Ann", e
     (_c(message="1.4.0"), "version_bump"),
     (_c(message="prerelease version 2.0.0rc1"), "version_bump"),
     (_c(files=()), "no_change"),
+    (_c(files=(), damage="KeyError: object not found"), "missing_object"),
+    (_c(files=(("caf\udce9.py", False, "+x\n"),)), "undecodable_path"),  # pygit2's surrogate for byte 0xe9
+    (_c(files=(("data/model.py", False, ""),), oversized=True), "file_too_large"),
     (_c(files=tuple((f"src/m{i}.py", False, "+x\n") for i in range(21))), "too_many_files"),
     (_c(files=(("src/big.py", False, "+" + "x" * 70_000),)), "patch_too_large"),
     (_c(files=(("package-lock.json", False, "+x"), ("yarn.lock", False, "+y"))), "lockfile_only"),

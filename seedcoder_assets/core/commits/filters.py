@@ -76,6 +76,8 @@ def commit_rejection(commit: Commit, rule: CommitFilters) -> str | None:
     """None to keep the commit, else its one reason."""
     if commit.is_merge:
         return "merge"  # a merge's diff is other commits' work, already kept as those commits
+    if commit.damage is not None:
+        return "missing_object"  # the diff needs an object the crawl lacks (a shallow or corrupt clone)
     if BOT.search(commit.author) or BOT.search(commit.author_email.split("@")[0]):
         return "bot_author"
     if not commit.message_decodes:
@@ -91,6 +93,10 @@ def commit_rejection(commit: Commit, rule: CommitFilters) -> str | None:
         return "no_change"  # an empty commit (a re-run trigger, a signed-off placeholder)
     if len(commit.files) > rule.max_files:
         return "too_many_files"
+    if any(not p.isprintable() for f in commit.files for p in (f.path, f.old_path) if p):
+        return "undecodable_path"  # not UTF-8 (or a control character): the sample could not name it
+    if any(f.oversized for f in commit.files):
+        return "file_too_large"  # a side of a file over the history reader's limit: no patch was built
     if sum(len(f.patch.encode()) for f in commit.files) > rule.max_patch_bytes:
         return "patch_too_large"
     return _only([file_kind(f) for f in commit.files])

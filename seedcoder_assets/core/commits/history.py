@@ -31,7 +31,8 @@ class FileChange:
     binary: bool
     additions: int
     deletions: int
-    patch: str  # the file's unified diff, three lines of context (empty for a binary file)
+    patch: str  # the file's unified diff, three lines of context (empty for a binary or oversized file)
+    oversized: bool = False  # a side of it is over `max_file_bytes`: no patch was computed
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Commit:
     message: str
     message_decodes: bool  # False: the message was not valid in its declared encoding (replaced characters)
     files: tuple[FileChange, ...]  # against the first parent; empty for a merge
+    damage: str | None = None  # an object the diff needs is missing or corrupt (files is then empty)
 
     @property
     def is_merge(self) -> bool:
@@ -81,7 +83,12 @@ def _text(raw: bytes, encoding: str | None) -> tuple[str, bool]:
         return raw.decode("utf-8", errors="replace"), False
 
 
-def _changes(repo: pygit2.Repository, commit: pygit2.Commit) -> tuple[FileChange, ...]:
+def _size(repo: pygit2.Repository, oid: pygit2.Oid) -> int:
+    """A blob's size from its header (no content read); 0 for the null id of a missing side."""
+    return 0 if oid == pygit2.Oid(hex="0" * 40) else repo.odb.read_header(oid)[1]
+
+
+def _changes(repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int) -> tuple[FileChange, ...]:
     if len(commit.parents) > 1:
         return ()
     if commit.parents:
@@ -90,33 +97,54 @@ def _changes(repo: pygit2.Repository, commit: pygit2.Commit) -> tuple[FileChange
         diff = commit.tree.diff_to_tree(swap=True, context_lines=3)
     diff.find_similar()  # renames and copies, as `git log -M`
     changes = []
-    for patch in diff:
-        delta = patch.delta
-        binary = delta.is_binary
-        adds, dels = (0, 0) if binary else patch.line_stats[1:]
+    for i, delta in enumerate(diff.deltas):
         status = _STATUS.get(delta.status, "modified")
         new, old = delta.new_file.path, delta.old_file.path
-        changes.append(FileChange(
-            path=old if status == "deleted" else new, old_path=None if status == "added" else old, status=status,
-            binary=binary, additions=adds, deletions=dels,
-            patch="" if binary else patch.data.decode("utf-8", errors="replace")))
+        where = dict(path=old if status == "deleted" else new, old_path=None if status == "added" else old,
+                     status=status)
+        if max(_size(repo, delta.old_file.id), _size(repo, delta.new_file.id)) > max_file_bytes:
+            # A 100 MB data file: its patch is never built (it would be the whole file in memory).
+            changes.append(FileChange(**where, binary=False, additions=0, deletions=0, patch="", oversized=True))
+            continue
+        patch = diff[i]
+        binary = patch.delta.is_binary
+        adds, dels = (0, 0) if binary else patch.line_stats[1:]
+        changes.append(FileChange(**where, binary=binary, additions=adds, deletions=dels,
+                                  patch="" if binary else patch.data.decode("utf-8", errors="replace")))
     return tuple(changes)
 
 
-def iter_commits(repo: pygit2.Repository, skip: set[str] | frozenset[str] = frozenset()) -> Iterator[Commit]:
+def iter_commits(repo: pygit2.Repository, skip: set[str] | frozenset[str] = frozenset(),
+                 max_file_bytes: int = 1_000_000) -> Iterator[Commit]:
     """Every commit reachable from HEAD, oldest first (parents before children), except those in `skip`
-    (commits an earlier crawl already processed). Diffs are computed only for commits yielded."""
-    walker = repo.walk(repo.head.target, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
-    for c in walker:
+    (commits an earlier crawl already processed). Diffs are computed only for commits yielded; a commit
+    whose diff needs a missing or corrupt object comes with `damage` set. A history that cannot be walked
+    raises BadRepository after the commits read so far."""
+    try:
+        walker = repo.walk(repo.head.target, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
+        commits = iter(walker)
+    except pygit2.GitError as exc:
+        raise BadRepository(f"{repo.path}: {exc}") from exc
+    while True:
+        try:
+            c = next(commits)
+        except StopIteration:
+            return
+        except pygit2.GitError as exc:
+            raise BadRepository(f"{repo.path}: history walk stopped: {exc}") from exc
         sha = str(c.id)
         if sha in skip:
             continue
         message, ok = _text(c.raw_message, c.message_encoding)
+        try:
+            files, damage = _changes(repo, c, max_file_bytes), None
+        except (pygit2.GitError, KeyError, ValueError) as exc:
+            files, damage = (), f"{type(exc).__name__}: {exc}"[:300]
         yield Commit(
             sha=sha, parents=tuple(str(p) for p in c.parent_ids),
             author=_text(c.author.raw_name, None)[0], author_email=_text(c.author.raw_email, None)[0],
             authored_at=c.author.time, committer=_text(c.committer.raw_name, None)[0],
-            committed_at=c.committer.time, message=message, message_decodes=ok, files=_changes(repo, c))
+            committed_at=c.committer.time, message=message, message_decodes=ok, files=files, damage=damage)
 
 
 def snapshot_paths(repo: pygit2.Repository, sha: str) -> list[str]:
