@@ -56,6 +56,57 @@ def cmd_register(args: argparse.Namespace) -> None:
         print(f"{c}: registered ({cut})")
 
 
+def cmd_sample_commit_crawl(args: argparse.Namespace) -> None:
+    from seedcoder_assets.sample_commit_crawl import build_commit_crawl
+
+    landing = Path(args.landing or _settings().commits_landing_root)
+    print(f"commit crawl {args.name} written to {build_commit_crawl(landing / args.name)}")
+
+
+def cmd_register_commits(args: argparse.Namespace) -> None:
+    """Register commit crawls as `commit_crawl` partitions, cut into shards as the commit-crawl sensor does."""
+    from seedcoder_assets.core.ingest.landing import crawl_name_problem
+    from seedcoder_assets.core.ingest.shards import load_plan, plan_shards, save_plan
+    from seedcoder_assets.partitions import COMMIT_CRAWL_PARTITIONS_NAME
+
+    problems = [p for p in map(crawl_name_problem, args.crawls) if p]
+    if problems:
+        sys.exit("; ".join(problems))
+    s, instance = _settings(), _instance()
+    existing = set(instance.get_dynamic_partitions(COMMIT_CRAWL_PARTITIONS_NAME))
+    for c in args.crawls:
+        if c in existing:
+            plan = load_plan(s.lake_root, c, "commits")
+            print(f"{c}: already registered" + (f" ({plan.shards} shards)" if plan else ""))
+            continue
+        plan = plan_shards(c, f"{s.commits_landing_root.rstrip('/')}/{c}", s.shards, s.shard_bytes, source="commits")
+        save_plan(s.lake_root, plan, "commits")
+        keys = [p.key for p in plan.parts if p.key not in existing]
+        instance.add_dynamic_partitions(COMMIT_CRAWL_PARTITIONS_NAME, keys)
+        print(f"{c}: registered as commit crawl ({plan.shards} shards{', parts ' + ', '.join(keys) if len(keys) > 1 else ''})")
+
+
+def cmd_materialize_commits(args: argparse.Namespace) -> None:
+    """The commits corpus of each crawl: commits_job on every shard; stops at the first failed run."""
+    from seedcoder_assets.core import pipeline
+    from seedcoder_assets.definitions import defs
+    from seedcoder_assets.partitions import job_partition_keys
+
+    d, instance = defs(), _instance()
+    job_def = d.resolve_job_def(pipeline.COMMITS)
+    config = _load_run_config(args.config)
+    ops = {k: v for k, v in config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
+    ok = True
+    for crawl in args.crawls:
+        for key in job_partition_keys(pipeline.COMMITS, crawl):
+            result = _execute(job_def, instance, key, run_config={"ops": ops} if ops else None)
+            ok &= _report(f"{pipeline.COMMITS}[{key}]", result)
+            if not result.success:
+                sys.exit(f"stopped: {pipeline.COMMITS}[{key}] failed")
+    if not ok:
+        sys.exit(1)
+
+
 def cmd_backfill(args: argparse.Namespace) -> None:
     """What the nightly schedules would run now (missing or stale partitions), run here in order."""
     from seedcoder_assets.definitions import defs
@@ -254,6 +305,18 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--name", default="pypi-small")
     s.add_argument("--landing", help="landing root (default $SEEDCODER_LANDING_ROOT or $SEEDCODER_HOME/landing)")
     s.set_defaults(fn=cmd_sample_crawl)
+    s = sub.add_parser("sample-commit-crawl", help="build a real commit crawl: PyPI releases committed in order")
+    s.add_argument("--name", default="pypi-releases")
+    s.add_argument("--landing", help="commits landing root (default $SEEDCODER_COMMITS_LANDING_ROOT or "
+                                     "$SEEDCODER_HOME/landing-commits)")
+    s.set_defaults(fn=cmd_sample_commit_crawl)
+    s = sub.add_parser("register-commit-crawl", help="add commit crawls as partitions of the `commit_crawl` set")
+    s.add_argument("crawls", nargs="+")
+    s.set_defaults(fn=cmd_register_commits)
+    s = sub.add_parser("materialize-commits", help="run the commits corpus (commits_job per shard) of commit crawls")
+    s.add_argument("crawls", nargs="+")
+    s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`), e.g. deploy/demo/commits.yaml")
+    s.set_defaults(fn=cmd_materialize_commits)
     s = sub.add_parser("register-crawl", help="add crawls as partitions of the `crawl` dimension")
     s.add_argument("crawls", nargs="+")
     s.set_defaults(fn=cmd_register)

@@ -17,6 +17,7 @@ class Settings:
     home: str  # SEEDCODER_HOME: base of the defaults below
     lake_root: str  # SEEDCODER_LAKE_ROOT
     landing_root: str  # SEEDCODER_LANDING_ROOT
+    commits_landing_root: str  # SEEDCODER_COMMITS_LANDING_ROOT: where commit crawls land
     index_root: str  # SEEDCODER_INDEX_ROOT ("" = <lake>/_index)
     local_dir: str  # SEEDCODER_LOCAL_DIR
     catalog: str  # SEEDCODER_CATALOG
@@ -45,6 +46,7 @@ class Settings:
     dask_workers: int  # SEEDCODER_DASK_WORKERS: workers of that local cluster
     shards: int  # SEEDCODER_SHARDS: shard slots per crawl partition (the static shard dimension)
     shard_bytes: int  # SEEDCODER_SHARD_BYTES: most archive bytes per shard (a bigger landing: several parts)
+    tokenizer: str  # SEEDCODER_TOKENIZER: a local Hugging Face tokenizer for token counts in metadata ("": chars)
     dagster_home: str  # DAGSTER_HOME
 
 
@@ -56,6 +58,7 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
     executor = get("SEEDCODER_EXECUTOR", "multiprocess")
     return Settings(
         home=home, lake_root=lake, landing_root=get("SEEDCODER_LANDING_ROOT") or f"{home}/landing",
+        commits_landing_root=get("SEEDCODER_COMMITS_LANDING_ROOT") or f"{home}/landing-commits",
         index_root=get("SEEDCODER_INDEX_ROOT", ""), local_dir=get("SEEDCODER_LOCAL_DIR") or f"{home}/local",
         catalog=get("SEEDCODER_CATALOG") or f"{home}/catalog.duckdb", duckdb_memory=get("SEEDCODER_DUCKDB_MEMORY", "1GB"),
         model_root=get("SEEDCODER_MODEL_ROOT") or f"{home}/models",
@@ -75,7 +78,7 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
         gpu_toleration=get("SEEDCODER_GPU_TOLERATION", "nvidia.com/gpu:NoSchedule"),
         cpu_node_selector=get("SEEDCODER_CPU_NODE_SELECTOR", ""), cpu_toleration=get("SEEDCODER_CPU_TOLERATION", ""),
         sdist_cache=get("SEEDCODER_CACHE") or str(Path.home() / ".cache" / "seedcoder" / "sdists"),
-        dagster_home=get("DAGSTER_HOME", ""),
+        dagster_home=get("DAGSTER_HOME", ""), tokenizer=get("SEEDCODER_TOKENIZER", ""),
         dedup_engine=get("SEEDCODER_DEDUP_ENGINE", "in-process"), dask_address=get("SEEDCODER_DASK_ADDRESS", ""),
         dask_workers=int(get("SEEDCODER_DASK_WORKERS", "2")),
         shards=int(get("SEEDCODER_SHARDS", "1")), shard_bytes=int(float(get("SEEDCODER_SHARD_BYTES", "16e9"))),

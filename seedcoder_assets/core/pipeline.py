@@ -12,6 +12,7 @@ alone the framework builds the asset, its lineage, its metadata and its checks (
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -20,6 +21,8 @@ from pydantic import BaseModel
 
 from seedcoder_assets.core import paths
 from seedcoder_assets.core.checks import CheckOutcome, only_code_languages
+from seedcoder_assets.core.commits.corpus import CommitSampleParams, extract_samples, select_repos
+from seedcoder_assets.core.commits.select import RepoSelection
 from seedcoder_assets.core.dedup.exact import exact_dedup
 from seedcoder_assets.core.dedup.minhash import SCHEME_VERSION
 from seedcoder_assets.core.dedup.near import apply_near_dedup, compute_signatures, file_near_clusters
@@ -57,6 +60,9 @@ QUALITY_FILES: Key = ("quality", "quality_files")
 REPO_LEVEL_CORPUS: Key = ("quality", "repo_level_corpus")
 REPO_QUALITY: Key = ("quality", "repo_quality")
 LAKE_CATALOG: Key = ("catalog", "lake_catalog")
+# The commits corpus (source "commits": commit crawls are partitions of their own).
+COMMIT_REPOS: Key = ("commits", "commit_repos")
+COMMIT_SAMPLES: Key = ("commits", "commit_samples")
 
 Compute = Literal["light", "cpu", "gpu"]  # light: the run's own process; cpu/gpu: a sized pod (lib/k8s.py)
 
@@ -126,6 +132,7 @@ class FilterStage(Stage):
 GITHUB, LABELS, SCORER, SCORING, CATALOG = "github_files_job", "oracle_labels_job", "scorer_job", "scoring_job", \
     "catalog_job"
 SHARDS, SYNTAX, CORPUS = "github_shards_job", "github_syntax_job", "corpus_job"
+COMMITS = "commits_job"
 JOB_DESCRIPTIONS = {
     SHARDS: "Ingest one shard of a crawl and keep its code files (one run per shard, in parallel).",
     GITHUB: "Deduplicate one crawl partition, within it and against earlier crawls, once every shard is ingested.",
@@ -135,6 +142,8 @@ JOB_DESCRIPTIONS = {
     SCORING: "Score every file of one shard of a crawl with the current scorer (one GPU run per shard).",
     CORPUS: "Build a crawl's file-level and repository-level corpora from its scores.",
     CATALOG: "Refresh the DuckDB catalog over the lake.",
+    COMMITS: "Select one shard of a commit crawl's repositories and turn their new commits into code-change "
+             "samples (one run per shard, in parallel).",
 }
 
 # v2: large buckets ordered by a hash of the id, survivor ties broken by id (the same on Dask and in process)
@@ -189,6 +198,30 @@ def _near_dedup(r: StageRun, p: DedupParams) -> StageStats:
                             r.uri(NEAR_DEDUPED_FILES), r.lineage(), p.minhash, r.index())
 
 
+def commit_crawl_of(r: StageRun) -> tuple[str, frozenset[int] | None]:
+    """The landed commit crawl of this partition and the manifest lines of this shard (None: all)."""
+    if r.shard is None:
+        return r.source_uri(), None
+    plan = plan_for(r.lake, r.landing, r.partition, r.shards_total, r.shard_bytes, source="commits")
+    if plan.by != "lines":
+        raise ValueError(f"commit crawl {plan.crawl} has no git_repos.jsonl manifest")
+    return paths.crawl_uri(r.landing, plan.crawl), plan.selection(r.partition, int(r.shard)).lines
+
+
+def _commit_repos(r: StageRun, p: RepoSelection) -> StageStats:
+    crawl_uri, lines = commit_crawl_of(r)
+    with tempfile.TemporaryDirectory(dir=r.temp_dir) as work:  # bundles are cloned bare here
+        return select_repos(r.partition, crawl_uri, r.uri(COMMIT_REPOS), r.lineage(), p, work, lines)
+
+
+def _commit_samples(r: StageRun, p: CommitSampleParams) -> StageStats:
+    crawl_uri, _ = commit_crawl_of(r)
+    prior = [paths.lineage_uri(r.lake, COMMIT_SAMPLES[-1], c) for c in r.prior]  # incremental: seen commits
+    with tempfile.TemporaryDirectory(dir=r.temp_dir) as work:
+        return extract_samples(r.partition, crawl_uri, r.uri(COMMIT_REPOS), r.uri(COMMIT_SAMPLES), r.lineage(),
+                               p.filters, p.budget, prior, r.conn(), work, p.max_file_bytes)
+
+
 def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
     return filter_syntax(r.uri(NEAR_DEDUPED_FILES), r.uri(SYNTAX_CHECKED_FILES), r.lineage(), p)
 
@@ -236,6 +269,15 @@ STAGES: list[Stage] = [
     Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS,
                                         QUALITY_FILES, REPO_LEVEL_CORPUS),
           partitioned=False, pool="duckdb", automation="on_any_update"),
+    Stage(COMMIT_REPOS, COMMITS, lineage=True, sharded=True, source="commits", compute="cpu",
+          code_version="commit-repos-v1", params=RepoSelection, run=_commit_repos,
+          description="Repositories of a commit crawl with enough stars, forks, commits and days of maintenance "
+                      "(paper 2.2.2); the rest dropped with the first rule they fail."),
+    Stage(COMMIT_SAMPLES, COMMITS, reads=(COMMIT_REPOS,), lineage=True, sharded=True, source="commits",
+          compute="cpu", code_version="commit-samples-v1", params=CommitSampleParams, run=_commit_samples,
+          description="Code-change samples: message, README, tree and the top 5 BM25 files of the pre-commit "
+                      "snapshot, then the changed paths and diffs (layout: core/commits/sample.py). Every "
+                      "commit of a selected repository is kept or dropped with one reason."),
 ]
 
 

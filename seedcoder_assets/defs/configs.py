@@ -1,9 +1,13 @@
-"""Run config of the GitHub-branch assets; `to_params()` gives the core's frozen parameter models."""
+"""Run config of the GitHub-branch and commits assets; `to_params()` gives the core's frozen parameter models."""
 
 
 import dagster as dg
 from pydantic import Field
 
+from seedcoder_assets.core.commits.corpus import CommitSampleParams
+from seedcoder_assets.core.commits.filters import CommitFilters
+from seedcoder_assets.core.commits.sample import SampleBudget
+from seedcoder_assets.core.commits.select import RepoSelection
 from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.params import DedupParams
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
@@ -103,3 +107,40 @@ class QualityCorpusConfig(dg.Config):
     min_score: float = Field(5.0, description="Files scoring below this are dropped as low_quality_score")
     keep_quantile: float | None = Field(None, description="If set, keep this top share of files instead (files tied at the cut stay)")
     batch_size: int = Field(32, description="Inference batch size")
+
+
+_REPOS, _FILTERS, _BUDGET, _SAMPLES = RepoSelection(), CommitFilters(), SampleBudget(), CommitSampleParams()
+
+
+class CommitRepoConfig(dg.Config):
+    min_stars: int = Field(_REPOS.min_stars, description="Repositories with fewer stars are dropped as few_stars")
+    min_forks: int = Field(_REPOS.min_forks, description="... fewer forks: few_forks")
+    min_commits: int = Field(_REPOS.min_commits, description="... fewer commits on HEAD: few_commits")
+    min_days: int = Field(_REPOS.min_days, description="... fewer days from first to last commit: short_maintenance")
+
+    def to_params(self) -> RepoSelection:
+        return RepoSelection(min_stars=self.min_stars, min_forks=self.min_forks, min_commits=self.min_commits,
+                             min_days=self.min_days)
+
+
+class CommitSampleConfig(dg.Config):
+    max_files: int = Field(_FILTERS.max_files, description="Commits changing more files: too_many_files")
+    max_patch_bytes: int = Field(_FILTERS.max_patch_bytes, description="Commits with larger diffs: patch_too_large")
+    min_message_words: int = Field(_FILTERS.min_message_words, description="Shorter subjects: boilerplate_message")
+    max_file_bytes: int = Field(_SAMPLES.max_file_bytes, description="A changed file over this: file_too_large")
+    top_k: int = Field(_BUDGET.top_k, description="Snapshot files BM25 retrieves for the message")
+    readme_chars: int = Field(_BUDGET.readme_chars, description="The README is cut (at a line) to this")
+    tree_depth: int = Field(_BUDGET.tree_depth, description="Levels of the directory tree shown")
+    tree_lines: int = Field(_BUDGET.tree_lines, description="Lines of the directory tree shown")
+    file_chars: int = Field(_BUDGET.file_chars, description="Each retrieved file is cut (at a line) to this")
+    max_chars: int = Field(_BUDGET.max_chars, description="A whole sample's budget: the context gives way to the "
+                                                          "target; a target alone over it: sample_over_budget")
+    apply_check_sample: int = Field(50, description="Samples whose target the targets_apply check runs git apply on")
+
+    def to_params(self) -> CommitSampleParams:
+        return CommitSampleParams(
+            filters=CommitFilters(max_files=self.max_files, max_patch_bytes=self.max_patch_bytes,
+                                  min_message_words=self.min_message_words),
+            budget=SampleBudget(top_k=self.top_k, readme_chars=self.readme_chars, tree_depth=self.tree_depth,
+                                tree_lines=self.tree_lines, file_chars=self.file_chars, max_chars=self.max_chars),
+            max_file_bytes=self.max_file_bytes)

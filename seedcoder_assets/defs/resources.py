@@ -17,7 +17,8 @@ def resources() -> dg.Definitions:
     s = settings.current()  # when the code location loads, not at import
     return dg.Definitions(resources={
         "storage": StorageResource(
-            lake_root=s.lake_root, landing_root=s.landing_root, local_dir=s.local_dir,
+            lake_root=s.lake_root, landing_root=s.landing_root, commits_landing_root=s.commits_landing_root,
+            local_dir=s.local_dir,
             duckdb_memory_limit=s.duckdb_memory, model_root=s.model_root, index_root=s.index_root,
             # Any root may be s3://bucket/prefix; keys come from boto3's chain (env, IRSA, instance role).
             s3=S3Resource(endpoint_url=s.s3_endpoint_url, region_name=s.aws_region),

@@ -64,11 +64,11 @@ def wait_or_fail(instance: dg.DagsterInstance, own_run_id: str, exc: PriorCrawls
 
 
 def stage_run(context: dg.AssetExecutionContext, storage: StorageResource,
-              engine: DedupEngineResource | None = None) -> StageRun:
+              engine: DedupEngineResource | None = None, source: str = "github") -> StageRun:
     """This step's partition, run and storage (and dedup engine), for a declared stage's `run`."""
     crawl, shard = split_key(context.partition_key)
     s = settings.current()
-    return StageRun(storage.lake_root, crawl, context.run.run_id, storage.landing_root,
+    return StageRun(storage.lake_root, crawl, context.run.run_id, storage.landing_for(source),
                     storage.index_root, tuple(prior_crawls(context)), storage.duckdb_memory_limit,
                     temp_dir=storage.temp_dir(), engine=engine.spec() if engine is not None else None,
                     shard=shard, shards=tuple(shard_keys(s.shards)), shards_total=s.shards, shard_bytes=s.shard_bytes,
@@ -78,7 +78,7 @@ def stage_run(context: dg.AssetExecutionContext, storage: StorageResource,
 def run_declared(context: dg.AssetExecutionContext, storage: StorageResource, asset: pipeline.Key,
                  params: Any = None, engine: DedupEngineResource | None = None) -> tuple[StageStats, str]:
     """Run the declared stage that writes `asset` on this partition: (its figures, the asset's URI)."""
-    run = stage_run(context, storage, engine)
+    run = stage_run(context, storage, engine, pipeline.stage(asset).source)
     with earlier_crawls_indexed(context):
         stats = pipeline.run(pipeline.stage(asset), run, params)
     return stats, run.uri(asset)

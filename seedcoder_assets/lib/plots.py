@@ -93,3 +93,12 @@ def histograms_by_language_markdown(before: pa.Table, after: pa.Table, threshold
     for ax in list(axes.flat)[len(langs):]:
         ax.axis("off")
     return _markdown(plt, fig, "quality scores per language, before and after the cut")
+
+
+def histogram_markdown(title: str, values: Sequence[float], xlabel: str, bins: int = 30) -> dg.MetadataValue:
+    plt, fig, ax = _figure(height=3.0)
+    ax.hist(list(values), bins=bins, color="#4f6fb3")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    return _markdown(plt, fig, title)

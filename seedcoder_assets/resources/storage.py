@@ -25,6 +25,8 @@ class StorageResource(dg.ConfigurableResource):
 
     lake_root: str = Field(description="Root of the Parquet lake: <root>/<group>/<asset>/crawl=<crawl>/")
     landing_root: str = Field(description="Where crawls land: <landing_root>/<crawl>/{repos.jsonl, archives}")
+    commits_landing_root: str = Field("", description="Where commit crawls land: <root>/<crawl>/{git_repos.jsonl, "
+                                                      "bundles or bare mirrors}; default <landing_root>-commits")
     local_dir: str = Field(description="This machine's scratch folder: DuckDB spill files, the model cache")
     index_root: str = Field("", description="What every crawl kept (hashes, LSH bands, signatures) as Parquet, one "
                                             "partition per crawl: a folder or s3://; default <lake_root>/_index")
@@ -33,7 +35,8 @@ class StorageResource(dg.ConfigurableResource):
     s3: S3Resource = Field(default_factory=S3Resource, description="How to reach S3 when a root is s3://")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if any(object_store.is_s3(r) for r in (self.lake_root, self.landing_root, self.model_root, self.index_root)):
+        if any(object_store.is_s3(r) for r in (self.lake_root, self.landing_root, self.commits_landing_root,
+                                                 self.model_root, self.index_root)):
             object_store.configure_s3(self.s3_settings())
 
     def s3_settings(self) -> object_store.S3Settings:
@@ -56,6 +59,12 @@ class StorageResource(dg.ConfigurableResource):
 
     def crawl_uri(self, crawl: str) -> str:
         return paths.crawl_uri(self.landing_root, crawl)
+
+    def landing_for(self, source: str) -> str:
+        """The landing root of a source's partitions (GitHub crawls, commit crawls)."""
+        if source == "commits":
+            return self.commits_landing_root or f"{self.landing_root.rstrip('/')}-commits"
+        return self.landing_root
 
     def lineage(self, stage: str, crawl: str, run_id: str) -> LineageWriter:
         return LineageWriter(self.lake_root, stage, crawl, run_id)

@@ -83,9 +83,15 @@ def _text(raw: bytes, encoding: str | None) -> tuple[str, bool]:
         return raw.decode("utf-8", errors="replace"), False
 
 
-def _size(repo: pygit2.Repository, oid: pygit2.Oid) -> int:
-    """A blob's size from its header (no content read); 0 for the null id of a missing side."""
-    return 0 if oid == pygit2.Oid(hex="0" * 40) else repo.odb.read_header(oid)[1]
+_NULL = pygit2.Oid(hex="0" * 40)
+
+
+def _size(repo: pygit2.Repository, side: pygit2.DiffFile) -> int:
+    """A blob's size from its header (no content read); 0 for a missing side or a submodule's commit (a
+    gitlink names a commit of another repository, not an object of this one)."""
+    if side.id == _NULL or side.mode == pygit2.enums.FileMode.COMMIT:
+        return 0
+    return repo.odb.read_header(side.id)[1]
 
 
 def _changes(repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int) -> tuple[FileChange, ...]:
@@ -102,7 +108,7 @@ def _changes(repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int
         new, old = delta.new_file.path, delta.old_file.path
         where = dict(path=old if status == "deleted" else new, old_path=None if status == "added" else old,
                      status=status)
-        if max(_size(repo, delta.old_file.id), _size(repo, delta.new_file.id)) > max_file_bytes:
+        if max(_size(repo, delta.old_file), _size(repo, delta.new_file)) > max_file_bytes:
             # A 100 MB data file: its patch is never built (it would be the whole file in memory).
             changes.append(FileChange(**where, binary=False, additions=0, deletions=0, patch="", oversized=True))
             continue

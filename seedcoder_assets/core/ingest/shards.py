@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import heapq
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pyarrow.fs as pafs
 
@@ -95,34 +97,61 @@ def balance(sizes: list[tuple[str, int, list[int]]], shards: int) -> tuple[Shard
     return tuple(Shard(tuple(sorted(o)), b) for o, b in zip(owned, load))
 
 
-def plan_shards(crawl: str, crawl_uri: str, shards: int, shard_bytes: int) -> ShardPlan:
-    """The shard plan of a landed crawl. An archives crawl (`repos.jsonl` plus archives) is cut by its
-    archives' sizes (one metadata request for all, no archive read; a missing one weighs nothing, ingest
-    drops it with its reason). A Parquet crawl is one part whose rows go to shards by a hash of their
-    repository (each shard reads every file; land a larger one as several crawls)."""
+ParseLine = Callable[[str], tuple[dict[str, Any] | None, str | None]]
+
+
+def manifest_of(source: str) -> tuple[str, ParseLine]:
+    """A source's manifest file and line parser (entries name `repo` and `archive`)."""
+    if source == "commits":
+        from seedcoder_assets.core.commits.corpus import COMMITS_MANIFEST, parse_commit_manifest_line
+
+        return COMMITS_MANIFEST, parse_commit_manifest_line
+    return MANIFEST, parse_manifest_line
+
+
+def _sizes(fs: pafs.FileSystem, root: str) -> dict[str, int]:
+    """Bytes under every file and folder of a landed crawl (a bare mirror is a folder), from one recursive
+    listing (on S3 a request per 1,000 objects), not a request per repository."""
+    size: dict[str, int] = {}
+    for i in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        if i.type != pafs.FileType.File:
+            continue
+        rel = i.path[len(root) + 1:]
+        size[rel] = i.size or 0
+        while "/" in rel:
+            rel = rel.rsplit("/", 1)[0]
+            size[rel] = size.get(rel, 0) + (i.size or 0)
+    return size
+
+
+def plan_shards(crawl: str, crawl_uri: str, shards: int, shard_bytes: int, source: str = "github") -> ShardPlan:
+    """The shard plan of a landed crawl. An archives crawl (`repos.jsonl` plus archives; a commit crawl:
+    `git_repos.jsonl` plus bundles or mirrors) is cut by its repositories' sizes (one listing, nothing
+    read; a missing one weighs nothing, its stage drops it with its reason). A Parquet crawl is one part
+    whose rows go to shards by a hash of their repository (each shard reads every file; land a larger one
+    as several crawls)."""
     if shards < 1 or shard_bytes < 1:
         raise ValueError("shards and shard_bytes must be positive")
+    manifest, parse = manifest_of(source)
     fs, root = resolve(crawl_uri.rstrip("/"))
-    if fs.get_file_info(f"{root}/{MANIFEST}").type != pafs.FileType.File:  # a Parquet crawl: one part
+    if fs.get_file_info(f"{root}/{manifest}").type != pafs.FileType.File:  # a Parquet crawl: one part
         files = [i for i in fs.get_file_info(pafs.FileSelector(root)) if i.base_name.endswith(".parquet")]
         total = sum(i.size or 0 for i in files)
         return ShardPlan(crawl, shards, shard_bytes,
                          (Part(crawl, tuple(Shard((), total // shards) for _ in range(shards))),), by="repo_hash")
-    with fs.open_input_stream(f"{root}/{MANIFEST}") as f:  # as ingest reads it (a byte-order mark is fine)
+    with fs.open_input_stream(f"{root}/{manifest}") as f:  # as ingest reads it (a byte-order mark is fine)
         lines = f.read().decode("utf-8-sig", errors="replace").splitlines()
     repos: dict[str, tuple[str | None, list[int]]] = {}  # name -> (archive, lines), in manifest order
     unreadable: list[int] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        entry, _ = parse_manifest_line(line)
+        entry, _ = parse(line)
         if entry is None:
             unreadable.append(number)
             continue
         repos.setdefault(entry["repo"], (safe_member_path(entry["archive"]), []))[1].append(number)
-    # one recursive listing (on S3 a request per 1,000 objects), not a request per archive
-    size = {i.path[len(root) + 1:]: i.size or 0 for i in fs.get_file_info(pafs.FileSelector(root, recursive=True))
-            if i.type == pafs.FileType.File}
+    size = _sizes(fs, root)
     budget = shards * shard_bytes
     parts: list[list[tuple[str, int, list[int]]]] = [[]]
     used = 0
@@ -142,36 +171,39 @@ def plan_shards(crawl: str, crawl_uri: str, shards: int, shard_bytes: int) -> Sh
     return ShardPlan(crawl, shards, shard_bytes, tuple(built))
 
 
-# -- where plans live: `<lake>/_shards/<crawl partition>.json`, written at registration, never changed ----------
-def plan_uri(lake_root: str, partition: str) -> str:
-    return f"{lake_root.rstrip('/')}/_shards/{partition}.json"
+# -- where plans live: `<lake>/_shards/<crawl partition>.json` (another source's: `_shards/<source>/...`),
+# written at registration, never changed ----------
+def plan_uri(lake_root: str, partition: str, source: str = "github") -> str:
+    where = "_shards" if source == "github" else f"_shards/{source}"
+    return f"{lake_root.rstrip('/')}/{where}/{partition}.json"
 
 
-def save_plan(lake_root: str, plan: ShardPlan) -> None:
+def save_plan(lake_root: str, plan: ShardPlan, source: str = "github") -> None:
     """One copy per part, named by its crawl partition (a part finds its plan without parsing its key)."""
     for part in plan.parts:
-        fs, path = resolve(plan_uri(lake_root, part.key))
+        fs, path = resolve(plan_uri(lake_root, part.key, source))
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         with fs.open_output_stream(path) as out:
             out.write(plan.to_json().encode())
 
 
-def load_plan(lake_root: str, partition: str) -> ShardPlan | None:
-    fs, path = resolve(plan_uri(lake_root, partition))
+def load_plan(lake_root: str, partition: str, source: str = "github") -> ShardPlan | None:
+    fs, path = resolve(plan_uri(lake_root, partition, source))
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_stream(path) as f:
         return ShardPlan.from_json(f.read().decode())
 
 
-def plan_for(lake_root: str, landing_root: str, partition: str, shards: int, shard_bytes: int) -> ShardPlan:
+def plan_for(lake_root: str, landing_root: str, partition: str, shards: int, shard_bytes: int,
+             source: str = "github") -> ShardPlan:
     """The plan of a crawl partition: the one written at registration, or (a partition added by hand in the
     UI) the landed crawl of that name planned now and saved. Every shard computes the same plan, so
     shards that start together write the same file."""
-    plan = load_plan(lake_root, partition)
+    plan = load_plan(lake_root, partition, source)
     if plan is None:
-        plan = plan_shards(partition, f"{landing_root.rstrip('/')}/{partition}", shards, shard_bytes)
-        save_plan(lake_root, plan)
+        plan = plan_shards(partition, f"{landing_root.rstrip('/')}/{partition}", shards, shard_bytes, source)
+        save_plan(lake_root, plan, source)
     if plan.shards != shards:
         raise ValueError(f"crawl partition {partition} was cut into {plan.shards} shards, this deployment has "
                          f"{shards} (SEEDCODER_SHARDS): set it back, or re-register the crawl under a new name")

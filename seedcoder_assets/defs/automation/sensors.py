@@ -7,8 +7,15 @@ import dagster as dg
 from seedcoder_assets import settings
 from seedcoder_assets.core.ingest.landing import plan_tick
 from seedcoder_assets.core.ingest.shards import plan_shards, save_plan
-from seedcoder_assets.defs.jobs import github_shards_job
-from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, crawl_partitions, shard_keys, shard_partition
+from seedcoder_assets.defs.jobs import commits_job, github_shards_job
+from seedcoder_assets.partitions import (
+    COMMIT_CRAWL_PARTITIONS_NAME,
+    CRAWL_PARTITIONS_NAME,
+    commit_crawl_partitions,
+    crawl_partitions,
+    shard_keys,
+    shard_partition,
+)
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -44,6 +51,35 @@ def new_crawl_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
         dynamic_partitions_requests=[crawl_partitions.build_add_request(parts)],
         run_requests=[dg.RunRequest(run_key=f"{part}|{shard}:{github_shards_job.name}",
                                     partition_key=shard_partition(part, shard), tags={"seedcoder/trigger": "new_crawl"})
+                      for part in parts for shard in shard_keys(s.shards)],
+        cursor=cursor,
+    )
+
+
+@dg.sensor(jobs=[commits_job], minimum_interval_seconds=60, default_status=default_status())
+def new_commit_crawl_sensor(context: dg.SensorEvaluationContext, storage: StorageResource) -> dg.SensorResult:
+    """Registers each newly landed commit crawl (`git_repos.jsonl` plus bundles or bare mirrors, under the
+    commits landing root) as a `commit_crawl` partition, cut into shards by repository bytes, and runs
+    its shards, as the new-crawl sensor does for code crawls."""
+    registered = set(context.instance.get_dynamic_partitions(COMMIT_CRAWL_PARTITIONS_NAME))
+    root = storage.landing_for("commits")
+    plan = plan_tick(root, json.loads(context.cursor) if context.cursor else {}, registered, source="commits")
+    for report in plan.reports:
+        context.log.warning(report)
+    cursor = json.dumps(plan.cursor, sort_keys=True)
+    if not plan.register:
+        return dg.SensorResult(skip_reason="; ".join(plan.reports) or "no new commit crawl has landed", cursor=cursor)
+    s = settings.current()
+    parts = []
+    for crawl in plan.register:
+        shard_plan = plan_shards(crawl, f"{root.rstrip('/')}/{crawl}", s.shards, s.shard_bytes, source="commits")
+        save_plan(storage.lake_root, shard_plan, source="commits")
+        parts += [p.key for p in shard_plan.parts if p.key not in registered]
+    return dg.SensorResult(
+        dynamic_partitions_requests=[commit_crawl_partitions.build_add_request(parts)],
+        run_requests=[dg.RunRequest(run_key=f"{part}|{shard}:{commits_job.name}",
+                                    partition_key=shard_partition(part, shard),
+                                    tags={"seedcoder/trigger": "new_commit_crawl"})
                       for part in parts for shard in shard_keys(s.shards)],
         cursor=cursor,
     )
