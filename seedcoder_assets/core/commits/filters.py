@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from seedcoder_assets.core.commits.history import Commit, FileChange
+from seedcoder_assets.core.commits.history import SHALLOW, Commit, FileChange
 from seedcoder_assets.core.languages import language_of
 
 
@@ -76,8 +76,10 @@ def commit_rejection(commit: Commit, rule: CommitFilters) -> str | None:
     """None to keep the commit, else its one reason."""
     if commit.is_merge:
         return "merge"  # a merge's diff is other commits' work, already kept as those commits
+    if commit.damage == SHALLOW:
+        return "shallow_boundary"  # a shallow clone cut its parents off: its diff against them is unknown
     if commit.damage is not None:
-        return "missing_object"  # the diff needs an object the crawl lacks (a shallow or corrupt clone)
+        return "missing_object"  # the diff needs an object the crawl lacks (a corrupt or partial clone)
     if BOT.search(commit.author) or BOT.search(commit.author_email.split("@")[0]):
         return "bot_author"
     if not commit.message_decodes:

@@ -47,11 +47,22 @@ class Commit:
     message: str
     message_decodes: bool  # False: the message was not valid in its declared encoding (replaced characters)
     files: tuple[FileChange, ...]  # against the first parent; empty for a merge
-    damage: str | None = None  # an object the diff needs is missing or corrupt (files is then empty)
+    damage: str | None = None  # an object the diff needs is missing or corrupt, or SHALLOW (files then empty)
 
     @property
     def is_merge(self) -> bool:
         return len(self.parents) > 1
+
+
+SHALLOW = "shallow boundary: its parents are not in the crawl"
+
+
+def shallow_boundary(repo: pygit2.Repository) -> frozenset[str]:
+    """The commits of a shallow clone whose parents were cut off. libgit2 shows them without parents,
+    which would make each look like a root commit adding the whole tree."""
+    if not repo.is_shallow:
+        return frozenset()
+    return frozenset((Path(repo.path) / "shallow").read_text().split())
 
 
 def open_repository(path: str | Path, work: str | Path | None = None) -> pygit2.Repository:
@@ -131,6 +142,7 @@ def iter_commits(repo: pygit2.Repository, skip: set[str] | frozenset[str] = froz
         commits = iter(walker)
     except pygit2.GitError as exc:
         raise BadRepository(f"{repo.path}: {exc}") from exc
+    boundary = shallow_boundary(repo)
     while True:
         try:
             c = next(commits)
@@ -143,7 +155,7 @@ def iter_commits(repo: pygit2.Repository, skip: set[str] | frozenset[str] = froz
             continue
         message, ok = _text(c.raw_message, c.message_encoding)
         try:
-            files, damage = _changes(repo, c, max_file_bytes), None
+            files, damage = ((), SHALLOW) if sha in boundary else (_changes(repo, c, max_file_bytes), None)
         except (pygit2.GitError, KeyError, ValueError) as exc:
             files, damage = (), f"{type(exc).__name__}: {exc}"[:300]
         yield Commit(
