@@ -364,22 +364,27 @@ def wanted_by_partition(pairs: Sequence[tuple[Ref, Ref]]) -> dict[str, Wanted]:
 
 
 def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: Wanted, params: MinHashParams, out_dir: str) -> int:
-    """Shingle sets of this shard's records that some pair needs, written by block of pairs to
-    `<out_dir>/to=B/from-<tag>.parquet` (pair, side, set). Only the row groups holding such a record have their
-    text read. Returns the records read."""
+    """Shingle sets of this shard's records that some pair needs, written by block of pairs: each record's
+    set once per block that wants it (`<out_dir>/to=B/sets/`: rec, set) and which pair sides it serves
+    (`<out_dir>/to=B/sides/`: k, side, rec), so a record in many pairs (a star cluster's survivor) moves and
+    is held once. Only the row groups holding such a record have their text read. Returns the records read."""
     if not len(wanted.ids):
         return 0
-    by_block: dict[int, list[tuple[int, int, bytes]]] = {}
+    sets: dict[int, dict[int, bytes]] = {}  # block -> rec -> set
+    sides: dict[int, list[tuple[int, int, int]]] = {}  # block -> (pair, side, rec)
     fs, _ = resolve(uri)
     read, held, flushes = 0, 0, 0
 
     def flush() -> None:  # written out every SETS_FLUSH_BYTES: a task holds that much, however many are wanted
-        for b, entries in by_block.items():
-            k, side, sets = zip(*entries)
-            _write_piece(f"{out_dir}/to={b}/from-{tag:06d}-{flushes:04d}.parquet",
-                         pa.table({"k": pa.array(k, pa.int64()), "side": pa.array(side, pa.int8()),
-                                   "set": pa.array(sets, pa.binary())}))
-        by_block.clear()
+        for b, by_rec in sets.items():
+            name = f"from-{tag:06d}-{flushes:04d}.parquet"
+            _write_piece(f"{out_dir}/to={b}/sets/{name}", pa.table({
+                "rec": pa.array(list(by_rec), pa.int64()), "set": pa.array(list(by_rec.values()), pa.binary())}))
+            k, side, rec = zip(*sides[b])
+            _write_piece(f"{out_dir}/to={b}/sides/{name}", pa.table({
+                "k": pa.array(k, pa.int64()), "side": pa.array(side, pa.int8()), "rec": pa.array(rec, pa.int64())}))
+        sets.clear()
+        sides.clear()
 
     with fs.open_input_file(unit.path) as f:
         pf = pq.ParquetFile(f)
@@ -389,13 +394,15 @@ def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: Wanted, params: Mi
             if not hit.any():
                 continue
             rows = pf.read_row_group(g, columns=["content"]).filter(pa.array(hit))
-            read += rows.num_rows
             for i, s in zip(at[hit].tolist(), minhash.shingle_sets(rows["content"], params)):
-                data = s.tobytes()  # one copy, however many pairs want it
+                rec = (tag << 32) | read  # unique across the tasks of one exact_jaccards call
+                read += 1
+                data = s.tobytes()
                 held += len(data)
                 lo, hi = wanted.starts[i], wanted.starts[i + 1]
                 for k, side in zip(wanted.pair[lo:hi].tolist(), wanted.side[lo:hi].tolist()):
-                    by_block.setdefault(k // EXACT_BLOCK, []).append((k, side, data))
+                    sets.setdefault(k // EXACT_BLOCK, {})[rec] = data
+                    sides.setdefault(k // EXACT_BLOCK, []).append((k, side, rec))
             if held > SETS_FLUSH_BYTES:
                 flush()
                 held, flushes = 0, flushes + 1
@@ -403,18 +410,32 @@ def unit_shingle_sets(uri: str, unit: Unit, tag: int, wanted: Wanted, params: Mi
     return read
 
 
+def _views(column: pa.ChunkedArray) -> list[np.ndarray]:
+    """Each binary value as a uint64 array over the column's own buffer (no copy)."""
+    out: list[np.ndarray] = []
+    for chunk in column.chunks:
+        _, offsets, data = chunk.buffers()
+        ends = np.frombuffer(offsets, np.int32)[chunk.offset: chunk.offset + len(chunk) + 1]
+        raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+        out += [raw[a:b].view(np.uint64) for a, b in zip(ends[:-1].tolist(), ends[1:].tolist())]
+    return out
+
+
 def block_jaccard(block: int, size: int, in_dir: str) -> np.ndarray:
     """Exact Jaccard of pairs [block * EXACT_BLOCK, + size) (0.0 where a record is no longer there)."""
-    t = _read_pieces(f"{in_dir}/to={block}")
-    sides: dict[tuple[int, int], np.ndarray] = {}
-    if t is not None:
-        for k, side, s in zip(t["k"].to_pylist(), t["side"].to_pylist(), t["set"].to_pylist()):
-            sides[(k, side)] = np.frombuffer(s, np.uint64)
     start = block * EXACT_BLOCK
     out = np.zeros(size, np.float32)
-    for k in range(start, start + size):
-        a, b = sides.get((k, 0)), sides.get((k, 1))
-        out[k - start] = minhash.exact_jaccard(a, b) if a is not None and b is not None else 0.0
+    sets, sides = _read_pieces(f"{in_dir}/to={block}/sets"), _read_pieces(f"{in_dir}/to={block}/sides")
+    if sets is None or sides is None:
+        return out
+    by_rec = dict(zip(sets["rec"].to_pylist(), _views(sets["set"])))
+    a: list[np.ndarray | None] = [None] * size
+    b: list[np.ndarray | None] = [None] * size
+    for k, side, rec in zip(sides["k"].to_pylist(), sides["side"].to_pylist(), sides["rec"].to_pylist()):
+        (a if side == 0 else b)[k - start] = by_rec[rec]
+    for i in range(size):
+        if a[i] is not None and b[i] is not None:
+            out[i] = minhash.exact_jaccard(a[i], b[i])
     return out
 
 
