@@ -14,6 +14,11 @@ mkdir -p "$DAGSTER_HOME" && cp -n dagster.yaml "$DAGSTER_HOME/" 2>/dev/null || t
 .venv/bin/seedcoder sample-crawl --which small --name pypi-small
 .venv/bin/seedcoder register-crawl pypi-small
 .venv/bin/seedcoder materialize pypi-small 2> "$SEEDCODER_HOME/materialize.log"
+# the commits corpus: a commit crawl of PyPI releases committed in order (PyPI has no stars: the demo
+# lowers the repository selection, deploy/demo/commits.yaml)
+.venv/bin/seedcoder sample-commit-crawl --name pypi-releases
+.venv/bin/seedcoder register-commit-crawl pypi-releases
+.venv/bin/seedcoder materialize-commits pypi-releases --config deploy/demo/commits.yaml 2>> "$SEEDCODER_HOME/materialize.log"
 .venv/bin/seedcoder balance
 echo "UI on http://127.0.0.1:${PORT:-3000} (Ctrl-C stops it)"
 exec .venv/bin/dagster dev -h 127.0.0.1 -p "${PORT:-3000}" -w workspace.yaml

@@ -179,9 +179,10 @@ class SnapshotIndex:
 
 
 def rebuilt_top(repo: pygit2.Repository, tree: pygit2.Tree | None, query: str, k: int = 5,
-                max_doc_bytes: int = 256_000) -> list[tuple[str, float]]:
+                max_doc_bytes: int = 256_000, token_cache: dict | None = None) -> list[tuple[str, float]]:
     """The baseline: read and tokenize every document of `tree` and build a bm25s index for one query,
-    as one index per commit does. Same documents, tokens and scoring as `SnapshotIndex`."""
+    as one index per commit does. Same documents, tokens and scoring as `SnapshotIndex`. With
+    `token_cache` (a dict kept across calls), each blob is tokenized once and only the index is rebuilt."""
     import bm25s
     import numpy as np
 
@@ -195,11 +196,23 @@ def rebuilt_top(repo: pygit2.Repository, tree: pygit2.Tree | None, query: str, k
                     stack.append((f"{prefix}{entry.name}/", repo[entry.id]))
                 elif entry.type_str == "blob" and entry.filemode in (pygit2.enums.FileMode.BLOB,
                                                                       pygit2.enums.FileMode.BLOB_EXECUTABLE):
-                    blob = repo[entry.id]
                     path = prefix + entry.name
-                    if is_document(path) and blob.size <= max_doc_bytes:
+                    key = (entry.id, path)
+                    if token_cache is not None and key in token_cache:
+                        if token_cache[key] is not None:
+                            paths.append(path)
+                            corpus.append(token_cache[key])
+                        continue
+                    terms = None
+                    if is_document(path):  # the path first: other files' blobs are never read
+                        blob = repo[entry.id]
+                        if blob.size <= max_doc_bytes:
+                            terms = code_terms(document_text(path, blob.data))
+                    if token_cache is not None:
+                        token_cache[key] = terms
+                    if terms is not None:
                         paths.append(path)
-                        corpus.append(code_terms(document_text(path, blob.data)))
+                        corpus.append(terms)
     terms = sorted(set(code_terms(query)))
     if not paths or not terms:
         return []
