@@ -87,22 +87,23 @@ def cmd_register_commits(args: argparse.Namespace) -> None:
 
 
 def cmd_materialize_commits(args: argparse.Namespace) -> None:
-    """The commits corpus of each crawl: commits_job on every shard; stops at the first failed run."""
+    """The commits corpus of each crawl: commits_job on every shard, then its dedup; stops at the first failed run."""
     from seedcoder_assets.core import pipeline
     from seedcoder_assets.definitions import defs
     from seedcoder_assets.partitions import job_partition_keys
 
     d, instance = defs(), _instance()
-    job_def = d.resolve_job_def(pipeline.COMMITS)
     config = _load_run_config(args.config)
-    ops = {k: v for k, v in config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
     ok = True
-    for crawl in args.crawls:
-        for key in job_partition_keys(pipeline.COMMITS, crawl):
-            result = _execute(job_def, instance, key, run_config={"ops": ops} if ops else None)
-            ok &= _report(f"{pipeline.COMMITS}[{key}]", result)
-            if not result.success:
-                sys.exit(f"stopped: {pipeline.COMMITS}[{key}] failed")
+    for crawl in args.crawls:  # its shards, then its dedup (against the crawls before it: keep their order)
+        for job in (pipeline.COMMITS, pipeline.COMMITS_DEDUP):
+            job_def = d.resolve_job_def(job)
+            ops = {k: v for k, v in config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
+            for key in job_partition_keys(job, crawl):
+                result = _execute(job_def, instance, key, run_config={"ops": ops} if ops else None)
+                ok &= _report(f"{job}[{key}]", result)
+                if not result.success:
+                    sys.exit(f"stopped: {job}[{key}] failed")
     if not ok:
         sys.exit(1)
 

@@ -63,6 +63,7 @@ LAKE_CATALOG: Key = ("catalog", "lake_catalog")
 # The commits corpus (source "commits": commit crawls are partitions of their own).
 COMMIT_REPOS: Key = ("commits", "commit_repos")
 COMMIT_SAMPLES: Key = ("commits", "commit_samples")
+DEDUPED_COMMIT_SAMPLES: Key = ("commits", "deduped_commit_samples")
 
 Compute = Literal["light", "cpu", "gpu"]  # light: the run's own process; cpu/gpu: a sized pod (lib/k8s.py)
 
@@ -132,7 +133,7 @@ class FilterStage(Stage):
 GITHUB, LABELS, SCORER, SCORING, CATALOG = "github_files_job", "oracle_labels_job", "scorer_job", "scoring_job", \
     "catalog_job"
 SHARDS, SYNTAX, CORPUS = "github_shards_job", "github_syntax_job", "corpus_job"
-COMMITS = "commits_job"
+COMMITS, COMMITS_DEDUP = "commits_job", "commits_dedup_job"
 JOB_DESCRIPTIONS = {
     SHARDS: "Ingest one shard of a crawl and keep its code files (one run per shard, in parallel).",
     GITHUB: "Deduplicate one crawl partition, within it and against earlier crawls, once every shard is ingested.",
@@ -144,6 +145,8 @@ JOB_DESCRIPTIONS = {
     CATALOG: "Refresh the DuckDB catalog over the lake.",
     COMMITS: "Select one shard of a commit crawl's repositories and turn their new commits into code-change "
              "samples (one run per shard, in parallel).",
+    COMMITS_DEDUP: "Deduplicate a commit crawl's samples (exact and near), within it and against earlier commit "
+                   "crawls, once every shard is in.",
 }
 
 # v2: large buckets ordered by a hash of the id, survivor ties broken by id (the same on Dask and in process)
@@ -222,6 +225,13 @@ def _commit_samples(r: StageRun, p: CommitSampleParams) -> StageStats:
                                p.filters, p.budget, prior, r.conn(), work, p.max_file_bytes)
 
 
+def _commit_dedup(r: StageRun, p: DedupParams) -> StageStats:
+    from seedcoder_assets.core.commits.dedup import dedup_samples
+
+    return dedup_samples(r.uri(COMMIT_SAMPLES), r.uri(DEDUPED_COMMIT_SAMPLES), r.lineage(), p.minhash, r.index(),
+                         r.prior, r.conn())
+
+
 def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
     return filter_syntax(r.uri(NEAR_DEDUPED_FILES), r.uri(SYNTAX_CHECKED_FILES), r.lineage(), p)
 
@@ -278,6 +288,12 @@ STAGES: list[Stage] = [
           description="Code-change samples: message, README, tree and the top 5 BM25 files of the pre-commit "
                       "snapshot, then the changed paths and diffs (layout: core/commits/sample.py). Every "
                       "commit of a selected repository is kept or dropped with one reason."),
+    Stage(DEDUPED_COMMIT_SAMPLES, COMMITS_DEDUP, reads=(COMMIT_SAMPLES,), lineage=True, lineage_input=COMMIT_SAMPLES,
+          keeps_shards=True, source="commits", automation="on_new_data", code_version=f"commit-{DEDUP_VERSION}",
+          params=DedupParams, run=_commit_dedup,
+          description="One sample of every set of the same change (exact: patch hash) or nearly the same "
+                      "(MinHash of the changed lines), within the crawl and against earlier commit crawls; "
+                      "the earliest commit survives."),
 ]
 
 

@@ -32,8 +32,8 @@ def _digest(frame: pl.DataFrame) -> str:
 
 def _outputs(lake: Path, crawl: str) -> dict[str, str]:
     out = {a: _digest(pl.read_parquet(f"{lake}/commits/{a}/crawl={crawl}/**/*.parquet"))
-           for a in ("commit_repos", "commit_samples")}
-    for stage in ("commit_repos", "commit_samples"):
+           for a in ("commit_repos", "commit_samples", "deduped_commit_samples")}
+    for stage in ("commit_repos", "commit_samples", "deduped_commit_samples"):
         out[f"lineage:{stage}"] = _digest(pl.read_parquet(
             f"{lake}/lineage/stage={stage}/crawl={crawl}/**/*.parquet").drop("run_id"))
     return out
@@ -82,15 +82,16 @@ from seedcoder_assets.resources.storage import StorageResource
 home, landing = sys.argv[1:3]
 storage = StorageResource(lake_root=home + "/lake", landing_root=home + "/landing", commits_landing_root=landing,
                           local_dir=home + "/local")
-job = defs().resolve_job_def("commits_job")
 out = {}
 with dg.DagsterInstance.ephemeral() as instance:
     instance.add_dynamic_partitions("commit_crawl", ["c1", "c2"])
     for crawl in ("c1", "c2", "c1"):  # c1 again last: a re-run changes nothing
-        for key in job_partition_keys("commits_job", crawl):
-            r = job.execute_in_process(instance=instance, resources={"storage": storage}, partition_key=key)
-            checks = {e.check_name: e.passed for e in r.get_asset_check_evaluations()}
-            out.setdefault(crawl, []).append([r.success, checks])
+        for name in ("commits_job", "commits_dedup_job"):
+            job = defs().resolve_job_def(name)
+            for key in job_partition_keys(name, crawl):
+                r = job.execute_in_process(instance=instance, resources={"storage": storage}, partition_key=key)
+                checks = {e.check_name: e.passed for e in r.get_asset_check_evaluations()}
+                out.setdefault(crawl, []).append([r.success, checks])
 print(json.dumps(out))
 """
 
@@ -108,12 +109,13 @@ def test_a_commit_crawl_in_shards_gives_what_it_gives_whole_and_recrawls_only_ne
     whole = _materialize(tmp_path / "whole", landing, 1)
     sharded = _materialize(tmp_path / "sharded", landing, 2)
     for result, runs in ((whole, 1), (sharded, 2)):
-        assert len(result["c1"]) == 2 * runs and len(result["c2"]) == runs
+        assert len(result["c1"]) == 2 * (runs + 1) and len(result["c2"]) == runs + 1  # shards, then the dedup
         for crawl in ("c1", "c2"):
             for success, checks in result[crawl]:
                 assert success and all(checks.values()), checks
-                assert set(checks) >= {"lineage_reconciles", "commits_accounted", "targets_apply",
-                                       "no_merge_or_bot_left", "samples_within_budget"}
+            assert set(result[crawl][0][1]) >= {"lineage_reconciles", "commits_accounted", "targets_apply",
+                                                "no_merge_or_bot_left", "samples_within_budget"}
+            assert set(result[crawl][runs][1]) == {"lineage_reconciles", "no_same_change_left"}
     for crawl in ("c1", "c2"):
         assert _outputs(tmp_path / "sharded" / "lake", crawl) == _outputs(tmp_path / "whole" / "lake", crawl)
     lake = tmp_path / "sharded" / "lake"
@@ -148,6 +150,14 @@ def test_a_commit_crawl_in_shards_gives_what_it_gives_whole_and_recrawls_only_ne
     assert samples.height == counts[None] and set(samples["language"].drop_nulls()) >= {"Python", "Go", "Rust", "C++"}
     recall = samples["changed_retrieved"].sum() / samples["changed_in_snapshot"].sum()
     assert 0.4 < recall <= 1
+
+    # the shallow mirror is a copy of cobra's recent history: its samples are cobra's, which survive
+    dedup = pl.read_parquet(f"{lake}/lineage/stage=deduped_commit_samples/crawl=c1/**/*.parquet")
+    copies = dedup.filter(pl.col("id").str.starts_with("x/shallow-cobra@"))
+    assert copies.height > 20 and set(copies["reason"]) == {"exact_dup"}
+    assert (copies["survivor"] == copies["id"].str.replace("x/shallow-cobra@", "spf13/cobra@")).all()
+    kept = dedup.filter(pl.col("decision") == "kept")
+    assert kept.height == pl.read_parquet(f"{lake}/commits/deduped_commit_samples/crawl=c1/**/*.parquet").height
 
 
 def test_the_demo_commit_crawl_of_pypi_releases_materializes_with_every_check_passing(tmp_path: Path) -> None:

@@ -112,3 +112,29 @@ def sample_lengths(samples_uri: str, tokenizer_path: str = "", k: int = 2_000, s
     path = Path(tokenizer_path)
     tok = Tokenizer.from_file(str(path / "tokenizer.json" if path.is_dir() else path))
     return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)], f"tokens ({path.name})"
+
+
+def no_same_change_left(samples_uri: str) -> CheckOutcome:
+    """No two samples carry the same change, by git's own `git patch-id --stable` of their diffs (a hash of
+    the changed lines that ignores whitespace and line numbers), not by the `patch_hash` dedup used."""
+    import tempfile
+
+    from seedcoder_assets.core.parquet_io import iter_batches
+
+    ids: list[str] = []
+    with tempfile.NamedTemporaryFile("w", suffix=".patches", encoding="utf-8") as f:
+        for batch in iter_batches(samples_uri, ["id", "prompt_chars", "text"], 512):
+            for i, p, t in zip(batch.column("id").to_pylist(), batch.column("prompt_chars").to_pylist(),
+                               batch.column("text").to_pylist()):
+                f.write(f"commit {len(ids):040x}\n\n{target_diff(t, p)}")
+                ids.append(i)
+        f.flush()
+        with open(f.name, "rb") as patches:
+            out = subprocess.run(["git", "patch-id", "--stable"], stdin=patches, capture_output=True, check=True).stdout
+    by_patch: dict[str, list[str]] = {}
+    for line in out.decode().splitlines():
+        patch_id, row = line.split()
+        by_patch.setdefault(patch_id, []).append(ids[int(row, 16)])
+    dups = [v for v in by_patch.values() if len(v) > 1]
+    return CheckOutcome(not dups, {"samples": len(ids), "patch_ids": len(by_patch),
+                                   "samples_sharing_a_patch_id": sum(len(v) for v in dups), "examples": dups[:3]})

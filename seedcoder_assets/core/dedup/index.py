@@ -29,7 +29,9 @@ ROWS_PER_GROUP = 65_536  # sorted keys and hashes in small row groups: a range r
 
 # table names per kind: what a crawl must have written before a later crawl may probe it
 TABLES = {"file_hashes": ("file_hashes",), "repo": ("repo_hashes", "repo_bands", "repo_records"),
-          "file": ("file_bands", "file_records")}
+          "file": ("file_bands", "file_records"),
+          # the commits source's own index (<index>/commits): patch hashes, and bands of the changed lines
+          "commit_patches": ("commit_patches",), "commit": ("commit_bands", "commit_records")}
 
 
 def key_matches(keys: np.ndarray, refs: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

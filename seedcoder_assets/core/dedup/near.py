@@ -344,7 +344,8 @@ def _cluster_rows(ids: list[str], survivor: np.ndarray, sim: np.ndarray, prior: 
     for head in np.unique(survivor[dropped]).tolist():
         rows.append((ids[head], head, 1.0, None))
     info = meta.filter(pc.is_in(meta["id"], pa.array([ids[r] for _, r, _, _ in rows], pa.string())))
-    by_id = dict(zip(info["id"].to_pylist(), info.select(["stars", "pushed_at", "repo", "path"]).to_pylist()))
+    carried = [c for c in ("stars", "pushed_at", "repo", "path") if c in meta.column_names]  # a source's own
+    by_id = dict(zip(info["id"].to_pylist(), info.select(carried).to_pylist()))
     out = [{"cluster": head, "id": ids[r], "survivor": head, "similarity": v, "prior_crawl": crawl,
             **by_id.get(ids[r], {})} for head, r, v, crawl in sorted(rows, key=lambda x: (x[0], ids[x[1]]))]
     return pa.Table.from_pylist(out, schema=CLUSTER_SCHEMA)

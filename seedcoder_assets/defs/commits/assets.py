@@ -13,14 +13,15 @@ from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.commits.checks import (
     commits_accounted,
     no_merge_or_bot_left,
+    no_same_change_left,
     sample_lengths,
     samples_within_budget,
     targets_apply,
 )
 from seedcoder_assets.core.commits.corpus import local_repository
 from seedcoder_assets.core.parquet_io import read_table
-from seedcoder_assets.core.pipeline import COMMIT_REPOS, COMMIT_SAMPLES
-from seedcoder_assets.defs.configs import CommitRepoConfig, CommitSampleConfig
+from seedcoder_assets.core.pipeline import COMMIT_REPOS, COMMIT_SAMPLES, DEDUPED_COMMIT_SAMPLES
+from seedcoder_assets.defs.configs import CommitRepoConfig, CommitSampleConfig, DedupConfig
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stage_run, stats_metadata
 from seedcoder_assets.lib.plots import bar_chart_markdown, histogram_markdown
 from seedcoder_assets.lib.stage_assets import asset_kwargs, key
@@ -82,3 +83,22 @@ def commit_samples(context: dg.AssetExecutionContext, config: CommitSampleConfig
             check_result("samples_within_budget", samples_within_budget(dst, config.max_chars)),
         ]
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
+
+
+@dg.asset(**asset_kwargs(DEDUPED_COMMIT_SAMPLES), check_specs=[
+    _check("lineage_reconciles", "every sample has one fate; the kept ones are exactly the output",
+           DEDUPED_COMMIT_SAMPLES),
+    _check("no_same_change_left", "git patch-id --stable: no two kept samples carry the same change",
+           DEDUPED_COMMIT_SAMPLES),
+])
+def deduped_commit_samples(context: dg.AssetExecutionContext, config: DedupConfig,
+                           storage: StorageResource) -> dg.MaterializeResult:
+    crawl, _ = split_key(context.partition_key)
+    stats, dst = run_declared(context, storage, DEDUPED_COMMIT_SAMPLES, config.to_params())
+    metadata = stats_metadata(stats, dst)
+    if stats.languages:
+        metadata["samples_per_language"] = bar_chart_markdown("deduplicated samples per language",
+                                                              dict(stats.languages), "language")
+    return dg.MaterializeResult(metadata=metadata, check_results=[
+        reconciles_check(storage, DEDUPED_COMMIT_SAMPLES, crawl, dst, storage.uri(COMMIT_SAMPLES, crawl)),
+        check_result("no_same_change_left", no_same_change_left(dst))])
