@@ -219,7 +219,7 @@ def _commit_repos(r: StageRun, p: RepoSelection) -> StageStats:
 
 def _commit_samples(r: StageRun, p: CommitSampleParams) -> StageStats:
     crawl_uri, _ = commit_crawl_of(r)
-    prior = [paths.lineage_uri(r.lake, COMMIT_SAMPLES[-1], c) for c in r.prior]  # incremental: seen commits
+    prior = [(c, paths.lineage_uri(r.lake, COMMIT_SAMPLES[-1], c)) for c in r.prior]  # incremental: seen commits
     with tempfile.TemporaryDirectory(dir=r.temp_dir) as work:
         return extract_samples(r.partition, crawl_uri, r.uri(COMMIT_REPOS), r.uri(COMMIT_SAMPLES), r.lineage(),
                                p.filters, p.budget, prior, r.conn(), work, p.max_file_bytes)

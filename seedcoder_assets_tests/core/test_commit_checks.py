@@ -93,22 +93,23 @@ def test_samples_within_budget_fails_on_a_long_or_malformed_sample(tmp_path: Pat
     assert not bad.passed and bad.metadata["malformed"] == 1
 
 
-def test_commits_accounted_fails_on_a_missing_or_a_stray_commit(tmp_path: Path) -> None:
+def test_commits_accounted_counts_with_git_and_fails_on_a_missing_or_a_stray_commit(tmp_path: Path) -> None:
+    repo, sha = _repo(tmp_path)  # HEAD (main) reaches root, edit, bot and the merge: 4 commits
     lineage, repos = tmp_path / "lineage", tmp_path / "repos"
     lineage.mkdir()
     repos.mkdir()
-    pq.write_table(pa.table({"repo": ["o/a", "o/b"], "commits": [3, 1]}), repos / "part-0.parquet")
+    pq.write_table(pa.table({"repo": ["o/calc"], "commits": [4]}), repos / "part-0.parquet")
     (repos / "_SUCCESS").touch()
     (lineage / "_SUCCESS").touch()
 
-    def write(ids: list[str]) -> str:
+    def check(ids: list[str]):
         pq.write_table(pa.table({"id": ids, "decision": ["kept"] * len(ids)}), lineage / "part-0.parquet")
-        return str(lineage)
+        return commits_accounted(str(lineage), str(repos), lambda _: repo.path)
 
-    good = ["o/a@1", "o/a@2", "o/a@3", "o/b@9"]
-    assert commits_accounted(write(good), str(repos)).passed
-    assert not commits_accounted(write(good[1:]), str(repos)).passed  # a commit of o/a without a fate
-    assert not commits_accounted(write([*good, "o/a@1"]), str(repos)).passed  # one with two
-    assert not commits_accounted(write([*good, "o/zzz@5"]), str(repos)).passed  # a repository not selected
-    unreadable = commits_accounted(write(["o/a@1", "o/a@2", "o/a@3", "o/b@"]), str(repos))
+    good = [f"o/calc@{s}" for s in sha.values()]
+    assert check(good).passed and check(good).metadata["commits"] == 4
+    assert not check(good[1:]).passed  # a commit without a fate
+    assert not check([*good, good[0]]).passed  # one with two
+    assert not check([*good, "o/zzz@5"]).passed  # a repository that was not selected
+    unreadable = check(["o/calc@"])
     assert unreadable.passed and unreadable.metadata["repos_unreadable_at_extraction"] == 1

@@ -68,6 +68,7 @@ def test_the_index_follows_adds_edits_deletes_renames_and_branch_switches_like_a
     index.move_to(trees[3])
     assert "src/big.py" not in index and "vendor/lib/flags.py" not in index and "README.md" not in index
     assert index.top("parse flags")[0][0] == "src/parser.py"
+    assert index.patched >= 1  # parser.py's second version was counted from its first and the line diff
     tokenized = index.tokenized
     index.move_to(trees[0])
     index.move_to(trees[3])

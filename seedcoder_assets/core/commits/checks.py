@@ -76,25 +76,36 @@ def samples_within_budget(samples_uri: str, max_chars: int) -> CheckOutcome:
                                                        "longest_chars": longest, "max_chars": max_chars})
 
 
-def commits_accounted(lineage_uri: str, repos_uri: str) -> CheckOutcome:
-    """Every commit on HEAD of every selected repository (as the selection counted them) has exactly one
-    lineage row in the samples stage, and no row names a repository that was not selected. A repository
-    that could no longer be read at extraction has one row saying so (`<repo>@`) and is reported."""
+def commits_accounted(lineage_uri: str, repos_uri: str, git_dir: GitDir) -> CheckOutcome:
+    """Every commit on HEAD of every selected repository, counted by git itself (`git rev-list --count
+    HEAD`), has exactly one lineage row in the samples stage, and no row names a repository that was not
+    selected. A repository that could no longer be read at extraction has one row saying so (`<repo>@`)
+    and is reported."""
     con = duckdb_connect()
-    mismatched, stray, repos, commits, unreadable = con.execute(
-        f"WITH lin AS (SELECT split_part(id, '@', 1) AS repo, count(*) FILTER (WHERE split_part(id, '@', 2) <> '') AS n,"
-        f"                    count(DISTINCT id) FILTER (WHERE split_part(id, '@', 2) <> '') AS d, "
-        f"                    bool_or(split_part(id, '@', 2) = '') AS unreadable "
-        f"             FROM {duckdb_source(lineage_uri)} GROUP BY 1), "
-        f"repos AS (SELECT repo, commits FROM {duckdb_source(repos_uri)}) "
-        "SELECT count(*) FILTER (WHERE r.repo IS NOT NULL AND NOT coalesce(l.unreadable, false) "
-        "                        AND (coalesce(l.n, 0) <> r.commits OR l.d <> l.n)), "
-        "       count(*) FILTER (WHERE r.repo IS NULL), count(r.repo), sum(r.commits), "
-        "       count(*) FILTER (WHERE l.unreadable) "
-        "FROM repos r FULL JOIN lin l USING (repo)").fetchone()
-    return CheckOutcome(mismatched == 0 and stray == 0,
-                        {"repos": repos, "commits": int(commits or 0), "repos_mismatched": mismatched,
-                         "rows_of_unselected_repos": stray, "repos_unreadable_at_extraction": unreadable})
+    rows = con.execute(
+        f"SELECT split_part(id, '@', 1) AS repo, count(*) FILTER (WHERE split_part(id, '@', 2) <> ''), "
+        f"       count(DISTINCT id) FILTER (WHERE split_part(id, '@', 2) <> ''), "
+        f"       bool_or(split_part(id, '@', 2) = '') "
+        f"FROM {duckdb_source(lineage_uri)} GROUP BY 1").fetchall()
+    lineage = {repo: (n, distinct, unreadable) for repo, n, distinct, unreadable in rows}
+    selected = read_table(repos_uri, ["repo"])["repo"].to_pylist()
+    mismatched, unreadable, commits = [], 0, 0
+    for repo in selected:
+        n, distinct, broken = lineage.get(repo, (0, 0, False))
+        if broken:
+            unreadable += 1
+            continue
+        out = subprocess.run(["git", "--git-dir", git_dir(repo), "rev-list", "--count", "HEAD"], capture_output=True,
+                             text=True)
+        on_head = int(out.stdout) if out.returncode == 0 else -1
+        commits += max(on_head, 0)
+        if n != on_head or distinct != n:
+            mismatched.append({"repo": repo, "git_rev_list": on_head, "lineage_rows": n, "distinct_ids": distinct})
+    stray = sorted(set(lineage) - set(selected))
+    return CheckOutcome(not mismatched and not stray,
+                        {"repos": len(selected), "commits": commits, "repos_mismatched": len(mismatched),
+                         "rows_of_unselected_repos": len(stray), "repos_unreadable_at_extraction": unreadable,
+                         "examples": mismatched[:5] + [{"unselected": r} for r in stray[:5]]})
 
 
 def sample_lengths(samples_uri: str, tokenizer_path: str = "", k: int = 2_000, seed: int = 0) -> tuple[list[int], str]:

@@ -6,8 +6,9 @@ indexes the whole snapshot for every commit, though consecutive snapshots share 
 `SnapshotIndex` keeps the postings of one snapshot and moves to the next by a tree diff (libgit2 skips
 identical subtrees by id), re-tokenizing only files whose blob it has not seen (a cache by blob id makes
 reverts, renames and branch switches free). Its scores are bm25s's Lucene variant on the same tokens, so
-the top 5 equal those of a bm25s index rebuilt on that snapshot (benchmarks/bench_commit_context.py
-measures both on the real histories; tests/core/test_commit_context.py compares them commit by commit).
+the top 5 equal those of a bm25s index rebuilt on that snapshot (benchmarks/bench_commits.py measures both
+on every commit of the real histories and fails on a difference; seedcoder_assets_tests/core/
+test_commit_samples.py compares them on every 9th).
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ class SnapshotIndex:
         self._docs: dict[str, _Doc] = {}
         self._postings: dict[str, dict[str, int]] = {}
         self._total_len = 0
-        self._blobs: OrderedDict[str, tuple[int, dict[str, int]] | None] = OrderedDict()
+        self._blobs: OrderedDict[str, tuple[int, dict[str, int]] | None] = OrderedDict()  # by blob id: content
         self._cache_blobs = cache_blobs
-        self.tokenized = 0  # blobs tokenized (cache misses): the work a rebuild would redo per commit
+        self.tokenized = 0  # blobs tokenized whole (cache misses): the work a rebuild would redo per commit
+        self.patched = 0  # new versions counted from their old version and the line diff
         self.unreadable = 0  # document blobs missing from the object store
 
     @property
@@ -91,28 +93,59 @@ class SnapshotIndex:
     def __contains__(self, path: str) -> bool:
         return path in self._docs
 
-    def _terms_of(self, blob_id: pygit2.Oid, path: str) -> tuple[int, dict[str, int]] | None:
-        """(length, counts) of a document, None for a blob over the size limit."""
-        key = f"{blob_id}:{path}"  # the path is part of the document's text
+    def _content_terms(self, blob_id: pygit2.Oid, old_id: pygit2.Oid | None) -> tuple[int, dict[str, int]] | None:
+        """(length, counts) of a blob's content, None for one over the size limit or unreadable. A new version
+        of a file whose old version is known is counted from the old one and libgit2's line diff of the two:
+        only the added and removed lines are tokenized (words never span lines), so an edit to a large file
+        costs what the edit is."""
+        key = str(blob_id)
         if key in self._blobs:
             self._blobs.move_to_end(key)
             return self._blobs[key]
-        try:
-            blob = self.repo[blob_id]
+        try:  # the size from the object's header first: a 100 MB blob is never read
+            if self.repo.odb.read_header(blob_id)[1] > self.max_doc_bytes:
+                hit = None
+            else:
+                before = self._blobs.get(str(old_id)) if old_id is not None else None
+                hit = self._patched(before, old_id, blob_id) if before is not None else None
+                if hit is None:
+                    hit = term_counts(self.repo[blob_id].data.decode("utf-8", errors="replace"))
+                    self.tokenized += 1
         except (KeyError, pygit2.GitError):  # missing from a damaged crawl: not retrievable, counted
             self.unreadable += 1
             return None
-        hit = term_counts(document_text(path, blob.data)) if blob.size <= self.max_doc_bytes else None
-        self.tokenized += 1
         self._blobs[key] = hit
         if len(self._blobs) > self._cache_blobs:
             self._blobs.popitem(last=False)
         return hit
 
-    def _add(self, path: str, blob_id: pygit2.Oid) -> None:
-        if not is_document(path) or (terms := self._terms_of(blob_id, path)) is None:
+    def _patched(self, before: tuple[int, dict[str, int]], old_id: pygit2.Oid, new_id: pygit2.Oid
+                 ) -> tuple[int, dict[str, int]] | None:
+        patch = self.repo[old_id].diff(self.repo[new_id], context_lines=0)
+        if patch.delta.is_binary:
+            return None
+        added, removed = [], []
+        for hunk in patch.hunks:
+            for line in hunk.lines:
+                if line.origin == "+":
+                    added.append(line.content)
+                elif line.origin == "-":
+                    removed.append(line.content)
+        counts = dict(before[1])
+        for lines, sign in ((added, 1), (removed, -1)):  # joined by newlines: no word spans two lines
+            for word, n in term_counts("\n".join(lines))[1].items():
+                counts[word] = counts.get(word, 0) + sign * n
+        counts = {w: n for w, n in counts.items() if n}
+        self.patched += 1
+        return sum(counts.values()), counts
+
+    def _add(self, path: str, blob_id: pygit2.Oid, old_id: pygit2.Oid | None = None) -> None:
+        if not is_document(path) or (content := self._content_terms(blob_id, old_id)) is None:
             return
-        length, counts = terms
+        path_len, counts = term_counts(path + "\n")  # the document is its path, a newline, and its content
+        for word, n in content[1].items():
+            counts[word] = counts.get(word, 0) + n
+        length = path_len + content[0]
         self._docs[path] = _Doc(str(blob_id), length, counts)
         self._total_len += length
         for term, tf in counts.items():
@@ -140,20 +173,26 @@ class SnapshotIndex:
             return changed
         if self._tree is not None and self._tree.id == tree.id:
             return 0
-        if self._tree is None:
-            diff = tree.diff_to_tree(swap=True)  # from nothing to `tree`: everything added
-        else:
-            diff = self.repo.diff(self._tree, tree)
-        changed = 0
-        for delta in diff.deltas:
-            if delta.status != pygit2.enums.DeltaStatus.ADDED:
-                self._remove(delta.old_file.path)
-            if delta.status != pygit2.enums.DeltaStatus.DELETED and delta.new_file.mode in (
-                    pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE):
-                self._add(delta.new_file.path, delta.new_file.id)
-            changed += 1
+        try:
+            diff = tree.diff_to_tree(swap=True) if self._tree is None else self.repo.diff(self._tree, tree)
+            changed = 0
+            for delta in diff.deltas:
+                if delta.status != pygit2.enums.DeltaStatus.ADDED:
+                    self._remove(delta.old_file.path)
+                if delta.status != pygit2.enums.DeltaStatus.DELETED and delta.new_file.mode in (
+                        pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE):
+                    old = delta.old_file.id if delta.status == pygit2.enums.DeltaStatus.MODIFIED else None
+                    self._add(delta.new_file.path, delta.new_file.id, old)
+                changed += 1
+        except Exception:  # a move cut short leaves postings of no tree: start empty, the next move rebuilds
+            self.reset()
+            raise
         self._tree = tree
         return changed
+
+    def reset(self) -> None:
+        """Forget the snapshot (the blob cache stays: it is keyed by content)."""
+        self._tree, self._docs, self._postings, self._total_len = None, {}, {}, 0
 
     def top(self, query: str, k: int = 5) -> list[tuple[str, float]]:
         """The k documents of the current tree with the highest positive BM25 score for `query`, best
@@ -163,7 +202,7 @@ class SnapshotIndex:
             return []
         avg_len = self._total_len / n
         scores: dict[str, float] = {}
-        for term in set(code_terms(query)):
+        for term in sorted(set(code_terms(query))):  # a fixed order: float sums, so ties, the same every run
             posting = self._postings.get(term)
             if not posting:
                 continue
@@ -204,10 +243,8 @@ def rebuilt_top(repo: pygit2.Repository, tree: pygit2.Tree | None, query: str, k
                             corpus.append(token_cache[key])
                         continue
                     terms = None
-                    if is_document(path):  # the path first: other files' blobs are never read
-                        blob = repo[entry.id]
-                        if blob.size <= max_doc_bytes:
-                            terms = code_terms(document_text(path, blob.data))
+                    if is_document(path) and repo.odb.read_header(entry.id)[1] <= max_doc_bytes:
+                        terms = code_terms(document_text(path, repo[entry.id].data))  # as SnapshotIndex reads
                     if token_cache is not None:
                         token_cache[key] = terms
                     if terms is not None:

@@ -33,6 +33,7 @@ from seedcoder_assets.core.commits.filters import CommitFilters, commit_rejectio
 from seedcoder_assets.core.commits.history import BadRepository, iter_commits, open_repository
 from seedcoder_assets.core.commits.sample import SampleBudget, build_sample
 from seedcoder_assets.core.commits.select import RepoHistory, RepoSelection, rejection
+from seedcoder_assets.core.dedup.index import PriorCrawlsNotIndexed
 from seedcoder_assets.core.ingest.archives import safe_member_path
 from seedcoder_assets.core.parquet_io import PartWriter, duckdb_source, is_complete, read_table
 from seedcoder_assets.core.stats import LineageWriter, StageStats
@@ -79,7 +80,8 @@ def parse_commit_manifest_line(line: str) -> tuple[dict[str, Any] | None, str | 
         name.encode("utf-8")
     except UnicodeEncodeError:
         return None, "bad_manifest_fields"
-    if not name or "@" in name or not name.isprintable():  # `@` separates a commit's repository and sha
+    if not name or "@" in name or not name.isprintable() or name.startswith("manifest:"):
+        # `@` separates a commit's repository and sha; `manifest:N` names a manifest line in the lineage
         return None, "bad_manifest_fields"
     git = safe_member_path(obj["git"].rstrip("/"))
     if git is None or git == ".":
@@ -169,14 +171,25 @@ def select_repos(crawl: str, crawl_uri: str, dst_uri: str, lineage: LineageWrite
     return stats
 
 
-def seen_before(candidates: Sequence[str], prior_lineage: Sequence[str], conn: Any) -> set[str]:
-    """The shas among `candidates` that an earlier commit crawl already has a lineage row for (a semi-join
-    in DuckDB: memory follows this shard's commits, not the history's)."""
-    done = [u for u in prior_lineage if is_complete(u)]
-    if not candidates or not done:
+# Drops that say nothing about the commit itself, only about the copy a crawl had: a later, sound copy of the
+# repository gets the commit processed again.
+NOT_DECIDED = ("missing_object", "shallow_boundary", "history_unreadable", "repository_unreadable",
+               "unreadable_snapshot")
+
+
+def seen_before(candidates: Sequence[str], prior_lineage: Sequence[tuple[str, str]], conn: Any) -> set[str]:
+    """The shas among `candidates` that an earlier commit crawl (crawl, its lineage URI) decided (a semi-join
+    in DuckDB: memory follows this shard's commits, not the history's). Every earlier crawl must be
+    complete, or whether a commit is new would depend on which run finished first."""
+    missing = [crawl for crawl, uri in prior_lineage if not is_complete(uri)]
+    if missing:
+        raise PriorCrawlsNotIndexed("commit_samples lineage", missing)
+    if not candidates or not prior_lineage:
         return set()
     conn.register("candidates", pa.table({"sha": pa.array(sorted(set(candidates)), pa.string())}))
-    union = " UNION ALL ".join(f"SELECT split_part(id, '@', 2) AS sha FROM {duckdb_source(u)}" for u in done)
+    skip = ", ".join(f"'{r}'" for r in NOT_DECIDED)
+    union = " UNION ALL ".join(f"SELECT split_part(id, '@', 2) AS sha FROM {duckdb_source(u)} "
+                               f"WHERE reason IS NULL OR reason NOT IN ({skip})" for _, u in prior_lineage)
     rows = conn.execute(f"SELECT DISTINCT p.sha FROM ({union}) p SEMI JOIN candidates c USING (sha)").fetchall()
     conn.unregister("candidates")
     return {r[0] for r in rows}
@@ -194,7 +207,7 @@ def _sample_row(crawl: str, repo_name: str, commit, sample) -> dict[str, Any]:
 
 
 def extract_samples(crawl: str, crawl_uri: str, repos_uri: str, dst_uri: str, lineage: LineageWriter,
-                    filters: CommitFilters, budget: SampleBudget, prior_lineage: Sequence[str], conn: Any,
+                    filters: CommitFilters, budget: SampleBudget, prior_lineage: Sequence[tuple[str, str]], conn: Any,
                     work: str | Path, max_file_bytes: int = 1_000_000) -> StageStats:
     """Every commit of the selected repositories -> a sample, or a lineage row with its one reason."""
     repos = read_table(repos_uri, ["repo", "git"]).to_pylist()
@@ -205,8 +218,9 @@ def extract_samples(crawl: str, crawl_uri: str, repos_uri: str, dst_uri: str, li
         except (FileNotFoundError, BadRepository) as exc:  # gone since selection: one record says so
             lineage.dropped(commit_id(r["repo"], ""), "repository_unreadable", detail=str(exc)[:500])
     seen = seen_before([s for shas in histories.values() for s in shas], prior_lineage, conn)
-    retrieved = in_snapshot = 0
+    retrieved = in_snapshot = unreadable_blobs = 0
     git = {r["repo"]: r["git"] for r in repos}
+    pending: list[dict[str, Any]] = []  # written 256 at a time: a row group per sample would bloat the footer
     with PartWriter(dst_uri, COMMIT_SAMPLE_SCHEMA, rows_per_part=20_000) as out:
         for name, shas in histories.items():
             repo = local_repository(crawl_uri, git[name], work)  # one repository open at a time
@@ -216,7 +230,8 @@ def extract_samples(crawl: str, crawl_uri: str, repos_uri: str, dst_uri: str, li
             index = SnapshotIndex(repo)
             done = set(seen)
             try:
-                for commit in iter_commits(repo, skip=seen, max_file_bytes=max_file_bytes):
+                for commit in iter_commits(repo, skip=seen, max_file_bytes=max_file_bytes, max_files=filters.max_files,
+                                           max_patch_bytes=filters.max_patch_bytes):
                     done.add(commit.sha)
                     cid = commit_id(name, commit.sha)
                     reason = commit_rejection(commit, filters)
@@ -224,15 +239,19 @@ def extract_samples(crawl: str, crawl_uri: str, repos_uri: str, dst_uri: str, li
                     if reason is None:
                         try:
                             sample = build_sample(repo, commit, index, budget)
-                        except (pygit2.GitError, KeyError) as exc:
-                            lineage.dropped(cid, "missing_object", detail=str(exc)[:300])
+                        except Exception as exc:  # a corrupt snapshot costs this commit, never the partition
+                            index.reset()
+                            lineage.dropped(cid, "unreadable_snapshot", detail=f"{type(exc).__name__}: {exc}"[:300])
                             continue
                         reason = None if sample is not None else "sample_over_budget"
                     if reason is not None:
                         lineage.dropped(cid, reason)
                         continue
                     row = _sample_row(crawl, name, commit, sample)
-                    out.write_rows([row])
+                    pending.append(row)
+                    if len(pending) >= 256:
+                        out.write_rows(pending)
+                        pending = []
                     lineage.kept(cid, row["size"])
                     lineage.stats.languages[sample.language or "(none)"] += 1
                     retrieved += sample.changed_retrieved
@@ -241,10 +260,13 @@ def extract_samples(crawl: str, crawl_uri: str, repos_uri: str, dst_uri: str, li
                 missing = [s for s in shas if s not in done]
                 for sha in missing:
                     lineage.dropped(commit_id(name, sha), "history_unreadable", detail=str(exc)[:300])
+            unreadable_blobs += index.unreadable
             del index, repo
+        out.write_rows(pending)
     shutil.rmtree(Path(work) / "bare", ignore_errors=True)
     stats = lineage.close()
     stats.extra.update({"repos": len(repos), "commits_seen_before": len(seen),
+                        "snapshot_blobs_unreadable": unreadable_blobs,
                         "changed_files_in_snapshot": in_snapshot, "changed_files_retrieved": retrieved,
                         "retrieval_recall": round(retrieved / in_snapshot, 4) if in_snapshot else None})
     return stats

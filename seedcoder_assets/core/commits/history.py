@@ -105,7 +105,11 @@ def _size(repo: pygit2.Repository, side: pygit2.DiffFile) -> int:
     return repo.odb.read_header(side.id)[1]
 
 
-def _changes(repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int) -> tuple[FileChange, ...]:
+def _changes(repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int, max_files: int | None = None,
+             max_patch_bytes: int | None = None) -> tuple[FileChange, ...]:
+    """Per-file changes against the first parent. Past `max_files` files no patch is built (the commit is
+    dropped for its file count, and a vendoring commit of 10^5 files must not be held as patches); past
+    `max_patch_bytes` of patches, neither (dropped for its size)."""
     if len(commit.parents) > 1:
         return ()
     if commit.parents:
@@ -114,6 +118,8 @@ def _changes(repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int
         diff = commit.tree.diff_to_tree(swap=True, context_lines=3)
     diff.find_similar()  # renames and copies, as `git log -M`
     changes = []
+    patch_budget = max_patch_bytes if max_patch_bytes is not None else float("inf")
+    skip_patches = max_files is not None and len(diff) > max_files
     for i, delta in enumerate(diff.deltas):
         status = _STATUS.get(delta.status, "modified")
         new, old = delta.new_file.path, delta.old_file.path
@@ -123,16 +129,21 @@ def _changes(repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int
             # A 100 MB data file: its patch is never built (it would be the whole file in memory).
             changes.append(FileChange(**where, binary=False, additions=0, deletions=0, patch="", oversized=True))
             continue
+        if skip_patches or patch_budget < 0:
+            changes.append(FileChange(**where, binary=delta.is_binary, additions=0, deletions=0, patch=""))
+            continue
         patch = diff[i]
         binary = patch.delta.is_binary
         adds, dels = (0, 0) if binary else patch.line_stats[1:]
-        changes.append(FileChange(**where, binary=binary, additions=adds, deletions=dels,
-                                  patch="" if binary else patch.data.decode("utf-8", errors="replace")))
+        text = "" if binary else patch.data.decode("utf-8", errors="replace")
+        patch_budget -= len(text.encode())
+        changes.append(FileChange(**where, binary=binary, additions=adds, deletions=dels, patch=text))
     return tuple(changes)
 
 
 def iter_commits(repo: pygit2.Repository, skip: set[str] | frozenset[str] = frozenset(),
-                 max_file_bytes: int = 1_000_000) -> Iterator[Commit]:
+                 max_file_bytes: int = 1_000_000, max_files: int | None = None,
+                 max_patch_bytes: int | None = None) -> Iterator[Commit]:
     """Every commit reachable from HEAD, oldest first (parents before children), except those in `skip`
     (commits an earlier crawl already processed). Diffs are computed only for commits yielded; a commit
     whose diff needs a missing or corrupt object comes with `damage` set. A history that cannot be walked
@@ -155,7 +166,8 @@ def iter_commits(repo: pygit2.Repository, skip: set[str] | frozenset[str] = froz
             continue
         message, ok = _text(c.raw_message, c.message_encoding)
         try:
-            files, damage = ((), SHALLOW) if sha in boundary else (_changes(repo, c, max_file_bytes), None)
+            files, damage = ((), SHALLOW) if sha in boundary else (
+                _changes(repo, c, max_file_bytes, max_files, max_patch_bytes), None)
         except (pygit2.GitError, KeyError, ValueError) as exc:
             files, damage = (), f"{type(exc).__name__}: {exc}"[:300]
         yield Commit(

@@ -54,6 +54,7 @@ class SampleBudget(BaseModel, frozen=True):
     max_chars: int = 128_000  # the whole sample; a commit whose message and target alone exceed it is dropped
 
 
+README_MAX_BYTES = 1_000_000
 _STATUS_LETTER = {"added": "A", "modified": "M", "deleted": "D", "renamed": "R", "copied": "C", "type_changed": "T"}
 
 
@@ -87,7 +88,10 @@ def readme_of(repo: pygit2.Repository, tree: pygit2.Tree | None) -> tuple[str, s
     names = sorted((e.name for e in tree if e.type_str == "blob" and e.name.lower().startswith("readme")),
                    key=lambda n: ({"readme.md": 0, "readme.rst": 1, "readme": 2}.get(n.lower(), 3), n))
     for name in names:
-        blob = repo[tree[name].id]
+        oid = tree[name].id
+        if repo.odb.read_header(oid)[1] > README_MAX_BYTES:  # a README is prose; a huge one is not read
+            continue
+        blob = repo[oid]
         if not blob.is_binary:
             return printable(name), blob.data.decode("utf-8", errors="replace")
     return None
@@ -184,7 +188,8 @@ def build_sample(repo: pygit2.Repository, commit: Commit, index: SnapshotIndex, 
         if limit < 200:
             break
         content = repo[tree[path].id].data.decode("utf-8", errors="replace")
-        add(f'<file path="{path}">\n{cut(content, limit)}</file>\n')
+        if not add(f'<file path="{path}">\n{cut(content, limit)}</file>\n'):
+            break
         top.append(path)
     prompt = head + "".join(parts)
     before = {f.old_path for f in commit.files if f.status != "added" and f.old_path and f.old_path in index}

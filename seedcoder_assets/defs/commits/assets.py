@@ -54,7 +54,8 @@ def _git_dirs(context: dg.AssetExecutionContext, storage: StorageResource, repos
 
 @dg.asset(**asset_kwargs(COMMIT_SAMPLES), check_specs=[
     _check("lineage_reconciles", "every commit has one fate; the kept ones are exactly the samples", COMMIT_SAMPLES),
-    _check("commits_accounted", "every commit on HEAD of every selected repository has exactly one lineage row",
+    _check("commits_accounted", "git rev-list: every commit on HEAD of every selected repository has exactly one "
+                                "lineage row",
            COMMIT_SAMPLES),
     _check("targets_apply", "git apply --check: a sample of targets applies to the parent's tree", COMMIT_SAMPLES),
     _check("no_merge_or_bot_left", "git log: no kept commit has two parents or a bot author", COMMIT_SAMPLES),
@@ -77,7 +78,7 @@ def commit_samples(context: dg.AssetExecutionContext, config: CommitSampleConfig
     with _git_dirs(context, storage, repos_uri) as git_dir:
         checks = [
             reconciles_check(storage, COMMIT_SAMPLES, crawl, dst, shard=shard),
-            check_result("commits_accounted", commits_accounted(lineage, repos_uri)),
+            check_result("commits_accounted", commits_accounted(lineage, repos_uri, git_dir)),
             check_result("targets_apply", targets_apply(dst, git_dir, config.apply_check_sample)),
             check_result("no_merge_or_bot_left", no_merge_or_bot_left(dst, git_dir)),
             check_result("samples_within_budget", samples_within_budget(dst, config.max_chars)),
