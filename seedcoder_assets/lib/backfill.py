@@ -109,3 +109,17 @@ def crawl_states(instance, crawls: list[str]) -> tuple[dict[str, CrawlState], st
             github_missing=tuple(k.to_user_string() for k in github if crawl not in materialized[k]),
             shards_missing=missing(per_shard, crawl), syntax_missing=missing(after, crawl))
     return states, scorer
+
+
+def plan_commits_backfill(crawls: list[str], samples: set[str], deduped: set[str]) -> list[tuple[str, str, str]]:
+    """(job, partition key, why) for the commits corpus: each shard of a commit crawl without samples (a run
+    that died, a shard added by hand), then each crawl whose shards are all in but whose dedup is not.
+    `samples` and `deduped` are the materialized partition keys of the two assets. In registration order:
+    a crawl skips and deduplicates against the crawls before it."""
+    plan = []
+    for crawl in crawls:
+        missing = [shard_partition(crawl, s) for s in shard_keys() if shard_partition(crawl, s) not in samples]
+        plan += [("commits_job", key, "no commit samples yet") for key in missing]
+        if not missing and crawl not in deduped:
+            plan.append(("commits_dedup_job", crawl, "not deduplicated yet"))
+    return plan

@@ -260,6 +260,31 @@ def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterIns
         == {"c3": "no oracle labels yet"}  # c4 waits for its GitHub branch first
 
 
-@pytest.mark.parametrize("name", ["new_crawl_sensor", "seedcoder_automation"])
+def test_nightly_commits_schedules_run_missing_shards_then_the_dedup(instance: dg.DagsterInstance,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEEDCODER_SHARDS", "2")
+    instance.add_dynamic_partitions("commit_crawl", ["k1", "k2", "k3"])
+
+    def report(key: tuple[str, ...], partition: str) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(list(key)), partition=partition))
+
+    for crawl, shards in (("k1", ("000", "001")), ("k2", ("000",)), ("k3", ("000", "001"))):
+        for shard in shards:
+            report(pipeline.COMMIT_SAMPLES, shard_partition(crawl, shard))
+    report(pipeline.DEDUPED_COMMIT_SAMPLES, "k1")
+    d = defs()
+    when = dt.datetime(2026, 11, 22, 2, tzinfo=dt.UTC)
+
+    def evaluate(name: str) -> dict[str, str]:
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+            out = d.get_schedule_def(name)(context)
+        return {} if isinstance(out, dg.SkipReason) else {r.partition_key: r.tags["seedcoder/backfill_reason"]
+                                                           for r in out}
+
+    assert evaluate("nightly_commits_backfill") == {"k2|001": "no commit samples yet"}  # the shard that died
+    assert evaluate("nightly_commits_dedup_backfill") == {"k3": "not deduplicated yet"}  # k2 waits for its shard
+
+
+@pytest.mark.parametrize("name", ["new_crawl_sensor", "new_commit_crawl_sensor", "seedcoder_automation"])
 def test_automation_is_off_unless_the_deployment_turns_it_on(name: str) -> None:
     assert defs().get_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED

@@ -4,7 +4,10 @@
 import dagster as dg
 
 from seedcoder_assets import settings
+from seedcoder_assets.core.pipeline import COMMIT_SAMPLES, DEDUPED_COMMIT_SAMPLES
 from seedcoder_assets.defs.jobs import (
+    commits_dedup_job,
+    commits_job,
     corpus_job,
     github_files_job,
     github_shards_job,
@@ -12,8 +15,8 @@ from seedcoder_assets.defs.jobs import (
     oracle_labels_job,
     scoring_job,
 )
-from seedcoder_assets.lib.backfill import crawl_states, plan_backfill
-from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME, job_partition_keys
+from seedcoder_assets.lib.backfill import crawl_states, plan_backfill, plan_commits_backfill
+from seedcoder_assets.partitions import COMMIT_CRAWL_PARTITIONS_NAME, CRAWL_PARTITIONS_NAME, job_partition_keys
 from seedcoder_assets.resources.oracle import OracleResource
 
 
@@ -45,3 +48,25 @@ nightly_github_syntax_backfill = _backfill_schedule(github_syntax_job, "30 1 * *
 nightly_oracle_labels_backfill = _backfill_schedule(oracle_labels_job, "0 3 * * *")
 nightly_scoring_backfill = _backfill_schedule(scoring_job, "0 6 * * *")
 nightly_corpus_backfill = _backfill_schedule(corpus_job, "0 8 * * *")
+
+
+def _commits_backfill_schedule(job, cron: str) -> dg.ScheduleDefinition:
+    @dg.schedule(name=f"nightly_{job.name.removesuffix('_job')}_backfill", job=job, cron_schedule=cron,
+                 execution_timezone="UTC", default_status=_status(),
+                 description=f"Runs {job.name} for every commit crawl partition that is missing.")
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        instance = context.instance
+        plan = plan_commits_backfill(
+            list(instance.get_dynamic_partitions(COMMIT_CRAWL_PARTITIONS_NAME)),
+            set(instance.get_materialized_partitions(dg.AssetKey(list(COMMIT_SAMPLES)))),
+            set(instance.get_materialized_partitions(dg.AssetKey(list(DEDUPED_COMMIT_SAMPLES)))))
+        requests = [dg.RunRequest(run_key=f"{key}:{context.scheduled_execution_time:%Y%m%d}", partition_key=key,
+                                  tags={"seedcoder/backfill_reason": why})
+                    for name, key, why in plan if name == job.name]
+        return requests or dg.SkipReason(f"every commit crawl is up to date for {job.name}")
+
+    return _schedule
+
+
+nightly_commits_backfill = _commits_backfill_schedule(commits_job, "0 2 * * *")
+nightly_commits_dedup_backfill = _commits_backfill_schedule(commits_dedup_job, "30 2 * * *")
