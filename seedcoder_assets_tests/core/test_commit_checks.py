@@ -113,3 +113,22 @@ def test_commits_accounted_counts_with_git_and_fails_on_a_missing_or_a_stray_com
     assert not check([*good, "o/zzz@5"]).passed  # a repository that was not selected
     unreadable = check(["o/calc@"])
     assert unreadable.passed and unreadable.metadata["repos_unreadable_at_extraction"] == 1
+
+
+def test_sample_lengths_in_tokens_of_a_local_tokenizer_or_in_characters(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from seedcoder_assets.core.commits.checks import sample_lengths
+
+    repo, sha = _repo(tmp_path)
+    uri = _samples(tmp_path, repo, [sha["edit"], sha["root"]])
+    texts = pq.read_table(uri, columns=["text"])["text"].to_pylist()
+    chars, unit = sample_lengths(uri)
+    assert unit == "characters" and sorted(chars) == sorted(len(t) for t in texts)
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"]))
+    tok.save(str(tmp_path / "tokenizer.json"))
+    tokens, unit = sample_lengths(uri, str(tmp_path))  # a folder holding tokenizer.json
+    assert unit == f"tokens ({tmp_path.name})"
+    assert sorted(tokens) == sorted(len(tok.encode(t).ids) for t in texts) and max(tokens) < max(chars)
