@@ -32,25 +32,28 @@ def cmd_sample_crawl(args: argparse.Namespace) -> None:
     print(f"crawl {args.name} ({args.which}) written to {dest}")
 
 
-def cmd_register(args: argparse.Namespace) -> None:
+def cmd_register(args: argparse.Namespace, source: str = "github") -> None:
+    """What the new-crawl sensors do, by hand: cut each crawl into shards, save the plan, add its parts."""
     from seedcoder_assets.core.ingest.landing import crawl_name_problem
     from seedcoder_assets.core.ingest.shards import load_plan, plan_shards, save_plan
-    from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+    from seedcoder_assets.partitions import BY_SOURCE
 
     problems = [p for p in map(crawl_name_problem, args.crawls) if p]
     if problems:  # the same rule as the new-crawl sensor: a name becomes a folder under every asset
         sys.exit("; ".join(problems))
     s, instance = _settings(), _instance()
-    existing = set(instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME))
+    name = BY_SOURCE[source].name
+    landing = s.commits_landing_root if source == "commits" else s.landing_root
+    existing = set(instance.get_dynamic_partitions(name))
     for c in args.crawls:
         if c in existing:
-            plan = load_plan(s.lake_root, c)
+            plan = load_plan(s.lake_root, c, source)
             print(f"{c}: already registered" + (f" ({plan.shards} shards)" if plan else ""))
             continue
-        plan = plan_shards(c, f"{s.landing_root.rstrip('/')}/{c}", s.shards, s.shard_bytes)
-        save_plan(s.lake_root, plan)  # before the partitions exist: a shard run always finds its plan
+        plan = plan_shards(c, f"{landing.rstrip('/')}/{c}", s.shards, s.shard_bytes, source=source)
+        save_plan(s.lake_root, plan, source)  # before the partitions exist: a shard run always finds its plan
         keys = [p.key for p in plan.parts if p.key not in existing]
-        instance.add_dynamic_partitions(CRAWL_PARTITIONS_NAME, keys)
+        instance.add_dynamic_partitions(name, keys)
         cut = f"{plan.shards} shards" + (f", {len(plan.parts)} crawl partitions: {', '.join(keys)}"
                                          if len(plan.parts) > 1 else "")
         print(f"{c}: registered ({cut})")
@@ -65,25 +68,7 @@ def cmd_sample_commit_crawl(args: argparse.Namespace) -> None:
 
 def cmd_register_commits(args: argparse.Namespace) -> None:
     """Register commit crawls as `commit_crawl` partitions, cut into shards as the commit-crawl sensor does."""
-    from seedcoder_assets.core.ingest.landing import crawl_name_problem
-    from seedcoder_assets.core.ingest.shards import load_plan, plan_shards, save_plan
-    from seedcoder_assets.partitions import COMMIT_CRAWL_PARTITIONS_NAME
-
-    problems = [p for p in map(crawl_name_problem, args.crawls) if p]
-    if problems:
-        sys.exit("; ".join(problems))
-    s, instance = _settings(), _instance()
-    existing = set(instance.get_dynamic_partitions(COMMIT_CRAWL_PARTITIONS_NAME))
-    for c in args.crawls:
-        if c in existing:
-            plan = load_plan(s.lake_root, c, "commits")
-            print(f"{c}: already registered" + (f" ({plan.shards} shards)" if plan else ""))
-            continue
-        plan = plan_shards(c, f"{s.commits_landing_root.rstrip('/')}/{c}", s.shards, s.shard_bytes, source="commits")
-        save_plan(s.lake_root, plan, "commits")
-        keys = [p.key for p in plan.parts if p.key not in existing]
-        instance.add_dynamic_partitions(COMMIT_CRAWL_PARTITIONS_NAME, keys)
-        print(f"{c}: registered as commit crawl ({plan.shards} shards{', parts ' + ', '.join(keys) if len(keys) > 1 else ''})")
+    cmd_register(args, source="commits")
 
 
 def cmd_materialize_commits(args: argparse.Namespace) -> None:

@@ -70,15 +70,14 @@ class Sample:
     patch_hash: str  # the changed lines per path, without context or line numbers (exact dedup key)
 
 
-def cut(text: str, limit: int, unit: str = "characters") -> str:
+def cut(text: str, limit: int) -> str:
     """`text` to at most `limit` characters, at a line end, with a marker saying how much is missing."""
     if len(text) <= limit:
         return text
     head = text[:limit]
     if "\n" in head:
         head = head[: head.rindex("\n") + 1]
-    missing = len(text) - len(head) if unit == "characters" else text[len(head):].count("\n")
-    return (head if head.endswith("\n") else head + "\n") + f"[... {missing} more {unit}]\n"
+    return (head if head.endswith("\n") else head + "\n") + f"[... {len(text) - len(head)} more characters]\n"
 
 
 def readme_of(repo: pygit2.Repository, tree: pygit2.Tree | None) -> tuple[str, str] | None:

@@ -8,14 +8,7 @@ from seedcoder_assets import settings
 from seedcoder_assets.core.ingest.landing import plan_tick
 from seedcoder_assets.core.ingest.shards import plan_shards, save_plan
 from seedcoder_assets.defs.jobs import commits_job, github_shards_job
-from seedcoder_assets.partitions import (
-    COMMIT_CRAWL_PARTITIONS_NAME,
-    CRAWL_PARTITIONS_NAME,
-    commit_crawl_partitions,
-    crawl_partitions,
-    shard_keys,
-    shard_partition,
-)
+from seedcoder_assets.partitions import commit_crawl_partitions, crawl_partitions, shard_keys, shard_partition
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -34,26 +27,7 @@ def new_crawl_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
     `shards x shard_bytes` becomes several crawl partitions), one run per shard; the crawl's dedup and
     syntax follow by their declared automation once every shard is in.
     """
-    registered = set(context.instance.get_dynamic_partitions(CRAWL_PARTITIONS_NAME))
-    plan = plan_tick(storage.landing_root, json.loads(context.cursor) if context.cursor else {}, registered)
-    for report in plan.reports:
-        context.log.warning(report)
-    cursor = json.dumps(plan.cursor, sort_keys=True)
-    if not plan.register:
-        return dg.SensorResult(skip_reason="; ".join(plan.reports) or "no new crawl has landed", cursor=cursor)
-    s = settings.current()
-    parts = []
-    for crawl in plan.register:
-        shard_plan = plan_shards(crawl, storage.crawl_uri(crawl), s.shards, s.shard_bytes)
-        save_plan(storage.lake_root, shard_plan)
-        parts += [p.key for p in shard_plan.parts if p.key not in registered]
-    return dg.SensorResult(
-        dynamic_partitions_requests=[crawl_partitions.build_add_request(parts)],
-        run_requests=[dg.RunRequest(run_key=f"{part}|{shard}:{github_shards_job.name}",
-                                    partition_key=shard_partition(part, shard), tags={"seedcoder/trigger": "new_crawl"})
-                      for part in parts for shard in shard_keys(s.shards)],
-        cursor=cursor,
-    )
+    return _register_and_run(context, storage, "github", crawl_partitions, github_shards_job.name, "new_crawl")
 
 
 @dg.sensor(jobs=[commits_job], minimum_interval_seconds=60, default_status=default_status())
@@ -61,25 +35,34 @@ def new_commit_crawl_sensor(context: dg.SensorEvaluationContext, storage: Storag
     """Registers each newly landed commit crawl (`git_repos.jsonl` plus bundles or bare mirrors, under the
     commits landing root) as a `commit_crawl` partition, cut into shards by repository bytes, and runs
     its shards, as the new-crawl sensor does for code crawls."""
-    registered = set(context.instance.get_dynamic_partitions(COMMIT_CRAWL_PARTITIONS_NAME))
-    root = storage.landing_for("commits")
-    plan = plan_tick(root, json.loads(context.cursor) if context.cursor else {}, registered, source="commits")
+    return _register_and_run(context, storage, "commits", commit_crawl_partitions, commits_job.name,
+                             "new_commit_crawl")
+
+
+def _register_and_run(context: dg.SensorEvaluationContext, storage: StorageResource, source: str,
+                      partitions: dg.DynamicPartitionsDefinition, job: str,
+                      trigger: str) -> dg.SensorResult:
+    """One tick for a source: decide the newly landed crawls, cut each into shards (the plan saved before its
+    partitions exist, so a shard run always finds it), register its parts, request a run per shard."""
+    registered = set(context.instance.get_dynamic_partitions(partitions.name))
+    root = storage.landing_for(source)
+    plan = plan_tick(root, json.loads(context.cursor) if context.cursor else {}, registered, source=source)
     for report in plan.reports:
         context.log.warning(report)
     cursor = json.dumps(plan.cursor, sort_keys=True)
     if not plan.register:
-        return dg.SensorResult(skip_reason="; ".join(plan.reports) or "no new commit crawl has landed", cursor=cursor)
+        return dg.SensorResult(skip_reason="; ".join(plan.reports) or f"no new {partitions.name} has landed",
+                               cursor=cursor)
     s = settings.current()
     parts = []
     for crawl in plan.register:
-        shard_plan = plan_shards(crawl, f"{root.rstrip('/')}/{crawl}", s.shards, s.shard_bytes, source="commits")
-        save_plan(storage.lake_root, shard_plan, source="commits")
+        shard_plan = plan_shards(crawl, f"{root.rstrip('/')}/{crawl}", s.shards, s.shard_bytes, source=source)
+        save_plan(storage.lake_root, shard_plan, source=source)
         parts += [p.key for p in shard_plan.parts if p.key not in registered]
     return dg.SensorResult(
-        dynamic_partitions_requests=[commit_crawl_partitions.build_add_request(parts)],
-        run_requests=[dg.RunRequest(run_key=f"{part}|{shard}:{commits_job.name}",
-                                    partition_key=shard_partition(part, shard),
-                                    tags={"seedcoder/trigger": "new_commit_crawl"})
+        dynamic_partitions_requests=[partitions.build_add_request(parts)],
+        run_requests=[dg.RunRequest(run_key=f"{part}|{shard}:{job}", partition_key=shard_partition(part, shard),
+                                    tags={"seedcoder/trigger": trigger})
                       for part in parts for shard in shard_keys(s.shards)],
         cursor=cursor,
     )
