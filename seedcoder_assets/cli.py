@@ -133,9 +133,6 @@ def _load_run_config(path: str | None) -> dict:
 
 
 def cmd_materialize(args: argparse.Namespace) -> None:
-    import dagster as dg
-
-    from seedcoder_assets.core import pipeline
     from seedcoder_assets.definitions import defs
     from seedcoder_assets.partitions import job_partition_keys
     from seedcoder_assets.resources.oracle import NOT_CONFIGURED
@@ -165,10 +162,11 @@ def cmd_materialize(args: argparse.Namespace) -> None:
         print("quality branch skipped (--skip-quality)")
     elif not oracle.configured:
         for crawl in args.crawls:  # choosing the files to label needs no oracle
-            run("oracle_labels_job", crawl, only=[dg.AssetKey(list(pipeline.LABEL_SAMPLE))])
+            run("label_sample_job", crawl)
         print(f"rest of the quality branch skipped: {NOT_CONFIGURED}")
     else:
-        for crawl in args.crawls:
+        for crawl in args.crawls:  # the crawl's sample, then each shard's part of it labelled
+            run("label_sample_job", crawl)
             run("oracle_labels_job", crawl)
         run("scorer_job")
         for crawl in args.crawls:  # its shards scored, then its corpora
@@ -312,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`) applied to every job's ops")
     s.set_defaults(fn=cmd_materialize)
     s = sub.add_parser("backfill", help="run every crawl partition that is missing or stale (as the nightly schedules)")
-    s.add_argument("--job", choices=["github_shards_job", "github_files_job", "github_syntax_job", "oracle_labels_job",
+    s.add_argument("--job", choices=["github_shards_job", "github_files_job", "github_syntax_job", "label_sample_job",
+                                     "oracle_labels_job",
                                      "scoring_job", "corpus_job"], help="only this job")
     s.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     s.set_defaults(fn=cmd_backfill)

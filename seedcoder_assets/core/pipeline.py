@@ -133,12 +133,15 @@ class FilterStage(Stage):
 GITHUB, LABELS, SCORER, SCORING, CATALOG = "github_files_job", "oracle_labels_job", "scorer_job", "scoring_job", \
     "catalog_job"
 SHARDS, SYNTAX, CORPUS = "github_shards_job", "github_syntax_job", "corpus_job"
+SAMPLE = "label_sample_job"
 COMMITS, COMMITS_DEDUP = "commits_job", "commits_dedup_job"
 JOB_DESCRIPTIONS = {
     SHARDS: "Ingest one shard of a crawl and keep its code files (one run per shard, in parallel).",
     GITHUB: "Deduplicate one crawl partition, within it and against earlier crawls, once every shard is ingested.",
     SYNTAX: "Syntax-check one shard of a deduplicated crawl (one run per shard, in parallel).",
-    LABELS: "Sample a crawl's syntax-checked files by language and have the oracle rate them (cached).",
+    SAMPLE: "Choose the files of a crawl the oracle rates: a seeded sample by language over every shard.",
+    LABELS: "Have the oracle rate the sampled files of one shard of a crawl (cached; one run per shard, queued "
+            "on the `oracle` pool: its limit is the number of oracle servers).",
     SCORER: "Train and evaluate the quality scorer on every crawl's oracle labels.",
     SCORING: "Score every file of one shard of a crawl with the current scorer (one GPU run per shard).",
     CORPUS: "Build a crawl's file-level and repository-level corpora from its scores.",
@@ -262,10 +265,11 @@ STAGES: list[Stage] = [
           run=_near_dedup),
     Stage(SYNTAX_CHECKED_FILES, SYNTAX, automation="on_new_data", sharded=True, reads=(NEAR_DEDUPED_FILES,), lineage=True, lineage_input=NEAR_DEDUPED_FILES,
           compute="cpu", code_version="syntax-v1", params=SyntaxParams, run=_syntax),
-    Stage(LABEL_SAMPLE, LABELS, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1",
+    # The sample is drawn over the whole crawl (the quotas are per crawl); each shard asks for its own files.
+    Stage(LABEL_SAMPLE, SAMPLE, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1",
           automation="on_new_data_with_oracle"),
     Stage(ORACLE_LABELS, LABELS, reads=(LABEL_SAMPLE, SYNTAX_CHECKED_FILES), compute="gpu", pool="oracle",
-          code_version="oracle-labels-v1", automation="on_new_data_with_oracle"),
+          sharded=True, code_version="oracle-labels-v2", automation="on_new_data_with_oracle"),
     Stage(QUALITY_SCORER, SCORER, reads=(ORACLE_LABELS,), partitioned=False, compute="gpu",
           code_version="quality-scorer-v1", data_versioned=True),
     # A new scorer version is a newly updated input of every crawl's scores: they all re-score.

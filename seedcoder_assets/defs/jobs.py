@@ -1,7 +1,7 @@
 """The jobs users launch, each the stages declared with it (core/pipeline.py). A job runs one partition,
 so the GitHub branch is three: per shard (ingest, code files), per crawl (dedup), per shard again (syntax);
-the quality branch four: labels per crawl, the scorer (one model for every crawl), scores per shard, and
-the corpora per crawl; then the catalog refresh."""
+the quality branch five: the label sample per crawl, labels per shard, the scorer (one model for every
+crawl), scores per shard, and the corpora per crawl; then the catalog refresh."""
 
 import dagster as dg
 
@@ -16,6 +16,7 @@ def _job(name: str):
 github_shards_job = _job(pipeline.SHARDS)
 github_files_job = _job(pipeline.GITHUB)
 github_syntax_job = _job(pipeline.SYNTAX)
+label_sample_job = _job(pipeline.SAMPLE)
 oracle_labels_job = _job(pipeline.LABELS)
 scorer_job = _job(pipeline.SCORER)
 scoring_job = _job(pipeline.SCORING)

@@ -13,7 +13,8 @@ class CrawlState:
     """The latest materializations of one crawl partition (timestamps; None = never)."""
 
     files_at: float | None = None  # filters/syntax_checked_files (its oldest shard): the end of the GitHub branch
-    labels_at: float | None = None  # quality/oracle_labels
+    sample_at: float | None = None  # quality/oracle_label_sample
+    labels_at: float | None = None  # quality/oracle_labels (its oldest shard)
     scores_at: float | None = None  # quality/file_quality_scores
     scores_scorer: str | None = None  # the scorer version those scores came from
     corpus_at: float | None = None  # quality/quality_files
@@ -40,7 +41,9 @@ def plan_backfill(states: dict[str, CrawlState], oracle_configured: bool, scorer
                 f"no {', '.join(s.syntax_missing)} yet" if s.syntax_missing else "deduplicated files rebuilt"
             plan.append(("github_syntax_job", crawl, why))
             continue  # the rest follows once files exist (next tick, or the declared automation)
-        if oracle_configured and s.labels_at is None:
+        if s.sample_at is None:  # no oracle needed: it is what the labels will be asked for
+            plan.append(("label_sample_job", crawl, "no label sample yet"))
+        if oracle_configured and s.labels_at is None:  # then each shard asks for its part of the sample
             plan.append(("oracle_labels_job", crawl, "no oracle labels yet"))
         if scorer is None:
             continue
@@ -103,7 +106,8 @@ def crawl_states(instance, crawls: list[str]) -> tuple[dict[str, CrawlState], st
         scores = None if None in shard_scores else min(shard_scores, key=lambda e: e.timestamp)
         scored_by = scores.asset_materialization.metadata.get("scorer_version") if scores else None
         states[crawl] = CrawlState(
-            files_at=at(pipeline.SYNTAX_CHECKED_FILES, crawl), labels_at=at(pipeline.ORACLE_LABELS, crawl),
+            files_at=at(pipeline.SYNTAX_CHECKED_FILES, crawl), sample_at=at(pipeline.LABEL_SAMPLE, crawl),
+            labels_at=at(pipeline.ORACLE_LABELS, crawl),
             scores_at=scores.timestamp if scores else None, scores_scorer=scored_by.value if scored_by else None,
             corpus_at=at(pipeline.QUALITY_FILES, crawl),
             github_missing=tuple(k.to_user_string() for k in github if crawl not in materialized[k]),

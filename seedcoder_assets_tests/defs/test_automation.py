@@ -192,22 +192,25 @@ def test_backfill_plan_covers_missing_and_stale_partitions() -> None:
         "new": CrawlState(shards_missing=("ingest/raw_repo_files",), github_missing=("dedup/deduped_repos",)),
         "one-shard-new": CrawlState(files_at=None),  # a shard's syntax check never ran
         "unlabelled": CrawlState(files_at=1.0),
-        "old-scorer": CrawlState(files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-1", corpus_at=4.0),
-        "files-newer": CrawlState(files_at=5.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2", corpus_at=4.0),
-        "corpus-missing": CrawlState(files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2"),
-        "fresh": CrawlState(files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2", corpus_at=4.0),
+        "sampled": CrawlState(files_at=1.0, sample_at=1.5),  # a shard's labels never came back
+        "old-scorer": CrawlState(files_at=1.0, sample_at=1.5, labels_at=2.0, scores_at=3.0, scores_scorer="qs-1", corpus_at=4.0),
+        "files-newer": CrawlState(sample_at=1.5, files_at=5.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2", corpus_at=4.0),
+        "corpus-missing": CrawlState(sample_at=1.5, files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2"),
+        "fresh": CrawlState(sample_at=1.5, files_at=1.0, labels_at=2.0, scores_at=3.0, scores_scorer="qs-2", corpus_at=4.0),
     }
     plan = plan_backfill(states, oracle_configured=True, scorer="qs-2")
     # In registration order (the order of `states`): crawl k is deduplicated against crawls 1..k-1.
     new = [("github_shards_job", "new"), ("github_files_job", "new"), ("github_syntax_job", "new"),
            ("github_syntax_job", "one-shard-new")]  # its shards, the crawl's dedup, the shards' syntax
     assert [(j, c) for j, c, _ in plan] == [
-        *new, ("oracle_labels_job", "unlabelled"), ("scoring_job", "unlabelled"), ("corpus_job", "unlabelled"),
+        *new, ("label_sample_job", "unlabelled"), ("oracle_labels_job", "unlabelled"), ("scoring_job", "unlabelled"),
+        ("corpus_job", "unlabelled"), ("oracle_labels_job", "sampled"), ("scoring_job", "sampled"),
+        ("corpus_job", "sampled"),
         ("scoring_job", "old-scorer"), ("corpus_job", "old-scorer"), ("scoring_job", "files-newer"),
         ("corpus_job", "files-newer"), ("corpus_job", "corpus-missing")]
     assert "current scorer is qs-2" in dict(((j, c), w) for j, c, w in plan)[("scoring_job", "old-scorer")]
-    # No oracle and no scorer: only the GitHub branch is backfilled.
-    assert [(j, c) for j, c, _ in plan_backfill(states, False, None)] == new
+    # No oracle and no scorer: the GitHub branch and the label sample (it needs no oracle) are backfilled.
+    assert [(j, c) for j, c, _ in plan_backfill(states, False, None)] == [*new, ("label_sample_job", "unlabelled")]
 
 
 @pytest.fixture
@@ -227,7 +230,8 @@ def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterIns
         for key in [k for job in (pipeline.SHARDS, pipeline.GITHUB, pipeline.SYNTAX) for k in pipeline.job_assets(job)]:
             if not (crawl == "c4" and key == pipeline.DEDUPED_REPOS):  # c4's run left one asset out
                 report(list(key), shard_partition(crawl, "000") if pipeline.stage(key).sharded else crawl)
-    report(["quality", "oracle_labels"], "c1")
+    report(["quality", "oracle_label_sample"], "c1")
+    report(["quality", "oracle_labels"], "c1|000")
     report(["quality", "quality_scorer"], version="qs-1")
     report(["quality", "file_quality_scores"], "c1|000", scorer_version="qs-1")
     report(["quality", "quality_files"], "c1")
@@ -255,9 +259,11 @@ def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterIns
                                                      "c3|000": "never scored"}
     assert evaluate("nightly_corpus_backfill") == {"c1": "rescored: scored by qs-1, current scorer is qs-2",
                                                    "c3": "rescored: never scored"}
+    # The sample needs no oracle; each shard's labels do. c4 waits for its GitHub branch first.
+    assert evaluate("nightly_label_sample_backfill") == {"c3": "no label sample yet"}
     assert evaluate("nightly_oracle_labels_backfill") == {}
     assert evaluate("nightly_oracle_labels_backfill", OracleResource(base_url="http://127.0.0.1:1/v1", model="m")) \
-        == {"c3": "no oracle labels yet"}  # c4 waits for its GitHub branch first
+        == {"c3|000": "no oracle labels yet"}
 
 
 def test_nightly_commits_schedules_run_missing_shards_then_the_dedup(instance: dg.DagsterInstance,

@@ -51,8 +51,11 @@ def env(tmp_path_factory: pytest.TempPathFactory, small_crawl: Path):
 def _job(env, name: str, crawl: str | None = "c1", oracle: OracleResource | None = None, config=None,
          raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     resources = {**env["base"], "oracle": oracle or env["oracle"]}
-    if name == "scoring_job":  # every shard scored, then the crawl's corpora: one result
-        return run_github_branch(defs(), env["instance"], crawl, jobs=("scoring_job", "corpus_job"),
+    # A job of the quality branch and the one after it, as the CLI runs them: one result
+    following = {"scoring_job": ("scoring_job", "corpus_job"),  # every shard scored, then the crawl's corpora
+                 "oracle_labels_job": ("label_sample_job", "oracle_labels_job")}  # the sample, then each shard's labels
+    if name in following:
+        return run_github_branch(defs(), env["instance"], crawl, jobs=following[name],
                                  resources=resources, run_config=config or {}, raise_on_error=raise_on_error)
     return defs().resolve_job_def(name).execute_in_process(
         resources=resources, instance=env["instance"], partition_key=crawl, run_config=config or {},

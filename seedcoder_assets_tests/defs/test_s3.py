@@ -121,7 +121,8 @@ def test_small_real_crawl_materializes_with_every_root_on_s3(s3_endpoint: str, s
                                                                     "batch_size": 16, "max_mae": 10.0}}}}
     with FakeOracle(model="judge") as server:
         resources["oracle"] = OracleResource(base_url=server.base_url, model="judge", structured_output="none")
-        for job, key, cfg in (("oracle_labels_job", "c1", config), ("scorer_job", None, scorer_config),
+        for job, key, cfg in (("label_sample_job", "c1", config), ("oracle_labels_job", "c1|000", {}),
+                              ("scorer_job", None, scorer_config),
                               ("scoring_job", "c1|000", {}), ("corpus_job", "c1", {}), ("catalog_job", None, {})):
             assert d.resolve_job_def(job).execute_in_process(
                 resources=resources, instance=instance, partition_key=key, run_config=cfg).success, job

@@ -51,7 +51,9 @@ import json, sys
 import dagster as dg
 from seedcoder_assets.definitions import defs
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.testing.branch import run_github_branch
+from seedcoder_assets.testing.fake_oracle import FakeOracle
 home, landing, step = sys.argv[1:4]
 storage = StorageResource(lake_root=home + "/lake", landing_root=landing, local_dir=home + "/local")
 res = {"storage": storage}
@@ -72,6 +74,17 @@ with dg.DagsterInstance.ephemeral() as instance:
         again = d.resolve_job_def("github_shards_job").execute_in_process(  # one shard again
             instance=instance, resources=res, partition_key=dg.MultiPartitionKey({"crawl": "c1", "shard": "000"}))
         out["again"] = again.success
+        # The crawl's label sample, then each shard's part of it rated (one run per shard).
+        sample = {"quotas": {"Python": 60, "C": 10, "Markdown": 10}, "scale": 1.0, "seed": 0}
+        with FakeOracle(model="judge") as server:
+            oracle = OracleResource(base_url=server.base_url, model="judge", structured_output="none")
+            result = run_github_branch(d, instance, "c1", jobs=("label_sample_job", "oracle_labels_job"),
+                                       resources={**res, "oracle": oracle},
+                                       run_config={"ops": {"quality__oracle_label_sample": {"config": sample}}})
+        out["labels"] = [result.success, len(result.results),
+                         all(e.passed for e in result.get_asset_check_evaluations())]
+        out["label_partitions"] = sorted(instance.get_materialized_partitions(
+            dg.AssetKey(["quality", "oracle_labels"])))
     else:  # two shards of three, then the crawl's job
         for shard in ("000", "002"):
             d.resolve_job_def("github_shards_job").execute_in_process(
@@ -93,9 +106,15 @@ def _materialize(home: Path, landing: Path, shards: int, step: str = "all") -> d
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_a_crawl_in_shards_gives_what_it_gives_whole(tmp_path: Path, crawls: Path) -> None:
-    whole = _materialize(tmp_path / "whole", crawls, 1)
-    sharded = _materialize(tmp_path / "sharded", crawls, 3)
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory, crawls: Path) -> tuple[Path, dict, dict]:
+    """The two crawls materialized whole (one shard slot) and in three shards: (home of both, whole, sharded)."""
+    root = tmp_path_factory.mktemp("both")
+    return root, _materialize(root / "whole", crawls, 1), _materialize(root / "sharded", crawls, 3)
+
+
+def test_a_crawl_in_shards_gives_what_it_gives_whole(both: tuple[Path, dict, dict]) -> None:
+    tmp_path, whole, sharded = both
     assert whole["c1"] == whole["c2"] == [True, 3, True]  # its shard, its dedup, its shard's syntax
     assert sharded["c1"] == sharded["c2"] == [True, 7, True]  # 3 shard runs, the crawl's run, 3 syntax runs
     lake = tmp_path / "sharded" / "lake"
@@ -116,6 +135,30 @@ def test_a_crawl_in_shards_gives_what_it_gives_whole(tmp_path: Path, crawls: Pat
                for a in ("filters/code_files", "dedup/near_deduped_files", "filters/syntax_checked_files")}
         assert ids["filters/syntax_checked_files"] <= ids["dedup/near_deduped_files"] <= ids["filters/code_files"]
         assert ids["filters/syntax_checked_files"]
+
+
+def test_oracle_labels_fan_out_per_shard_and_give_what_the_whole_crawl_gives(both: tuple[Path, dict, dict]) -> None:
+    """The sample is drawn over the whole crawl; each shard rates the sampled files it holds, and the shards'
+    labels together are the whole crawl's: every sampled file once, with the same answer."""
+    tmp_path, whole, sharded = both
+    assert whole["labels"] == [True, 2, True] and sharded["labels"] == [True, 4, True]
+    assert sharded["label_partitions"] == [f"c1|{s:03d}" for s in range(3)]
+
+    def labels(home: Path) -> pl.DataFrame:
+        return pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/**/*.parquet").select(
+            "id", "language", "status", "rating").sort("id")
+
+    sample = pl.read_parquet(f"{tmp_path}/sharded/lake/quality/oracle_label_sample/crawl=c1/**/*.parquet")
+    assert labels(tmp_path / "sharded").equals(labels(tmp_path / "whole"))
+    assert sorted(labels(tmp_path / "sharded")["id"]) == sorted(sample["id"])  # each sampled file, once
+    lake = tmp_path / "sharded" / "lake"
+    per_shard = []
+    for s in range(3):
+        held = set(pl.read_parquet(f"{lake}/filters/syntax_checked_files/crawl=c1/shard-{s:03d}/*.parquet")["id"])
+        rated = pl.read_parquet(f"{lake}/quality/oracle_labels/crawl=c1/shard-{s:03d}/*.parquet")["id"].to_list()
+        assert set(rated) <= held  # a shard rates only the files it holds
+        per_shard.append(len(rated))
+    assert sum(per_shard) == sample.height and sum(1 for n in per_shard if n) >= 2  # the work was spread
 
 
 def test_a_crawl_partition_with_a_shard_missing_is_not_read(tmp_path: Path, crawls: Path) -> None:

@@ -65,8 +65,8 @@ def _step_pods(tmp_path) -> dict[str, dict]:
     pods = {}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("crawl", ["c1"])
-        for job_name in ("github_shards_job", "github_files_job", "github_syntax_job", "oracle_labels_job",
-                         "scorer_job", "scoring_job", "corpus_job", "catalog_job"):
+        for job_name in ("github_shards_job", "github_files_job", "github_syntax_job", "label_sample_job",
+                         "oracle_labels_job", "scorer_job", "scoring_job", "corpus_job", "catalog_job"):
             job = d.resolve_job_def(job_name)
             key = job_partition_keys(job_name, "c1")[0] if job.partitions_def else None
             plan = create_execution_plan(job, instance_ref=instance.get_ref(),

@@ -108,9 +108,9 @@ def test_vllm_labels_real_files_and_the_quality_branch_runs(crawl_env, vllm_serv
                                                               partition_key=crawl, run_config=config or {})
 
     sample = {"quotas": {"Python": 80, "C": 12, "Markdown": 12, "JavaScript": 8}, "scale": 1.0, "seed": 0}
-    labels_config = {"ops": {"quality__oracle_label_sample": {"config": sample},
-                             "quality__oracle_labels": {"config": {"max_content_chars": 6000}}}}
-    result = run("oracle_labels_job", config=labels_config)
+    labels_config = {"ops": {"quality__oracle_labels": {"config": {"max_content_chars": 6000}}}}
+    assert run("label_sample_job", config={"ops": {"quality__oracle_label_sample": {"config": sample}}}).success
+    result = run("oracle_labels_job", crawl="c1|000", config=labels_config)  # the crawl's one shard
     labels = pl.read_parquet(f"{home}/lake/quality/oracle_labels/crawl=c1/**/*.parquet")
     sampled = pl.read_parquet(f"{home}/lake/quality/oracle_label_sample/crawl=c1/**/*.parquet").height
     assert labels.height == sampled >= 100  # some languages have fewer files than their quota
@@ -125,7 +125,7 @@ def test_vllm_labels_real_files_and_the_quality_branch_runs(crawl_env, vllm_serv
           for e in result.get_asset_materialization_events()}["quality/oracle_labels"]
     assert md["asked"].value == sampled and md["requests_per_s"].value > 0
 
-    again = run("oracle_labels_job", config=labels_config)  # all cached: vLLM is not asked again
+    again = run("oracle_labels_job", crawl="c1|000", config=labels_config)  # all cached: vLLM is not asked again
     md2 = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
            for e in again.get_asset_materialization_events()}["quality/oracle_labels"]
     assert md2["asked"].value == 0 and md2["cached"].value == sampled

@@ -12,6 +12,7 @@ from seedcoder_assets.defs.jobs import (
     github_files_job,
     github_shards_job,
     github_syntax_job,
+    label_sample_job,
     oracle_labels_job,
     scoring_job,
 )
@@ -45,6 +46,7 @@ def _backfill_schedule(job, cron: str) -> dg.ScheduleDefinition:
 nightly_github_shards_backfill = _backfill_schedule(github_shards_job, "0 0 * * *")
 nightly_github_files_backfill = _backfill_schedule(github_files_job, "0 1 * * *")
 nightly_github_syntax_backfill = _backfill_schedule(github_syntax_job, "30 1 * * *")
+nightly_label_sample_backfill = _backfill_schedule(label_sample_job, "30 2 * * *")
 nightly_oracle_labels_backfill = _backfill_schedule(oracle_labels_job, "0 3 * * *")
 nightly_scoring_backfill = _backfill_schedule(scoring_job, "0 6 * * *")
 nightly_corpus_backfill = _backfill_schedule(corpus_job, "0 8 * * *")

@@ -83,27 +83,33 @@ def oracle_label_sample(context: dg.AssetExecutionContext, config: LabelSampleCo
 )
 def oracle_labels(context: dg.AssetExecutionContext, config: OracleLabelConfig, storage: StorageResource,
                   oracle: OracleResource) -> dg.MaterializeResult:
-    """The oracle's 0-10 rating of every sampled file (paper A.2.1 prompt), cached by (file, model, prompt version).
+    """The oracle's 0-10 rating of every sampled file of one shard (paper A.2.1 prompt), cached by (file,
+    model, prompt version, request shape).
 
-    Only files without a cached answer are sent; answers are cached as they arrive, so an outage or a
-    crash loses nothing that was answered, and the next run resumes.
+    Shards label in parallel, as many at once as the `oracle` pool allows (one per oracle server behind
+    the endpoint). Only files without a cached answer are sent; answers are cached as they arrive, so an
+    outage or a crash loses nothing that was answered, and the next run resumes.
     """
     settings = oracle.require()
-    crawl = context.partition_key
-    sample = read_table(storage.uri(LABEL_SAMPLE, crawl))
+    crawl, shard = split_key(context.partition_key)
+    files = storage.uri(SYNTAX_CHECKED_FILES, crawl, shard)
+    crawl_sample = read_table(storage.uri(LABEL_SAMPLE, crawl))  # this shard's part of it: the files it holds
+    sample = crawl_sample.filter(pc.is_in(crawl_sample["id"], read_table(files, ["id"])["id"]))
+    mark_shards(storage.uri(ORACLE_LABELS, crawl), shard_keys())
     cache = LabelCache(storage.label_cache_uri(), settings.model,
                        request=request_fingerprint(settings, config.max_content_chars))
-    labels, run = label_sample(sample, storage.uri(SYNTAX_CHECKED_FILES, crawl), settings, cache, context.run.run_id,
+    labels, run = label_sample(sample, files, settings, cache, context.run.run_id,
                                config.max_content_chars, config.retry_parse_failures)
-    dst = storage.uri(ORACLE_LABELS, crawl)
+    dst = storage.uri(ORACLE_LABELS, crawl, shard)
     with PartWriter(dst, LABEL_SCHEMA) as out:
         out.write_table(labels)
     ok = labels.filter(pc.equal(labels["status"], "ok"))
     ratings = {v["values"]: v["counts"] for v in ok["rating"].value_counts().to_pylist()}
     failures = labels.filter(pc.equal(labels["status"], "parse_failure"))
-    ok_share = ok.num_rows / max(1, labels.num_rows)
+    ok_share = ok.num_rows / labels.num_rows if labels.num_rows else 1.0  # a shard with no sampled file
     metadata = {
-        "dagster/row_count": labels.num_rows, "oracle_model": settings.model, "prompt_version": PROMPT_VERSION,
+        "dagster/row_count": labels.num_rows, "crawl_sample": crawl_sample.num_rows, "oracle_model": settings.model,
+        "prompt_version": PROMPT_VERSION,
         "statuses": dg.MetadataValue.json(dict(run.statuses)), "cached": run.cached, "asked": run.asked,
         "retries": run.oracle.retries, "truncated": run.truncated,
         "requests_per_s": round(run.oracle.requests_per_s, 2), "oracle_seconds": round(run.oracle.seconds, 2),
