@@ -43,7 +43,7 @@ def cmd_register(args: argparse.Namespace, source: str = "github") -> None:
         sys.exit("; ".join(problems))
     s, instance = _settings(), _instance()
     name = BY_SOURCE[source].name
-    landing = s.commits_landing_root if source == "commits" else s.landing_root
+    landing = {"commits": s.commits_landing_root, "web": s.web_landing_root}.get(source, s.landing_root)
     existing = set(instance.get_dynamic_partitions(name))
     for c in args.crawls:
         if c in existing:
@@ -71,9 +71,33 @@ def cmd_register_commits(args: argparse.Namespace) -> None:
     cmd_register(args, source="commits")
 
 
+def cmd_sample_web(args: argparse.Namespace) -> None:
+    from seedcoder_assets.sample_web import build_dump
+
+    landing = Path(args.landing or _settings().web_landing_root)
+    print(f"web dump {args.name} written to {build_dump(landing / args.name, args.which, args.epoch)}")
+
+
+def cmd_register_web(args: argparse.Namespace) -> None:
+    """Register web dumps as `web_dump` partitions, cut into shards as the web-dump sensor does."""
+    cmd_register(args, source="web")
+
+
 def cmd_materialize_commits(args: argparse.Namespace) -> None:
     """The commits corpus of each crawl: commits_job on every shard, then its dedup; stops at the first failed run."""
     from seedcoder_assets.core import pipeline
+
+    _materialize_shards_then_dedup(args, (pipeline.COMMITS, pipeline.COMMITS_DEDUP))
+
+
+def cmd_materialize_web(args: argparse.Namespace) -> None:
+    """The web corpus of each dump: web_pages_job on every shard, then its dedup; stops at the first failed run."""
+    from seedcoder_assets.core import pipeline
+
+    _materialize_shards_then_dedup(args, (pipeline.WEB, pipeline.WEB_DEDUP))
+
+
+def _materialize_shards_then_dedup(args: argparse.Namespace, jobs: tuple[str, str]) -> None:
     from seedcoder_assets.definitions import defs
     from seedcoder_assets.partitions import job_partition_keys
 
@@ -81,7 +105,7 @@ def cmd_materialize_commits(args: argparse.Namespace) -> None:
     config = _load_run_config(args.config)
     ok = True
     for crawl in args.crawls:  # its shards, then its dedup (against the crawls before it: keep their order)
-        for job in (pipeline.COMMITS, pipeline.COMMITS_DEDUP):
+        for job in jobs:
             job_def = d.resolve_job_def(job)
             ops = {k: v for k, v in config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
             for key in job_partition_keys(job, crawl):
@@ -301,6 +325,20 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("crawls", nargs="+")
     s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`), e.g. deploy/demo/commits.yaml")
     s.set_defaults(fn=cmd_materialize_commits)
+    s = sub.add_parser("sample-web", help="build a real web dump: WARC files of Debian documentation pages")
+    s.add_argument("--which", choices=["small", "large"], default="small")
+    s.add_argument("--name", default="debian-docs")
+    s.add_argument("--epoch", type=int, default=0, help="a later crawl of the same sites (other fetch dates)")
+    s.add_argument("--landing", help="web landing root (default $SEEDCODER_WEB_LANDING_ROOT or "
+                                     "$SEEDCODER_HOME/landing-web)")
+    s.set_defaults(fn=cmd_sample_web)
+    s = sub.add_parser("register-web-dump", help="add web dumps as partitions of the `web_dump` set")
+    s.add_argument("crawls", nargs="+", metavar="dumps")
+    s.set_defaults(fn=cmd_register_web)
+    s = sub.add_parser("materialize-web", help="run the web corpus (web_pages_job per shard, then its dedup) of dumps")
+    s.add_argument("crawls", nargs="+", metavar="dumps")
+    s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`)")
+    s.set_defaults(fn=cmd_materialize_web)
     s = sub.add_parser("register-crawl", help="add crawls as partitions of the `crawl` dimension")
     s.add_argument("crawls", nargs="+")
     s.set_defaults(fn=cmd_register)

@@ -18,6 +18,7 @@ class Settings:
     lake_root: str  # SEEDCODER_LAKE_ROOT
     landing_root: str  # SEEDCODER_LANDING_ROOT
     commits_landing_root: str  # SEEDCODER_COMMITS_LANDING_ROOT: where commit crawls land
+    web_landing_root: str  # SEEDCODER_WEB_LANDING_ROOT: where web dumps (WARC files) land
     index_root: str  # SEEDCODER_INDEX_ROOT ("" = <lake>/_index)
     local_dir: str  # SEEDCODER_LOCAL_DIR
     catalog: str  # SEEDCODER_CATALOG
@@ -59,6 +60,7 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         home=home, lake_root=lake, landing_root=get("SEEDCODER_LANDING_ROOT") or f"{home}/landing",
         commits_landing_root=get("SEEDCODER_COMMITS_LANDING_ROOT") or f"{home}/landing-commits",
+        web_landing_root=get("SEEDCODER_WEB_LANDING_ROOT") or f"{home}/landing-web",
         index_root=get("SEEDCODER_INDEX_ROOT", ""), local_dir=get("SEEDCODER_LOCAL_DIR") or f"{home}/local",
         catalog=get("SEEDCODER_CATALOG") or f"{home}/catalog.duckdb", duckdb_memory=get("SEEDCODER_DUCKDB_MEMORY", "1GB"),
         model_root=get("SEEDCODER_MODEL_ROOT") or f"{home}/models",

@@ -38,6 +38,7 @@ from seedcoder_assets.core.parquet_io import iter_batches, mark_shards
 from seedcoder_assets.core.runner import Decide, run_stage
 from seedcoder_assets.core.stage_run import SCRATCH, StageRun
 from seedcoder_assets.core.stats import StageStats
+from seedcoder_assets.core.web.pages import WebPageParams, extract_pages
 
 Key = tuple[str, ...]
 
@@ -64,6 +65,9 @@ LAKE_CATALOG: Key = ("catalog", "lake_catalog")
 COMMIT_REPOS: Key = ("commits", "commit_repos")
 COMMIT_SAMPLES: Key = ("commits", "commit_samples")
 DEDUPED_COMMIT_SAMPLES: Key = ("commits", "deduped_commit_samples")
+# The code-related web corpus (source "web": web dumps are partitions of their own).
+WEB_PAGES: Key = ("web", "web_pages")
+DEDUPED_WEB_PAGES: Key = ("web", "deduped_web_pages")
 
 Compute = Literal["light", "cpu", "gpu"]  # light: the run's own process; cpu/gpu: a sized pod (lib/k8s.py)
 
@@ -135,6 +139,7 @@ GITHUB, LABELS, SCORER, SCORING, CATALOG = "github_files_job", "oracle_labels_jo
 SHARDS, SYNTAX, CORPUS = "github_shards_job", "github_syntax_job", "corpus_job"
 SAMPLE = "label_sample_job"
 COMMITS, COMMITS_DEDUP = "commits_job", "commits_dedup_job"
+WEB, WEB_DEDUP = "web_pages_job", "web_dedup_job"
 JOB_DESCRIPTIONS = {
     SHARDS: "Ingest one shard of a crawl and keep its code files (one run per shard, in parallel).",
     GITHUB: "Deduplicate one crawl partition, within it and against earlier crawls, once every shard is ingested.",
@@ -150,6 +155,10 @@ JOB_DESCRIPTIONS = {
              "samples (one run per shard, in parallel).",
     COMMITS_DEDUP: "Deduplicate a commit crawl's samples (exact and near), within it and against earlier commit "
                    "crawls, once every shard is in.",
+    WEB: "Read one shard of a web dump's WARC files into pages: text, code blocks, URL, fetch date (one run per "
+         "shard, in parallel).",
+    WEB_DEDUP: "Deduplicate a web dump's pages (exact and near), within it and against earlier dumps, once every "
+               "shard is in.",
 }
 
 # v2: large buckets ordered by a hash of the id, survivor ties broken by id (the same on Dask and in process)
@@ -204,14 +213,20 @@ def _near_dedup(r: StageRun, p: DedupParams) -> StageStats:
                             r.uri(NEAR_DEDUPED_FILES), r.lineage(), p.minhash, r.index())
 
 
-def commit_crawl_of(r: StageRun) -> tuple[str, frozenset[int] | None]:
-    """The landed commit crawl of this partition and the manifest lines of this shard (None: all)."""
+def landed_of(r: StageRun, source: str) -> tuple[str, frozenset[int] | None]:
+    """Where this partition of a manifest source (commit crawls, web dumps) landed, and the manifest lines
+    of this shard (None: all)."""
     if r.shard is None:
         return r.source_uri(), None
-    plan = plan_for(r.lake, r.landing, r.partition, r.shards_total, r.shard_bytes, source="commits")
+    plan = plan_for(r.lake, r.landing, r.partition, r.shards_total, r.shard_bytes, source=source)
     if plan.by != "lines":
-        raise ValueError(f"commit crawl {plan.crawl} has no git_repos.jsonl manifest")
+        raise ValueError(f"{source} partition {plan.crawl} has no manifest")
     return paths.crawl_uri(r.landing, plan.crawl), plan.selection(r.partition, int(r.shard)).lines
+
+
+def commit_crawl_of(r: StageRun) -> tuple[str, frozenset[int] | None]:
+    """The landed commit crawl of this partition and the manifest lines of this shard (None: all)."""
+    return landed_of(r, "commits")
 
 
 def _commit_repos(r: StageRun, p: RepoSelection) -> StageStats:
@@ -233,6 +248,18 @@ def _commit_dedup(r: StageRun, p: DedupParams) -> StageStats:
 
     return dedup_samples(r.uri(COMMIT_SAMPLES), r.uri(DEDUPED_COMMIT_SAMPLES), r.lineage(), p.minhash, r.index(),
                          r.prior, r.conn())
+
+
+def _web_pages(r: StageRun, p: WebPageParams) -> StageStats:
+    dump_uri, lines = landed_of(r, "web")
+    return extract_pages(r.partition, dump_uri, r.uri(WEB_PAGES), r.lineage(), p, lines)
+
+
+def _web_dedup(r: StageRun, p: DedupParams) -> StageStats:
+    from seedcoder_assets.core.web.dedup import dedup_pages
+
+    return dedup_pages(r.uri(WEB_PAGES), r.uri(DEDUPED_WEB_PAGES), r.lineage(), p.minhash, r.index(), r.prior,
+                       r.conn())
 
 
 def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
@@ -298,6 +325,16 @@ STAGES: list[Stage] = [
           description="One sample of every set of the same change (exact: patch hash) or nearly the same "
                       "(MinHash of the changed lines), within the crawl and against earlier commit crawls; "
                       "the earliest commit survives."),
+    Stage(WEB_PAGES, WEB, lineage=True, sharded=True, source="web", compute="cpu", code_version="web-pages-v1",
+          params=WebPageParams, run=_web_pages,
+          description="The HTML pages of a web dump's WARC files: main text (code blocks verbatim), code blocks, "
+                      "URL, fetch date, charset; every response or revisit record kept or dropped with one reason "
+                      "(core/web/pages.py), pages under 10 words dropped."),
+    Stage(DEDUPED_WEB_PAGES, WEB_DEDUP, reads=(WEB_PAGES,), lineage=True, lineage_input=WEB_PAGES, keeps_shards=True,
+          source="web", automation="on_new_data", code_version=f"web-{DEDUP_VERSION}", params=DedupParams,
+          run=_web_dedup,
+          description="One page of every set of the same text (exact) or nearly the same (MinHash), within the "
+                      "dump and against earlier dumps; the latest fetch survives."),
 ]
 
 

@@ -15,6 +15,7 @@ from seedcoder_assets.core.filters.syntax import DEFAULT_MAX_ERROR_SHARE, DEFAUL
 from seedcoder_assets.core.ingest.archives import ExtractParams
 from seedcoder_assets.core.quality.labels import TABLE17_QUOTAS, scaled_quotas
 from seedcoder_assets.core.quality.scorer import ScorerConfig
+from seedcoder_assets.core.web.pages import WebPageParams
 
 # Defaults are read off the core's parameter models, never restated here.
 _EXTRACT, _SYNTAX, _SCORER = ExtractParams(), SyntaxParams(), ScorerConfig()
@@ -144,3 +145,19 @@ class CommitSampleConfig(dg.Config):
             budget=SampleBudget(top_k=self.top_k, readme_chars=self.readme_chars, tree_depth=self.tree_depth,
                                 tree_lines=self.tree_lines, file_chars=self.file_chars, max_chars=self.max_chars),
             max_file_bytes=self.max_file_bytes)
+
+
+_WEB = WebPageParams()
+
+
+class WebPageConfig(dg.Config):
+    max_record_bytes: int = Field(_WEB.max_record_bytes, description="WARC blocks over this are dropped unread: too_large")
+    max_page_bytes: int = Field(_WEB.max_page_bytes, description="Most bytes a body may inflate to: decompression_bomb")
+    max_depth: int = Field(_WEB.max_depth, description="Deeper element nesting: too_deep")
+    min_words: int = Field(_WEB.min_words, description="Pages with fewer words: too_few_words (paper: 10)")
+    main_content: bool = Field(_WEB.main_content, description="Drop navigation, headers and footers")
+    code_check_sample: int = Field(40, description="Code-tagged pages the code_blocks_verbatim check re-reads")
+
+    def to_params(self) -> WebPageParams:
+        return WebPageParams(max_record_bytes=self.max_record_bytes, max_page_bytes=self.max_page_bytes,
+                             max_depth=self.max_depth, min_words=self.min_words, main_content=self.main_content)

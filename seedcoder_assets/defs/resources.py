@@ -18,6 +18,7 @@ def resources() -> dg.Definitions:
     return dg.Definitions(resources={
         "storage": StorageResource(
             lake_root=s.lake_root, landing_root=s.landing_root, commits_landing_root=s.commits_landing_root,
+            web_landing_root=s.web_landing_root,
             local_dir=s.local_dir,
             duckdb_memory_limit=s.duckdb_memory, model_root=s.model_root, index_root=s.index_root,
             # Any root may be s3://bucket/prefix; keys come from boto3's chain (env, IRSA, instance role).

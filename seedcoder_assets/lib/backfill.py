@@ -115,15 +115,21 @@ def crawl_states(instance, crawls: list[str]) -> tuple[dict[str, CrawlState], st
     return states, scorer
 
 
-def plan_commits_backfill(crawls: list[str], samples: set[str], deduped: set[str]) -> list[tuple[str, str, str]]:
-    """(job, partition key, why) for the commits corpus: each shard of a commit crawl without samples (a run
-    that died, a shard added by hand), then each crawl whose shards are all in but whose dedup is not.
-    `samples` and `deduped` are the materialized partition keys of the two assets. In registration order:
-    a crawl skips and deduplicates against the crawls before it."""
+def plan_shards_then_dedup(crawls: list[str], per_shard: set[str], deduped: set[str], shard_job: str,
+                           dedup_job: str, what: str) -> list[tuple[str, str, str]]:
+    """(job, partition key, why) for a source whose per-shard job is followed by a per-crawl dedup (commit
+    crawls, web dumps): each shard without output (a run that died, a shard added by hand), then each crawl
+    whose shards are all in but whose dedup is not. `per_shard` and `deduped` are the materialized partition
+    keys of the two assets. In registration order: a crawl is deduplicated against the crawls before it."""
     plan = []
     for crawl in crawls:
-        missing = [shard_partition(crawl, s) for s in shard_keys() if shard_partition(crawl, s) not in samples]
-        plan += [("commits_job", key, "no commit samples yet") for key in missing]
+        missing = [shard_partition(crawl, s) for s in shard_keys() if shard_partition(crawl, s) not in per_shard]
+        plan += [(shard_job, key, f"no {what} yet") for key in missing]
         if not missing and crawl not in deduped:
-            plan.append(("commits_dedup_job", crawl, "not deduplicated yet"))
+            plan.append((dedup_job, crawl, "not deduplicated yet"))
     return plan
+
+
+def plan_commits_backfill(crawls: list[str], samples: set[str], deduped: set[str]) -> list[tuple[str, str, str]]:
+    """The commits corpus's plan: commits_job per shard, then commits_dedup_job per crawl."""
+    return plan_shards_then_dedup(crawls, samples, deduped, pipeline.COMMITS, pipeline.COMMITS_DEDUP, "commit samples")

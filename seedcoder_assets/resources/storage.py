@@ -27,6 +27,8 @@ class StorageResource(dg.ConfigurableResource):
     landing_root: str = Field(description="Where crawls land: <landing_root>/<crawl>/{repos.jsonl, archives}")
     commits_landing_root: str = Field("", description="Where commit crawls land: <root>/<crawl>/{git_repos.jsonl, "
                                                       "bundles or bare mirrors}; default <landing_root>-commits")
+    web_landing_root: str = Field("", description="Where web dumps land: <root>/<dump>/{warc.paths, *.warc.gz}; "
+                                                  "default <landing_root>-web")
     local_dir: str = Field(description="This machine's scratch folder: DuckDB spill files, the model cache")
     index_root: str = Field("", description="What every crawl kept (hashes, LSH bands, signatures) as Parquet, one "
                                             "partition per crawl: a folder or s3://; default <lake_root>/_index")
@@ -36,6 +38,7 @@ class StorageResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if any(object_store.is_s3(r) for r in (self.lake_root, self.landing_root, self.commits_landing_root,
+                                                 self.web_landing_root,
                                                  self.model_root, self.index_root)):
             object_store.configure_s3(self.s3_settings())
 
@@ -61,9 +64,11 @@ class StorageResource(dg.ConfigurableResource):
         return paths.crawl_uri(self.landing_root, crawl)
 
     def landing_for(self, source: str) -> str:
-        """The landing root of a source's partitions (GitHub crawls, commit crawls)."""
+        """The landing root of a source's partitions (GitHub crawls, commit crawls, web dumps)."""
         if source == "commits":
             return self.commits_landing_root or f"{self.landing_root.rstrip('/')}-commits"
+        if source == "web":
+            return self.web_landing_root or f"{self.landing_root.rstrip('/')}-web"
         return self.landing_root
 
     def lineage(self, stage: str, crawl: str, run_id: str) -> LineageWriter:

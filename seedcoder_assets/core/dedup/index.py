@@ -31,7 +31,9 @@ ROWS_PER_GROUP = 65_536  # sorted keys and hashes in small row groups: a range r
 TABLES = {"file_hashes": ("file_hashes",), "repo": ("repo_hashes", "repo_bands", "repo_records"),
           "file": ("file_bands", "file_records"),
           # the commits source's own index (<index>/commits): patch hashes, and bands of the changed lines
-          "commit_patches": ("commit_patches",), "commit": ("commit_bands", "commit_records")}
+          "commit_patches": ("commit_patches",), "commit": ("commit_bands", "commit_records"),
+          # the web source's (<index>/web): text hashes, and bands of the page texts
+          "web_hashes": ("web_hashes",), "web": ("web_bands", "web_records")}
 
 
 def key_matches(keys: np.ndarray, refs: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,10 @@ def _markers(source: str) -> tuple[str, ...]:
         from seedcoder_assets.core.commits.corpus import COMMITS_MANIFEST
 
         return (COMMITS_MANIFEST,)
+    if source == "web":
+        from seedcoder_assets.core.web.pages import PATHS_MANIFEST
+
+        return (PATHS_MANIFEST,)
     return (MANIFEST, READY_MARKER)
 
 
@@ -101,6 +105,8 @@ def manifest_problem(landing_root: str, crawl: LandedCrawl, source: str = "githu
     if not reasons:
         return f"{manifest} is empty"
     detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
+    if source == "web":
+        return f"{manifest} lists no WARC file by a relative path in its first lines: {detail}"
     needs = "'name' and 'git'" if source == "commits" else "'name' and 'archive'"
     return f"{manifest} has no valid repository entry (needs {needs}) in its first lines: {detail}"
 

@@ -106,6 +106,10 @@ def manifest_of(source: str) -> tuple[str, ParseLine]:
         from seedcoder_assets.core.commits.corpus import COMMITS_MANIFEST, parse_commit_manifest_line
 
         return COMMITS_MANIFEST, parse_commit_manifest_line
+    if source == "web":  # each WARC file is a unit (`warc.paths`, one relative path per line)
+        from seedcoder_assets.core.web.pages import PATHS_MANIFEST, parse_warc_path_line
+
+        return PATHS_MANIFEST, parse_warc_path_line
     return MANIFEST, parse_manifest_line
 
 

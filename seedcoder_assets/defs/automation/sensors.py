@@ -7,8 +7,14 @@ import dagster as dg
 from seedcoder_assets import settings
 from seedcoder_assets.core.ingest.landing import plan_tick
 from seedcoder_assets.core.ingest.shards import plan_shards, save_plan
-from seedcoder_assets.defs.jobs import commits_job, github_shards_job
-from seedcoder_assets.partitions import commit_crawl_partitions, crawl_partitions, shard_keys, shard_partition
+from seedcoder_assets.defs.jobs import commits_job, github_shards_job, web_pages_job
+from seedcoder_assets.partitions import (
+    commit_crawl_partitions,
+    crawl_partitions,
+    shard_keys,
+    shard_partition,
+    web_dump_partitions,
+)
 from seedcoder_assets.resources.storage import StorageResource
 
 
@@ -37,6 +43,14 @@ def new_commit_crawl_sensor(context: dg.SensorEvaluationContext, storage: Storag
     its shards, as the new-crawl sensor does for code crawls."""
     return _register_and_run(context, storage, "commits", commit_crawl_partitions, commits_job.name,
                              "new_commit_crawl")
+
+
+@dg.sensor(jobs=[web_pages_job], minimum_interval_seconds=60, default_status=default_status())
+def new_web_dump_sensor(context: dg.SensorEvaluationContext, storage: StorageResource) -> dg.SensorResult:
+    """Registers each newly landed web dump (`warc.paths` plus its WARC files, under the web landing root) as
+    a `web_dump` partition, cut into shards by WARC file bytes, and runs its shards; the dump's dedup
+    follows by its declared automation once every shard is in."""
+    return _register_and_run(context, storage, "web", web_dump_partitions, web_pages_job.name, "new_web_dump")
 
 
 def _register_and_run(context: dg.SensorEvaluationContext, storage: StorageResource, source: str,
