@@ -87,7 +87,10 @@ def fetch_packages(names: list[str], cache: Path) -> dict[str, Path]:
     if missing:
         if not shutil.which("apt-get"):
             raise RuntimeError("sample-web fetches Debian packages with apt-get, which this machine lacks")
-        subprocess.run(["apt-get", "download", *missing], cwd=cache, check=True, capture_output=True)
+        fetch = ["apt-get", "download", *missing]
+        if subprocess.run(fetch, cwd=cache, capture_output=True).returncode != 0:  # a fresh machine: no lists yet
+            subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+            subprocess.run(fetch, cwd=cache, check=True, capture_output=True)
         have = {p.name.split("_", 1)[0]: p for p in cache.glob("*.deb")}
     return {n: have[n] for n in names}
 
@@ -244,9 +247,11 @@ def build_dump(dest: Path, which: str = "small", epoch: int = 0, cache: Path | N
             if ctype == "text/html" and not extra:
                 pages_seen.append((url, package, version, rel, body, when))
     _faults(pages_seen, fetched, writer, rng)
-    writer.close(cut_last_bytes=200)  # the last file ends mid-record, as an interrupted transfer does
-    if writer.files:
-        provenance.append({"url": None, "fault": "truncated_last_record", "file": writer.files[-1]})
+    if pages_seen:  # the last file ends in the middle of this record, as an interrupted transfer leaves it
+        url, package, version, rel, body, when = pages_seen[0]
+        fetched(url + "?cut", package, version, rel, "truncated_record", when, "200 OK",
+                _headers("text/html", "utf-8"), body)
+    writer.close(cut_last_bytes=200)
     (dest / PROVENANCE).write_text("".join(json.dumps(r) + "\n" for r in provenance))
     (dest / PATHS_MANIFEST).write_text("".join(f + "\n" for f in writer.files))  # last: the dump has landed
     return dest

@@ -266,18 +266,23 @@ def test_nightly_schedules_read_state_from_the_event_log(instance: dg.DagsterIns
         == {"c3|000": "no oracle labels yet"}
 
 
-def test_nightly_commits_schedules_run_missing_shards_then_the_dedup(instance: dg.DagsterInstance,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("source", [
+    ("commit_crawl", pipeline.COMMIT_SAMPLES, pipeline.DEDUPED_COMMIT_SAMPLES, "commits", "commits_dedup",
+     "no commit samples yet"),
+    ("web_dump", pipeline.WEB_PAGES, pipeline.DEDUPED_WEB_PAGES, "web_pages", "web_dedup", "no web pages yet")])
+def test_nightly_schedules_of_sharded_sources_run_missing_shards_then_the_dedup(
+        instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch, source: tuple) -> None:
+    partitions, per_shard, deduped, shard_schedule, dedup_schedule, why = source
     monkeypatch.setenv("SEEDCODER_SHARDS", "2")
-    instance.add_dynamic_partitions("commit_crawl", ["k1", "k2", "k3"])
+    instance.add_dynamic_partitions(partitions, ["k1", "k2", "k3"])
 
     def report(key: tuple[str, ...], partition: str) -> None:
         instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(list(key)), partition=partition))
 
     for crawl, shards in (("k1", ("000", "001")), ("k2", ("000",)), ("k3", ("000", "001"))):
         for shard in shards:
-            report(pipeline.COMMIT_SAMPLES, shard_partition(crawl, shard))
-    report(pipeline.DEDUPED_COMMIT_SAMPLES, "k1")
+            report(per_shard, shard_partition(crawl, shard))
+    report(deduped, "k1")
     d = defs()
     when = dt.datetime(2026, 11, 22, 2, tzinfo=dt.UTC)
 
@@ -287,10 +292,11 @@ def test_nightly_commits_schedules_run_missing_shards_then_the_dedup(instance: d
         return {} if isinstance(out, dg.SkipReason) else {r.partition_key: r.tags["seedcoder/backfill_reason"]
                                                            for r in out}
 
-    assert evaluate("nightly_commits_backfill") == {"k2|001": "no commit samples yet"}  # the shard that died
-    assert evaluate("nightly_commits_dedup_backfill") == {"k3": "not deduplicated yet"}  # k2 waits for its shard
+    assert evaluate(f"nightly_{shard_schedule}_backfill") == {"k2|001": why}  # the shard that died
+    assert evaluate(f"nightly_{dedup_schedule}_backfill") == {"k3": "not deduplicated yet"}  # k2 waits for its shard
 
 
-@pytest.mark.parametrize("name", ["new_crawl_sensor", "new_commit_crawl_sensor", "seedcoder_automation"])
+@pytest.mark.parametrize("name", ["new_crawl_sensor", "new_commit_crawl_sensor", "new_web_dump_sensor",
+                                  "seedcoder_automation"])
 def test_automation_is_off_unless_the_deployment_turns_it_on(name: str) -> None:
     assert defs().get_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
