@@ -19,6 +19,10 @@ mkdir -p "$DAGSTER_HOME" && cp -n dagster.yaml "$DAGSTER_HOME/" 2>/dev/null || t
 .venv/bin/seedcoder sample-commit-crawl --name pypi-releases
 .venv/bin/seedcoder register-commit-crawl pypi-releases
 .venv/bin/seedcoder materialize-commits pypi-releases --config deploy/demo/commits.yaml 2>> "$SEEDCODER_HOME/materialize.log"
+# the web corpus: Debian documentation pages as WARC files (apt-get download at run time)
+.venv/bin/seedcoder sample-web --name debian-docs
+.venv/bin/seedcoder register-web-dump debian-docs
+.venv/bin/seedcoder materialize-web debian-docs 2>> "$SEEDCODER_HOME/materialize.log"
 .venv/bin/seedcoder balance
 echo "UI on http://127.0.0.1:${PORT:-3000} (Ctrl-C stops it)"
 exec .venv/bin/dagster dev -h 127.0.0.1 -p "${PORT:-3000}" -w workspace.yaml

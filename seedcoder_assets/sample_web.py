@@ -165,6 +165,9 @@ class _Writer:
                                             warc_headers_dict={"WARC-Date": stamp,
                                                                "WARC-Record-ID": _uuid(url, stamp, "request")}))
         ids = {"WARC-Date": stamp, "WARC-Record-ID": _uuid(url, stamp, "response")}
+        media = dict(headers).get("Content-Type", "").split(";")[0].strip()
+        if media:  # Common Crawl's own sniffed type of the payload (readers filter on it)
+            ids["WARC-Identified-Payload-Type"] = media
         if raw_http is not None:  # the HTTP head as given, however broken: warcio would repair it
             w.write_record(w.create_warc_record(url, "response", payload=io.BytesIO(raw_http + body),
                                                 warc_headers_dict=ids))
