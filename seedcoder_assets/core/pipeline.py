@@ -38,6 +38,7 @@ from seedcoder_assets.core.parquet_io import iter_batches, mark_shards
 from seedcoder_assets.core.runner import Decide, run_stage
 from seedcoder_assets.core.stage_run import SCRATCH, StageRun
 from seedcoder_assets.core.stats import StageStats
+from seedcoder_assets.core.web.judge import RecallApply, WebCorpusParams, recall_pages, select_corpus
 from seedcoder_assets.core.web.pages import WebPageParams, extract_pages
 
 Key = tuple[str, ...]
@@ -68,6 +69,12 @@ DEDUPED_COMMIT_SAMPLES: Key = ("commits", "deduped_commit_samples")
 # The code-related web corpus (source "web": web dumps are partitions of their own).
 WEB_PAGES: Key = ("web", "web_pages")
 DEDUPED_WEB_PAGES: Key = ("web", "deduped_web_pages")
+WEB_LABEL_SAMPLE: Key = ("web", "web_label_sample")
+WEB_ORACLE_LABELS: Key = ("web", "web_oracle_labels")
+WEB_RECALL_MODEL: Key = ("web", "web_recall_model")
+RECALLED_WEB_PAGES: Key = ("web", "recalled_web_pages")
+WEB_PAGE_SCORES: Key = ("web", "web_page_scores")
+WEB_CORPUS: Key = ("web", "web_corpus")
 
 Compute = Literal["light", "cpu", "gpu"]  # light: the run's own process; cpu/gpu: a sized pod (lib/k8s.py)
 
@@ -140,6 +147,8 @@ SHARDS, SYNTAX, CORPUS = "github_shards_job", "github_syntax_job", "corpus_job"
 SAMPLE = "label_sample_job"
 COMMITS, COMMITS_DEDUP = "commits_job", "commits_dedup_job"
 WEB, WEB_DEDUP = "web_pages_job", "web_dedup_job"
+WEB_SAMPLE, WEB_LABELS, WEB_RECALL = "web_label_sample_job", "web_oracle_labels_job", "web_recall_job"
+WEB_SCORING, WEB_CORPUS_JOB = "web_scoring_job", "web_corpus_job"
 JOB_DESCRIPTIONS = {
     SHARDS: "Ingest one shard of a crawl and keep its code files (one run per shard, in parallel).",
     GITHUB: "Deduplicate one crawl partition, within it and against earlier crawls, once every shard is ingested.",
@@ -159,6 +168,15 @@ JOB_DESCRIPTIONS = {
          "shard, in parallel).",
     WEB_DEDUP: "Deduplicate a web dump's pages (exact and near), within it and against earlier dumps, once every "
                "shard is in.",
+    WEB_SAMPLE: "Choose the pages of a web dump the oracle labels: a seeded sample per stratum (code tags or not).",
+    WEB_LABELS: "Have the oracle judge the sampled pages of one shard of a web dump (code-related, category, "
+                "0-10; cached; queued on the `oracle` pool).",
+    WEB_RECALL: "Train the fastText recall model on every dump's oracle labels (70/30 by site) and choose its "
+                "threshold for the recall target.",
+    WEB_SCORING: "Recall one shard's code-related pages (code tags by rule, the rest by the recall model) and have "
+                 "the oracle score them (one run per shard; the oracle part queued on the `oracle` pool).",
+    WEB_CORPUS_JOB: "Build a web dump's corpus: recalled pages at or above their category's threshold, sampled at "
+                    "their category's rate.",
 }
 
 # v2: large buckets ordered by a hash of the id, survivor ties broken by id (the same on Dask and in process)
@@ -262,6 +280,15 @@ def _web_dedup(r: StageRun, p: DedupParams) -> StageStats:
                        r.conn())
 
 
+def _recall_web(r: StageRun, p: RecallApply) -> StageStats:
+    return recall_pages(r.uri(DEDUPED_WEB_PAGES), r.uri(RECALLED_WEB_PAGES), r.lineage(), p)
+
+
+def _web_corpus(r: StageRun, p: WebCorpusParams) -> StageStats:
+    return select_corpus(r.uri(RECALLED_WEB_PAGES), r.uri(WEB_PAGE_SCORES), r.uri(WEB_CORPUS), r.lineage(), p,
+                         r.conn())
+
+
 def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
     return filter_syntax(r.uri(NEAR_DEDUPED_FILES), r.uri(SYNTAX_CHECKED_FILES), r.lineage(), p)
 
@@ -335,6 +362,35 @@ STAGES: list[Stage] = [
           run=_web_dedup,
           description="One page of every set of the same text (exact) or nearly the same (MinHash), within the "
                       "dump and against earlier dumps; the latest fetch survives."),
+    # The LLM half of the web corpus (core/web/judge.py): labels -> recall model -> recalled pages -> scores.
+    Stage(WEB_LABEL_SAMPLE, WEB_SAMPLE, reads=(DEDUPED_WEB_PAGES,), source="web", code_version="web-label-sample-v1",
+          automation="on_new_data_with_oracle",
+          description="The pages of a dump the oracle labels for the recall model: a seeded sample per stratum "
+                      "(pages with code tags, and the rest); a wider sample keeps the earlier picks."),
+    Stage(WEB_ORACLE_LABELS, WEB_LABELS, reads=(WEB_LABEL_SAMPLE, DEDUPED_WEB_PAGES), source="web", sharded=True,
+          compute="cpu", pool="oracle", code_version="web-oracle-labels-v1", automation="on_new_data_with_oracle",
+          description="The oracle's answer for each sampled page of a shard (our web prompt: code-related, site "
+                      "category, rating 0-10), cached by (page, model, prompt version, request shape)."),
+    Stage(WEB_RECALL_MODEL, WEB_RECALL, reads=(WEB_ORACLE_LABELS,), source="web", partitioned=False, compute="cpu",
+          code_version="web-recall-v1", data_versioned=True,
+          description="The fastText model that recalls code-related pages without code tags: trained on the "
+                      "labels of 70% of the sites, validated on the other 30%, its threshold the highest that "
+                      "reaches the recall target (paper: 99%)."),
+    Stage(RECALLED_WEB_PAGES, WEB_SCORING, reads=(DEDUPED_WEB_PAGES, WEB_RECALL_MODEL), lineage=True,
+          lineage_input=DEDUPED_WEB_PAGES, sharded=True, source="web", compute="cpu", code_version="web-recall-v1",
+          automation="on_new_data", params=RecallApply, run=_recall_web,
+          description="Code-related pages: those with code tags by rule, the rest when the recall model's "
+                      "P(code-related) reaches its threshold; the others dropped as `not_code_related`."),
+    Stage(WEB_PAGE_SCORES, WEB_SCORING, reads=(RECALLED_WEB_PAGES,), source="web", sharded=True, compute="cpu",
+          pool="oracle", code_version="web-page-scores-v1", automation="on_new_data_with_oracle",
+          description="The oracle's rating 0-10 and site category of every recalled page of a shard (the labels' "
+                      "prompt and cache: a labelled page is not asked again)."),
+    Stage(WEB_CORPUS, WEB_CORPUS_JOB, reads=(RECALLED_WEB_PAGES, WEB_PAGE_SCORES), lineage=True,
+          lineage_input=RECALLED_WEB_PAGES, source="web", code_version="web-corpus-v1", automation="on_new_data",
+          params=WebCorpusParams, run=_web_corpus,
+          description="The code-related web corpus of a dump: recalled pages at or above their category's "
+                      "threshold, sampled at their category's rate (the paper's correction of the oracle's "
+                      "bias by site type); every page kept or dropped with its reason."),
 ]
 
 

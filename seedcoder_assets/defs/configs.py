@@ -15,7 +15,9 @@ from seedcoder_assets.core.filters.syntax import DEFAULT_MAX_ERROR_SHARE, DEFAUL
 from seedcoder_assets.core.ingest.archives import ExtractParams
 from seedcoder_assets.core.quality.labels import TABLE17_QUOTAS, scaled_quotas
 from seedcoder_assets.core.quality.scorer import ScorerConfig
+from seedcoder_assets.core.web.judge import WebCorpusParams
 from seedcoder_assets.core.web.pages import WebPageParams
+from seedcoder_assets.core.web.recall import RecallParams
 
 # Defaults are read off the core's parameter models, never restated here.
 _EXTRACT, _SYNTAX, _SCORER = ExtractParams(), SyntaxParams(), ScorerConfig()
@@ -161,3 +163,51 @@ class WebPageConfig(dg.Config):
     def to_params(self) -> WebPageParams:
         return WebPageParams(max_record_bytes=self.max_record_bytes, max_page_bytes=self.max_page_bytes,
                              max_depth=self.max_depth, min_words=self.min_words, main_content=self.main_content)
+
+
+class WebLabelSampleConfig(dg.Config):
+    code_tag: int = Field(2000, description="Pages with code tags to label (the rule already keeps them: a few "
+                                            "teach the recall model what code pages look like)")
+    other: int = Field(8000, description="Pages without code tags to label (the population the model recalls from)")
+    seed: int = Field(0, description="Seed of the ranking; a wider sample keeps the earlier picks")
+
+    def quotas(self) -> dict[str, int]:
+        return {"code_tag": self.code_tag, "other": self.other}
+
+
+class WebOracleConfig(dg.Config):
+    max_content_chars: int = Field(12_000, description="Longer page texts are cut (at a line end) and marked")
+    retry_parse_failures: bool = Field(False, description="Ask again about pages whose answer did not parse")
+    min_ok_fraction: float = Field(0.5, description="The answers_parsed check fails below this share of parsed answers")
+
+
+_RECALL, _WEB_CORPUS = RecallParams(), WebCorpusParams()
+
+
+class WebRecallConfig(dg.Config):
+    target_recall: float = Field(_RECALL.target_recall, description="Validation recall the threshold must reach "
+                                                                    "(paper: 0.99)")
+    validation_share: float = Field(_RECALL.validation_share, description="Share of sites held out (paper: 30%)")
+    dim: int = Field(_RECALL.dim, description="fastText embedding size")
+    epoch: int = Field(_RECALL.epoch, description="fastText epochs")
+    lr: float = Field(_RECALL.lr, description="fastText learning rate")
+    word_ngrams: int = Field(_RECALL.word_ngrams, description="fastText word n-grams")
+    min_count: int = Field(_RECALL.min_count, description="Tokens seen fewer times are ignored")
+    max_tokens: int = Field(_RECALL.max_tokens, description="Tokens of a page the model reads")
+    seed: int = Field(_RECALL.seed, description="Split and training seed")
+
+    def to_params(self) -> RecallParams:
+        return RecallParams(**self.model_dump())
+
+
+class WebCorpusConfig(dg.Config):
+    thresholds: dict[str, int] = Field(default_factory=lambda: dict(_WEB_CORPUS.thresholds),
+                                       description="Lowest oracle rating kept, per site category")
+    rates: dict[str, float] = Field(default_factory=lambda: dict(_WEB_CORPUS.rates),
+                                    description="Share of the passing pages kept, per site category")
+    drop_not_code_related: bool = Field(_WEB_CORPUS.drop_not_code_related,
+                                        description="Drop pages the oracle says are not code-related")
+    seed: int = Field(_WEB_CORPUS.seed, description="Seed of the per-category sampling")
+
+    def to_params(self) -> WebCorpusParams:
+        return WebCorpusParams(**self.model_dump())

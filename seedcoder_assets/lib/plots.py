@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -71,28 +71,51 @@ def line_markdown(title: str, values: Sequence[float], xlabel: str) -> dg.Metada
 def histograms_by_language_markdown(before: pa.Table, after: pa.Table, threshold: float,
                                     top: int = 8) -> dg.MetadataValue:
     """Score histograms of the most common languages, all files vs. kept files, with the threshold."""
-    langs = [v["values"] for v in before["language"].value_counts().to_pylist()]
-    langs = sorted(langs, key=lambda lang: -before.filter(pa.compute.equal(before["language"], lang)).num_rows)[:top]
+    return histograms_by_group_markdown(before, after, "language", "score", lambda _: threshold,
+                                        "quality scores per language, before and after the cut", top)
+
+
+def histograms_by_group_markdown(before: pa.Table, after: pa.Table, group: str, score: str,
+                                 threshold: Callable[[str], float], title: str, top: int = 8) -> dg.MetadataValue:
+    """Histograms of `score` for the `top` largest groups (languages, site categories), all rows vs. kept
+    rows, each with its group's threshold."""
+    counts = {v["values"]: v["counts"] for v in before[group].value_counts().to_pylist() if v["values"] is not None}
+    groups = sorted(counts, key=lambda g: -counts[g])[:top]
     cols = 4
-    rows = max(1, (len(langs) + cols - 1) // cols)
+    rows = max(1, (len(groups) + cols - 1) // cols)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(rows, cols, figsize=(11, 2.4 * rows), dpi=80, squeeze=False)
-    bins = np.linspace(0, 10, 21)
-    for ax, lang in zip(axes.flat, langs):
-        b = before.filter(pa.compute.equal(before["language"], lang))["score"].to_numpy()
-        a = after.filter(pa.compute.equal(after["language"], lang))["score"].to_numpy()
+    bins = np.linspace(0, 10, 21) if before[score].type != pa.int8() else np.arange(-0.5, 11, 1.0)
+    for ax, g in zip(axes.flat, groups):
+        b = before.filter(pa.compute.equal(before[group], g))[score].drop_null().to_numpy()
+        a = after.filter(pa.compute.equal(after[group], g))[score].drop_null().to_numpy()
         ax.hist(b, bins=bins, color="#c9d3ea", label=f"all ({len(b)})")
         ax.hist(a, bins=bins, color="#4f6fb3", label=f"kept ({len(a)})")
-        ax.axvline(threshold, color="#b33", lw=1)
-        ax.set_title(lang, fontsize=9)
+        ax.axvline(threshold(g) - (0.5 if before[score].type == pa.int8() else 0), color="#b33", lw=1)
+        ax.set_title(g, fontsize=9)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(langs):]:
+    for ax in list(axes.flat)[len(groups):]:
         ax.axis("off")
-    return _markdown(plt, fig, "quality scores per language, before and after the cut")
+    return _markdown(plt, fig, title)
+
+
+def pr_curve_markdown(curve: Sequence[Mapping[str, float]], chosen: Mapping[str, float]) -> dg.MetadataValue:
+    """A precision-recall curve with the chosen threshold's point marked."""
+    plt, fig, ax = _figure(5.5, 3.6)
+    ax.plot([p["recall"] for p in curve], [p["precision"] for p in curve], color="#4f6fb3")
+    ax.plot([chosen["recall"]], [chosen["precision"]], "o", color="#b33",
+            label=f"threshold {chosen['threshold']:.3f}")
+    ax.set_xlabel("recall (held-out sites)")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title("recall model: precision-recall on held-out sites")
+    return _markdown(plt, fig, "precision-recall curve")
 
 
 def histogram_markdown(title: str, values: Sequence[float], xlabel: str, bins: int = 30) -> dg.MetadataValue:

@@ -10,10 +10,14 @@ from pydantic import Field
 from seedcoder_assets import settings
 from seedcoder_assets.core.quality.oracle import OracleSettings, check_reachable
 from seedcoder_assets.core.quality.prompt import EXPLAINED_RATING_REGEX, RATING_ONLY_REGEX
+from seedcoder_assets.core.web.prompt import ANSWER_ONLY_REGEX, EXPLAINED_ANSWER_REGEX
+
+# The structured-output pattern per prompt: (with an explanation, answer only)
+_REGEX = {"file": (EXPLAINED_RATING_REGEX, RATING_ONLY_REGEX), "web": (EXPLAINED_ANSWER_REGEX, ANSWER_ONLY_REGEX)}
 
 NOT_CONFIGURED = (
-    "No oracle endpoint is configured, so the oracle-dependent assets (quality/oracle_labels and what is built "
-    "from it) cannot run. Point them at a server with SEEDCODER_ORACLE_URL (e.g. http://127.0.0.1:8000/v1) and "
+    "No oracle endpoint is configured, so the oracle-dependent assets (quality/oracle_labels, web/web_oracle_labels, "
+    "web/web_page_scores and what is built from them) cannot run. Point them at a server with SEEDCODER_ORACLE_URL (e.g. http://127.0.0.1:8000/v1) and "
     "SEEDCODER_ORACLE_MODEL (the served model name); start a local vLLM CPU server on a model folder with "
     "`seedcoder oracle serve --model /path/to/model` (see README: 'The oracle')."
 )
@@ -43,10 +47,11 @@ class OracleResource(dg.ConfigurableResource):
     def configured(self) -> bool:
         return bool(self.base_url and self.model)
 
-    def settings(self) -> OracleSettings:
+    def settings(self, prompt: Literal["file", "web"] = "file") -> OracleSettings:
+        """The client's settings for the A.2.1 file prompt or the web prompt (their answers differ)."""
         regex = None
         if self.structured_output == "vllm":
-            regex = EXPLAINED_RATING_REGEX if self.explanation else RATING_ONLY_REGEX
+            regex = _REGEX[prompt][0 if self.explanation else 1]
         return OracleSettings(
             base_url=self.base_url, model=self.model, api_key=settings.secret(self.api_key_env),
             timeout_s=self.timeout_s, max_concurrency=self.max_concurrency, max_retries=self.max_retries,
@@ -54,11 +59,11 @@ class OracleResource(dg.ConfigurableResource):
             structured_regex=regex, api=self.api, outage_window=self.outage_window,
             outage_error_share=self.outage_error_share)
 
-    def require(self) -> OracleSettings:
+    def require(self, prompt: Literal["file", "web"] = "file") -> OracleSettings:
         """Settings of a reachable oracle, or a dg.Failure that says how to configure one."""
         if not self.configured:
             raise dg.Failure(description=NOT_CONFIGURED)
-        settings = self.settings()
+        settings = self.settings(prompt)
         problem = check_reachable(settings)
         if problem:
             raise dg.Failure(description=f"The oracle is configured but not usable: {problem}. {NOT_CONFIGURED}")

@@ -1,7 +1,8 @@
 """A small OpenAI-compatible server for tests and benchmarks, with injectable faults.
 
 It speaks `/v1/models`, `/v1/chat/completions` and `/v1/completions` over HTTP/1.1 keep-alive,
-rates a file with a deterministic heuristic (comments, structure, literal-heavy data -> 0), and
+rates a file with a deterministic heuristic (comments, structure, literal-heavy data -> 0) and a web
+page by another (code-like lines, technical words, the URL's path for its category), and
 can answer 500s, drop connections, stall, tear the JSON body or answer without a rating. Faults
 are chosen by a hash of the prompt, so a test knows which prompts hit which fault; transient
 faults hit only the first attempts, so a retrying client recovers, while an unparseable answer
@@ -22,6 +23,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 _CODE_MARK = " code to be assessed:\n"
+_PAGE_MARK = "\nPage text:\n"  # the web prompt (core/web/prompt.py)
+_CODE_LINE = re.compile(r"[;{}()=]\s*$|^\s*(\$ |>>> |#include|import |from \S+ import|def |class |SELECT |CREATE |"
+                        r"git |cmake|<\w+[ >])|\w+\(.*\)|--\w+")
+_TECH = re.compile(r"\b(function|variable|compile[rd]?|syntax|argument|parameter|return|module|library|api|"
+                   r"command|option|directive|configur\w*|server|query|string|integer|class|method|script|"
+                   r"source|build|install|package|debug\w*|exception|error)s?\b", re.I)
 _COMMENT = re.compile(r"^\s*(#|//|/\*|\*|--|;|%|\"\"\"|''')")
 _DEFINITION = re.compile(r"\b(def|class|function|func|fn|fun|sub|proc|struct|impl|interface|module)\b")
 
@@ -39,6 +46,29 @@ def heuristic_rating(content: str) -> int:
     long_lines = sum(len(line) > 120 for line in lines) / len(lines)
     score = 2.0 + 12.0 * min(comments, 0.35) + 0.35 * definitions - 6.0 * long_lines
     return max(1, min(10, round(score)))
+
+
+def heuristic_web_answer(prompt: str) -> str:
+    """A deterministic stand-in for an LLM's judgement of a web page (the three lines of the web prompt):
+    code-related by the share of code-like lines and of technical words, a category from the URL's path,
+    and a rating from both (at most 2 when not code-related)."""
+    head, _, text = prompt.partition(_PAGE_MARK)
+    url = next((line[5:] for line in head.splitlines() if line.startswith("URL: ")), "").lower()
+    lines = [line for line in text.splitlines() if line.strip()]
+    words = max(1, len(text.split()))
+    code_share = sum(bool(_CODE_LINE.search(line)) for line in lines) / max(1, len(lines))
+    tech = len(_TECH.findall(text)) / words
+    code_related = code_share >= 0.08 or tech >= 0.02
+    path = url.split("//", 1)[-1]
+    category = ("reference_api" if re.search(r"/(api|ref|reference|library|mod|functions?)[/._-]", path)
+                else "qa_forum" if re.search(r"faq|forum|lists?/|questions|mailing", path)
+                else "blog_tutorial" if re.search(r"tutorial|howto|intro|getting.?started|guide", path)
+                else "ecommerce" if re.search(r"shop|store|price|buy", path)
+                else "documentation" if code_related else "other")
+    rating = min(10, round(2 + 25 * code_share + 60 * tech + min(3, words / 800))) if code_related else \
+        min(2, round(10 * tech))
+    return (f"The page was judged on its technical substance and code.\nCategory: [[{category}]]\n"
+            f"Code-related: [[{'yes' if code_related else 'no'}]]\nRating: [[{rating}]]")
 
 
 @dataclass
@@ -108,6 +138,8 @@ async def _answer(state: FakeOracleState, path: str, body: bytes) -> bytes | Non
     content = prompt.split(_CODE_MARK, 1)[-1]
     if _fraction(digest, 4) < f.p_unparseable:
         text = "The code is fine overall, I would give it eight out of ten."
+    elif _PAGE_MARK in prompt:
+        text = heuristic_web_answer(prompt)
     else:
         text = f"The file was judged on readability, modularity, clarity and reusability.\nRating: [[{heuristic_rating(content)}]]"
     choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"} if chat

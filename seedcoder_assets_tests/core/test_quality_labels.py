@@ -93,7 +93,7 @@ def test_a_crash_keeps_what_was_answered(files: str, tmp_path: Path, monkeypatch
     cache = LabelCache(str(tmp_path / "cache"), "judge")
     settings = OracleSettings("http://127.0.0.1:9/v1", "judge")
 
-    def crashing_label(settings, prompts, on_reply):
+    def crashing_label(settings, prompts, on_reply, parse):
         for n, (key, _) in enumerate(prompts):
             if n == 12:
                 raise KeyboardInterrupt  # the pod is killed mid-run
@@ -107,7 +107,7 @@ def test_a_crash_keeps_what_was_answered(files: str, tmp_path: Path, monkeypatch
 
     asked: list[str] = []
 
-    def counting_label(settings, prompts, on_reply):
+    def counting_label(settings, prompts, on_reply, parse):
         stats = OracleRunStats()
         for key, _ in prompts:
             asked.append(key)

@@ -17,6 +17,7 @@ import pytest
 from seedcoder_assets.sample_web import build_dump
 
 ASSETS = ("web_pages", "deduped_web_pages")
+LLM_ASSETS = ("recalled_web_pages", "web_corpus")
 
 
 def _digest(frame: pl.DataFrame) -> str:
@@ -24,10 +25,10 @@ def _digest(frame: pl.DataFrame) -> str:
     return hashlib.sha256(frame.sort(frame.columns).hash_rows(seed=0).to_numpy().tobytes()).hexdigest()
 
 
-def _outputs(lake: Path, dump: str) -> dict[str, str]:
+def _outputs(lake: Path, dump: str, assets: tuple[str, ...] = ASSETS) -> dict[str, str]:
     out = {a: _digest(pl.read_parquet(f"{lake}/web/{a}/crawl={dump}/**/*.parquet").drop("warc_offset"))
-           for a in ASSETS}
-    for stage in ASSETS:
+           for a in assets}
+    for stage in assets:
         out[f"lineage:{stage}"] = _digest(pl.read_parquet(
             f"{lake}/lineage/stage={stage}/crawl={dump}/**/*.parquet").drop("run_id"))
     return out
@@ -47,9 +48,11 @@ MATERIALIZE = """
 import json, sys
 import dagster as dg
 from seedcoder_assets.definitions import defs
+from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
+from seedcoder_assets.testing.fake_oracle import FakeOracle
 from seedcoder_assets_tests.defs.test_automation import _tick
-from seedcoder_assets_tests.defs.test_web_corpus import _outputs
+from seedcoder_assets_tests.defs.test_web_corpus import LLM_ASSETS, _outputs
 home, landing = sys.argv[1:3]
 storage = StorageResource(lake_root=home + "/lake", landing_root=home + "/landing", web_landing_root=landing,
                           local_dir=home + "/local")
@@ -71,6 +74,33 @@ with dg.DagsterInstance.ephemeral() as instance:
     d.resolve_job_def("web_dedup_job").execute_in_process(instance=instance, resources={"storage": storage},
                                                           partition_key="w1")
     out["rerun_identical"] = _outputs(home + "/lake", "w1") == before
+    # The LLM half. Without an oracle, the first LLM step says how to configure one.
+    base = {"storage": storage}
+    first = tick.run_requests[0].partition_key
+    d.resolve_job_def("web_label_sample_job").execute_in_process(instance=instance, resources=base, partition_key="w1")
+    none = d.resolve_job_def("web_oracle_labels_job").execute_in_process(
+        instance=instance, resources={**base, "oracle": OracleResource()}, partition_key=first, raise_on_error=False)
+    out["no_oracle"] = [e.step_failure_data.user_failure_data.description for e in none.all_events
+                        if e.is_step_failure]
+    with FakeOracle() as fake:
+        resources = {**base, "oracle": OracleResource(base_url=fake.base_url, model="fake-oracle")}
+        def run(job, key=None):
+            r = d.resolve_job_def(job).execute_in_process(instance=instance, resources=resources, partition_key=key)
+            out.setdefault("llm", []).append([job, key and str(key), r.success,
+                                              {e.check_name: e.passed for e in r.get_asset_check_evaluations()}])
+        shard_keys = {dump: [r.partition_key for r in tick.run_requests if str(r.partition_key).startswith(dump + "|")]
+                      for dump in ("w1", "w2")}
+        for dump in ("w1", "w2"):
+            run("web_label_sample_job", dump)
+            for key in shard_keys[dump]:
+                run("web_oracle_labels_job", key)
+        run("web_recall_job")
+        for dump in ("w1", "w2"):
+            for key in shard_keys[dump]:
+                run("web_scoring_job", key)
+            run("web_corpus_job", dump)
+        out["oracle_requests"] = fake.state.requests
+    out["llm_outputs"] = {dump: _outputs(home + "/lake", dump, LLM_ASSETS) for dump in ("w1", "w2")}
 print(json.dumps(out))
 """
 
@@ -101,6 +131,15 @@ def test_web_dumps_in_shards_give_what_they_give_whole_and_a_recrawl_is_deduplic
             assert set(result[dump][runs][1]) == {"lineage_reconciles", "no_exact_duplicate_left"}
     for dump in ("w1", "w2"):
         assert _outputs(tmp_path / "sharded" / "lake", dump) == _outputs(tmp_path / "whole" / "lake", dump)
+    # The LLM half: no oracle, one clear message; with one, every step and check passes, and the recalled
+    # pages and the corpus are the same whole or in shards (the label sample is drawn per dump).
+    for result in (whole, sharded):
+        assert "SEEDCODER_ORACLE_URL" in result["no_oracle"][0]
+        for job, key, success, checks in result["llm"]:
+            assert success and all(checks.values()), (job, key, checks)
+        assert {name for *_, checks in result["llm"] for name in checks} == {
+            "answers_parsed", "recall_meets_target", "lineage_reconciles", "scores_respect_category_thresholds"}
+    assert whole["llm_outputs"] == sharded["llm_outputs"]
     lake = tmp_path / "sharded" / "lake"
     held = [pl.read_parquet(f"{lake}/web/web_pages/crawl=w1/shard-00{s}/*.parquet").height for s in range(2)]
     assert all(held)  # both shards read WARC files

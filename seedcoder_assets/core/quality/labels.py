@@ -13,7 +13,7 @@ import hashlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from seedcoder_assets.core.object_store import duckdb_connect, resolve
 from seedcoder_assets.core.parquet_io import duckdb_source, iter_batches
-from seedcoder_assets.core.quality.oracle import OracleReply, OracleRunStats, OracleSettings, label
+from seedcoder_assets.core.quality.oracle import OracleReply, OracleRunStats, OracleSettings, Parse, label
 from seedcoder_assets.core.quality.prompt import PROMPT_VERSION, render_prompt
 
 # Table 17 of the paper: files per language in the scorer's training set (222,066 in all).
@@ -119,6 +119,8 @@ class LabelCache:
         if self.fs.get_file_info(self.path).type == pafs.FileType.NotFound:
             return LABEL_SCHEMA.empty_table()
         dataset = ds.dataset(self.path, format="parquet", filesystem=self.fs, schema=LABEL_SCHEMA)
+        if ids is not None:  # one typed array: an empty table's column has no chunks, and reads as null
+            ids = (ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids).cast(pa.string())
         table = dataset.to_table(filter=ds.field("id").isin(ids) if ids is not None else None)
         if table.num_rows == 0:
             return table
@@ -157,12 +159,18 @@ def _prompts(src_uri: str, todo: set[str], max_chars: int, info: dict[str, dict[
             yield row["id"], rendered.text
 
 
+# (ids still to ask, per-id info to fill) -> (id, prompt) pairs, rendered lazily as they are sent
+Prompts = Callable[[set[str], dict[str, dict[str, Any]]], Iterator[tuple[str, str]]]
+
+
 def label_sample(sample: pa.Table, src_uri: str, settings: OracleSettings, cache: LabelCache, run_id: str,
-                 max_content_chars: int, retry_parse_failures: bool = False, flush_every: int = 256
-                 ) -> tuple[pa.Table, LabelRun]:
+                 max_content_chars: int, retry_parse_failures: bool = False, flush_every: int = 256,
+                 prompts: Prompts | None = None, parse: Parse | None = None) -> tuple[pa.Table, LabelRun]:
     """Labels for every sampled file: cached answers reused, the rest asked now and cached as they arrive.
 
     Returns one row per sampled file (status ok, parse_failure, error or not_asked) and the run's figures.
+    `prompts` and `parse` default to the A.2.1 prompt of a file and its rating; the web corpus passes its
+    own (a page's prompt, its three-line answer). The sample has the columns of SAMPLE_SCHEMA.
     """
     run = LabelRun(sampled=sample.num_rows)
     known = cache.load(sample["id"])
@@ -188,7 +196,9 @@ def label_sample(sample: pa.Table, src_uri: str, settings: OracleSettings, cache
 
     try:
         if todo:
-            run.oracle = label(settings, _prompts(src_uri, todo, max_content_chars, info), on_reply)
+            rendered = (prompts(todo, info) if prompts is not None
+                        else _prompts(src_uri, todo, max_content_chars, info))
+            run.oracle = label(settings, rendered, on_reply, parse)
     finally:
         cache.append(buffer)  # whatever was answered survives a crash of the rest
     run.asked = run.oracle.asked

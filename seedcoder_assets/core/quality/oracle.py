@@ -115,9 +115,13 @@ def _parse_reply(settings: OracleSettings, body: str) -> tuple[str, dict, str | 
     return text, usage, finish
 
 
+Parse = Callable[[str], int | None]  # a reply's rating, or None: the reply does not parse
+
+
 async def ask(session: aiohttp.ClientSession, settings: OracleSettings, prompt: str,
-              rng: random.Random | None = None) -> OracleReply:
-    """One prompt, with retries; never raises for server or network trouble."""
+              rng: random.Random | None = None, parse: Parse | None = None) -> OracleReply:
+    """One prompt, with retries; never raises for server or network trouble. `parse` reads the rating
+    (the A.2.1 `Rating: [[X]]` by default; the web prompt's three lines for pages)."""
     rng = rng or random.Random()
     path = "chat/completions" if settings.api == "chat" else "completions"  # relative to base_url
     start, error, server_failures = time.perf_counter(), None, 0
@@ -132,7 +136,7 @@ async def ask(session: aiohttp.ClientSession, settings: OracleSettings, prompt: 
                 return OracleReply("error", None, None, f"HTTP {status}: {body[:300]}", attempt,
                                    time.perf_counter() - start, server_failures=server_failures)
             text, usage, finish = _parse_reply(settings, body)
-            rating = parse_rating(text)
+            rating = (parse or parse_rating)(text)
             # A reply cut by max_tokens explains most parse failures: say so next to the raw text.
             note = None if rating is not None else f"finish_reason={finish}"
             return OracleReply("ok" if rating is not None else "parse_failure", rating, text, note, attempt,
@@ -150,7 +154,7 @@ async def ask(session: aiohttp.ClientSession, settings: OracleSettings, prompt: 
 
 
 async def _run(settings: OracleSettings, prompts: Iterable[tuple[str, str]],
-               on_reply: Callable[[str, OracleReply], None], stats: OracleRunStats) -> None:
+               on_reply: Callable[[str, OracleReply], None], stats: OracleRunStats, parse: Parse | None) -> None:
     headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     # aiohttp, not httpx: at 64 connections httpx's pool serves ~100 requests/s where aiohttp serves
     # ~600 against the same server (benchmarks/bench_quality.py).
@@ -170,7 +174,7 @@ async def _run(settings: OracleSettings, prompts: Iterable[tuple[str, str]],
                 if stop.is_set():
                     stats.not_asked += 1
                     continue
-                reply = await ask(client, settings, prompt, rng)
+                reply = await ask(client, settings, prompt, rng, parse)
                 stats.asked += 1
                 stats.statuses[reply.status] += 1
                 stats.retries += reply.attempts - 1
@@ -196,11 +200,11 @@ async def _run(settings: OracleSettings, prompts: Iterable[tuple[str, str]],
 
 
 def label(settings: OracleSettings, prompts: Iterable[tuple[str, str]],
-          on_reply: Callable[[str, OracleReply], None]) -> OracleRunStats:
+          on_reply: Callable[[str, OracleReply], None], parse: Parse | None = None) -> OracleRunStats:
     """Ask the oracle about every (key, prompt); `on_reply(key, reply)` is called as each answer arrives."""
     stats = OracleRunStats()
     start = time.perf_counter()
-    asyncio.run(_run(settings, prompts, on_reply, stats))
+    asyncio.run(_run(settings, prompts, on_reply, stats, parse))
     stats.seconds = time.perf_counter() - start
     return stats
 

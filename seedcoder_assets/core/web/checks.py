@@ -152,3 +152,45 @@ def no_exact_duplicate_left(pages_uri: str, earlier_uris: list[str]) -> CheckOut
     return CheckOutcome(within == 0 and across == 0, {"duplicate_texts_within": within,
                                                       "pages_seen_in_earlier_dumps": across,
                                                       "examples": [e[0][:3] for e in examples]})
+
+
+def recall_on_held_out(model_file: str, examples: list, held_sites: set[str], threshold: float, target: float,
+                       max_tokens: int) -> CheckOutcome:
+    """The stored fastText model, loaded by fastText itself, on the held-out sites' labelled pages: the share
+    of code-related pages at or above the threshold reaches the target."""
+    import fasttext
+
+    model = fasttext.load_model(model_file)
+    valid = [e for e in examples if e.host in held_sites]
+    positives = [e for e in valid if e.code]
+    if not positives:
+        return CheckOutcome(False, {"reason": "no code-related page among the held-out sites", "held_out": len(valid)})
+    labels, probs = model.predict([e.line for e in positives], k=-1)
+    p_code = [dict(zip(ls, ps)).get("__label__code", 0.0) for ls, ps in zip(labels, probs)]
+    recalled = sum(bool(p >= threshold) for p in p_code)
+    recall = recalled / len(positives)
+    return CheckOutcome(bool(recall >= target), {"recall": float(recall), "target": target, "threshold": threshold,
+                                           "held_out_pages": len(valid), "held_out_code_pages": len(positives),
+                                           "held_out_sites": len(held_sites)})
+
+
+def corpus_respects_thresholds(corpus_uri: str, scores_uri: str, params: Any) -> CheckOutcome:
+    """Every page of the corpus has an oracle answer in the scores partition whose rating, read out of the raw
+    reply by DuckDB's RE2 (not by the parser that filled the columns), is at or above the threshold of the
+    category that reply names."""
+    con = duckdb_connect()
+    rows = con.execute(f"""
+        WITH answers AS (
+            SELECT id, list_last(regexp_extract_all(raw, 'Rating:\\s*\\[\\[\\s*([0-9]+)\\s*\\]\\]', 1)) AS rating,
+                   lower(list_last(regexp_extract_all(raw, 'Category:\\s*\\[\\[\\s*([a-zA-Z_]+)\\s*\\]\\]', 1)))
+                       AS category
+            FROM {duckdb_source(scores_uri)} WHERE status = 'ok')
+        SELECT c.id, a.category, TRY_CAST(a.rating AS INTEGER)
+        FROM {duckdb_source(corpus_uri)} c LEFT JOIN answers a USING (id)""").fetchall()
+    con.close()
+    unscored = [pid for pid, category, rating in rows if rating is None or not category]
+    below = [pid for pid, category, rating in rows
+             if rating is not None and category and rating < params.threshold(category)]
+    return CheckOutcome(not unscored and not below, {
+        "pages": len(rows), "unscored": len(unscored), "below_threshold": len(below),
+        "examples": (unscored + below)[:5], "thresholds": dict(params.thresholds)})

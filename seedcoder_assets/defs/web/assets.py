@@ -1,21 +1,54 @@
 """The code-related web corpus (paper 2.2.3): web dumps in, pages out, per shard of a dump; then the dump's
-dedup. The stages are declared in core/pipeline.py; these wrappers add their metadata and their checks
+dedup; then the LLM half (core/web/judge.py): oracle labels of a sample, the fastText recall model, recalled
+pages and their oracle scores per shard, and the dump's corpus by category threshold and rate. The stages are declared in core/pipeline.py; these wrappers add their metadata and their checks
 (core/web/checks.py: measured with warcio, Python's html.parser and DuckDB, not the code that wrote them)."""
+
+import json
 
 import dagster as dg
 import pyarrow.compute as pc
 
 from seedcoder_assets.core import pipeline
-from seedcoder_assets.core.parquet_io import read_table
-from seedcoder_assets.core.pipeline import DEDUPED_WEB_PAGES, WEB_PAGES
+from seedcoder_assets.core.parquet_io import PartWriter, is_complete, mark_shards, read_table
+from seedcoder_assets.core.pipeline import (
+    DEDUPED_WEB_PAGES,
+    RECALLED_WEB_PAGES,
+    WEB_CORPUS,
+    WEB_LABEL_SAMPLE,
+    WEB_ORACLE_LABELS,
+    WEB_PAGE_SCORES,
+    WEB_PAGES,
+    WEB_RECALL_MODEL,
+)
+from seedcoder_assets.core.quality.labels import SAMPLE_SCHEMA, LabelCache, request_fingerprint
 from seedcoder_assets.core.web.checks import (
     code_blocks_verbatim,
+    corpus_respects_thresholds,
     no_exact_duplicate_left,
     no_short_page,
+    recall_on_held_out,
     records_accounted,
 )
+from seedcoder_assets.core.web.judge import (
+    WEB_LABEL_SCHEMA,
+    RecallApply,
+    as_sample,
+    histograms,
+    judge_pages,
+    recall_examples,
+    sample_pages,
+)
 from seedcoder_assets.core.web.pages import warc_files
-from seedcoder_assets.defs.configs import DedupConfig, WebPageConfig
+from seedcoder_assets.core.web.prompt import WEB_PROMPT_VERSION
+from seedcoder_assets.core.web.recall import MODEL_FILE, train_recall, version_of
+from seedcoder_assets.defs.configs import (
+    DedupConfig,
+    WebCorpusConfig,
+    WebLabelSampleConfig,
+    WebOracleConfig,
+    WebPageConfig,
+    WebRecallConfig,
+)
 from seedcoder_assets.lib.dagster_utils import (
     check_result,
     prior_crawls,
@@ -24,10 +57,13 @@ from seedcoder_assets.lib.dagster_utils import (
     stage_run,
     stats_metadata,
 )
-from seedcoder_assets.lib.plots import bar_chart_markdown
+from seedcoder_assets.lib.plots import bar_chart_markdown, histograms_by_group_markdown, pr_curve_markdown
 from seedcoder_assets.lib.stage_assets import asset_kwargs, key
-from seedcoder_assets.partitions import split_key
+from seedcoder_assets.partitions import WEB_DUMP_PARTITIONS_NAME, shard_keys, split_key
+from seedcoder_assets.resources.oracle import OracleResource
 from seedcoder_assets.resources.storage import StorageResource
+
+RECALL_MODEL_NAME = "web_recall"  # its name in the model store
 
 
 def _check(name: str, description: str, asset: pipeline.Key) -> dg.AssetCheckSpec:
@@ -81,3 +117,176 @@ def deduped_web_pages(context: dg.AssetExecutionContext, config: DedupConfig,
                                 check_results=[
         reconciles_check(storage, DEDUPED_WEB_PAGES, dump, dst, storage.uri(WEB_PAGES, dump)),
         check_result("no_exact_duplicate_left", no_exact_duplicate_left(dst, earlier))])
+
+
+# -- the LLM half: labels, the recall model, recalled pages, scores, the corpus ------------------------
+def _counts(table, column: str) -> dict:
+    return {v["values"]: v["counts"] for v in pc.value_counts(table[column]).to_pylist() if v["values"] is not None}
+
+
+@dg.asset(**asset_kwargs(WEB_LABEL_SAMPLE))
+def web_label_sample(context: dg.AssetExecutionContext, config: WebLabelSampleConfig,
+                     storage: StorageResource) -> dg.MaterializeResult:
+    """Which deduplicated pages of a dump the oracle labels for the recall model: a seeded sample per stratum."""
+    dump = context.partition_key
+    sample = sample_pages(storage.uri(DEDUPED_WEB_PAGES, dump), config.quotas(), config.seed,
+                          storage.duckdb_memory_limit)
+    dst = storage.uri(WEB_LABEL_SAMPLE, dump)
+    with PartWriter(dst, SAMPLE_SCHEMA) as out:
+        out.write_table(sample)
+    hosts = _counts(sample, "repo")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": sample.num_rows, "requested": dg.MetadataValue.json(config.quotas()),
+        "per_stratum": dg.MetadataValue.json(_counts(sample, "language")), "seed": config.seed, "sites": len(hosts),
+        "pages_per_site": bar_chart_markdown("pages to label per site (top 20)",
+                                             dict(sorted(hosts.items(), key=lambda kv: -kv[1])[:20]), "site"),
+        "uri": dg.MetadataValue.path(dst)})
+
+
+def _judge(context: dg.AssetExecutionContext, config: WebOracleConfig, storage: StorageResource,
+           oracle: OracleResource, asset: pipeline.Key, pages, pages_uri: str, extra: dict) -> dg.MaterializeResult:
+    """Ask the oracle (through the cache) about `pages` of this shard, write the answers, say what they are."""
+    settings = oracle.require("web")
+    dump, shard = split_key(context.partition_key)
+    mark_shards(storage.uri(asset, dump), shard_keys())
+    cache = LabelCache(storage.label_cache_uri(), settings.model, WEB_PROMPT_VERSION,
+                       request=request_fingerprint(settings, config.max_content_chars))
+    answers, run = judge_pages(pages, pages_uri, settings, cache, context.run.run_id, config.max_content_chars,
+                               config.retry_parse_failures)
+    dst = storage.uri(asset, dump, shard)
+    with PartWriter(dst, WEB_LABEL_SCHEMA) as out:
+        out.write_table(answers)
+    ok = answers.filter(pc.equal(answers["status"], "ok"))
+    ok_share = ok.num_rows / answers.num_rows if answers.num_rows else 1.0
+    ratings = _counts(ok, "rating")
+    metadata = {
+        **extra, "dagster/row_count": answers.num_rows, "oracle_model": settings.model,
+        "prompt_version": WEB_PROMPT_VERSION, "statuses": dg.MetadataValue.json(dict(run.statuses)),
+        "cached": run.cached, "asked": run.asked, "retries": run.oracle.retries, "truncated": run.truncated,
+        "requests_per_s": round(run.oracle.requests_per_s, 2), "completion_tokens": run.oracle.completion_tokens,
+        "code_related": dg.MetadataValue.json(_counts(ok, "code_related")),
+        "categories": dg.MetadataValue.json(_counts(ok, "category")),
+        "ratings": bar_chart_markdown("oracle ratings", {r: ratings.get(r, 0) for r in range(11)}, "rating"),
+        "uri": dg.MetadataValue.path(dst)}
+    check = dg.AssetCheckResult(check_name="answers_parsed", passed=ok_share >= config.min_ok_fraction,
+                                metadata={"ok_share": round(ok_share, 4), "bound": config.min_ok_fraction})
+    if run.oracle.aborted:  # the answers are kept (cache and partition); the run still says it is incomplete
+        raise dg.Failure(description=f"Oracle unreachable mid-run ({run.oracle.aborted}). {run.cached + run.asked} "
+                                     "answers are cached; re-materialize to resume.", metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+_ANSWERS_PARSED = "the share of pages whose answer parsed (category, code-related, rating) is at least min_ok_fraction"
+
+
+@dg.asset(**asset_kwargs(WEB_ORACLE_LABELS, code_version=f"{pipeline.stage(WEB_ORACLE_LABELS).code_version}-"
+                                                          f"{WEB_PROMPT_VERSION}"),
+          check_specs=[_check("answers_parsed", _ANSWERS_PARSED, WEB_ORACLE_LABELS)])
+def web_oracle_labels(context: dg.AssetExecutionContext, config: WebOracleConfig, storage: StorageResource,
+                      oracle: OracleResource) -> dg.MaterializeResult:
+    """The oracle's judgement of the sampled pages this shard holds (the recall model's labels)."""
+    dump, shard = split_key(context.partition_key)
+    pages = storage.uri(DEDUPED_WEB_PAGES, dump, shard)
+    dump_sample = read_table(storage.uri(WEB_LABEL_SAMPLE, dump))
+    sample = dump_sample.filter(pc.is_in(dump_sample["id"], read_table(pages, ["id"])["id"]))
+    return _judge(context, config, storage, oracle, WEB_ORACLE_LABELS, sample, pages,
+                  {"dump_sample": dump_sample.num_rows})
+
+
+@dg.asset(**asset_kwargs(WEB_RECALL_MODEL),
+          check_specs=[_check("recall_meets_target", "the stored model, loaded by fastText, recalls at least the "
+                                                     "target share of the held-out sites' code-related pages",
+                              WEB_RECALL_MODEL)])
+def web_recall_model(context: dg.AssetExecutionContext, config: WebRecallConfig,
+                     storage: StorageResource) -> dg.MaterializeResult:
+    """A fastText classifier of code-related pages, versioned by (labels, parameters): the same labels train
+    it once, and a new version marks every dump's recalled pages stale."""
+    params = config.to_params()
+    dumps = [d for d in context.instance.get_dynamic_partitions(WEB_DUMP_PARTITIONS_NAME)
+             if is_complete(storage.uri(WEB_ORACLE_LABELS, d))]
+    examples = recall_examples([(storage.uri(WEB_ORACLE_LABELS, d), storage.uri(DEDUPED_WEB_PAGES, d))
+                                for d in dumps], params.max_tokens, storage.duckdb_memory_limit)
+    version = version_of(examples, params)
+    models = storage.models()
+    try:
+        out, report, reused = models.train(RECALL_MODEL_NAME, version, lambda tmp: train_recall(examples, params, tmp))
+    except ValueError as exc:  # too few labels or sites, or one class only
+        raise dg.Failure(description=f"No recall model from the labels of {dumps}: {exc}") from exc
+    models.publish(RECALL_MODEL_NAME, version)
+    check = recall_on_held_out(str(out / MODEL_FILE), examples, set(report["validation_sites"]), report["threshold"],
+                               params.target_recall, params.max_tokens)
+    chosen = {k: report[k] for k in ("threshold",)} | {"recall": report["validation_recall"],
+                                                        "precision": report["validation_precision"]}
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={"version": version, "reused": reused, "label_dumps": dg.MetadataValue.json(dumps),
+                  "threshold": round(report["threshold"], 6), "target_recall": params.target_recall,
+                  "validation_recall": round(report["validation_recall"], 4),
+                  "validation_precision": round(report["validation_precision"], 4),
+                  "average_precision": round(report["average_precision"], 4),
+                  "validation_recalled_share": round(report["recalled_share"], 4),
+                  "n_train": report["n_train"], "n_validation": report["n_validation"],
+                  "train_code_related": report["train_positive"], "validation_code_related": report["validation_positive"],
+                  "validation_sites": dg.MetadataValue.json(report["validation_sites"]),
+                  "precision_recall": pr_curve_markdown(report["curve"], chosen),
+                  "path": dg.MetadataValue.path(str(out))},
+        check_results=[check_result("recall_meets_target", check)])
+
+
+@dg.asset(**asset_kwargs(RECALLED_WEB_PAGES), check_specs=[
+    _check("lineage_reconciles", "every deduplicated page has one fate; the kept ones are exactly the output",
+           RECALLED_WEB_PAGES)])
+def recalled_web_pages(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    path = storage.models().current(RECALL_MODEL_NAME)
+    if path is None:
+        raise dg.Failure(description="No recall model yet: materialize web/web_recall_model (it needs oracle "
+                                     "labels: web/web_oracle_labels).")
+    report = json.loads((path / "report.json").read_text())
+    params = RecallApply(model_path=str(path / MODEL_FILE), threshold=report["threshold"], version=path.name,
+                         max_tokens=report["params"]["max_tokens"])
+    dump, shard = split_key(context.partition_key)
+    stats, dst = run_declared(context, storage, RECALLED_WEB_PAGES, params)
+    kept = read_table(dst, ["recall_branch"])
+    return dg.MaterializeResult(
+        metadata={**stats_metadata(stats, dst), "recall_version": path.name, "threshold": report["threshold"],
+                  "branches": dg.MetadataValue.json(_counts(kept, "recall_branch"))},
+        check_results=[reconciles_check(storage, RECALLED_WEB_PAGES, dump, dst,
+                                        storage.uri(DEDUPED_WEB_PAGES, dump, shard), shard=shard)])
+
+
+@dg.asset(**asset_kwargs(WEB_PAGE_SCORES, code_version=f"{pipeline.stage(WEB_PAGE_SCORES).code_version}-"
+                                                        f"{WEB_PROMPT_VERSION}"),
+          check_specs=[_check("answers_parsed", _ANSWERS_PARSED, WEB_PAGE_SCORES)])
+def web_page_scores(context: dg.AssetExecutionContext, config: WebOracleConfig, storage: StorageResource,
+                    oracle: OracleResource) -> dg.MaterializeResult:
+    """The oracle's rating and site category of every recalled page of this shard."""
+    dump, shard = split_key(context.partition_key)
+    pages = storage.uri(RECALLED_WEB_PAGES, dump, shard)
+    return _judge(context, config, storage, oracle, WEB_PAGE_SCORES, as_sample(pages), pages, {})
+
+
+@dg.asset(**asset_kwargs(WEB_CORPUS), check_specs=[
+    _check("lineage_reconciles", "every recalled page has one fate; the kept ones are exactly the output", WEB_CORPUS),
+    _check("scores_respect_category_thresholds", "every page has an oracle answer whose rating (read from the raw "
+                                                 "reply by DuckDB) reaches its category's threshold", WEB_CORPUS)])
+def web_corpus(context: dg.AssetExecutionContext, config: WebCorpusConfig,
+               storage: StorageResource) -> dg.MaterializeResult:
+    dump = context.partition_key
+    params = config.to_params()
+    stats, dst = run_declared(context, storage, WEB_CORPUS, params)
+    scores_uri = storage.uri(WEB_PAGE_SCORES, dump)
+    scores = read_table(scores_uri, ["status", "category", "rating"])
+    before = scores.filter(pc.equal(scores["status"], "ok"))
+    after = read_table(dst, ["category", "rating"])
+    return dg.MaterializeResult(
+        metadata={**stats_metadata(stats, dst), "thresholds": dg.MetadataValue.json(params.thresholds),
+                  "rates": dg.MetadataValue.json(params.rates),
+                  "scores_before": dg.MetadataValue.json(histograms(before)),
+                  "scores_after": dg.MetadataValue.json(histograms(after)),
+                  "kept_per_category": dg.MetadataValue.json(_counts(after, "category")),
+                  "scores_by_category": histograms_by_group_markdown(
+                      before, after, "category", "rating", params.threshold,
+                      "oracle ratings per site category: all recalled pages, and kept")},
+        check_results=[reconciles_check(storage, WEB_CORPUS, dump, dst, storage.uri(RECALLED_WEB_PAGES, dump)),
+                       check_result("scores_respect_category_thresholds",
+                                    corpus_respects_thresholds(dst, scores_uri, params))])

@@ -1,0 +1,254 @@
+"""The LLM half of the web corpus (paper 2.2.3): which pages the oracle labels, the oracle's judgement of a
+page (code-related, site category, 0-10), the recall model applied to the pages without code tags, and the
+corpus: pages at or above their category's threshold, sampled at their category's rate.
+
+One prompt (core/web/prompt.py) serves both the labels the recall model learns from and the quality scores
+of the recalled pages, through the same cache: a sampled page that is recalled later is not asked twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, Field
+
+from seedcoder_assets.core.object_store import duckdb_connect
+from seedcoder_assets.core.parquet_io import duckdb_source, iter_batches, read_table
+from seedcoder_assets.core.quality.labels import LABEL_SCHEMA, SAMPLE_SCHEMA, LabelCache, LabelRun, label_sample
+from seedcoder_assets.core.quality.oracle import OracleSettings
+from seedcoder_assets.core.runner import Verdicts, run_stage
+from seedcoder_assets.core.stats import LineageWriter, StageStats
+from seedcoder_assets.core.web.pages import WEB_PAGE_SCHEMA
+from seedcoder_assets.core.web.prompt import CATEGORIES, parse_web_answer, render_web_prompt
+from seedcoder_assets.core.web.recall import Example, RecallModel, page_line
+
+STRATA: Final = ("code_tag", "other")  # the label sample's strata: pages with code tags, and the rest
+
+# The oracle's answers about pages: the label cache's columns (`language` holds the page's stratum, `path`
+# its URL, `sha256` its text hash) and what the answer says.
+WEB_LABEL_SCHEMA: Final[pa.Schema] = LABEL_SCHEMA.append(pa.field("host", pa.string())).append(
+    pa.field("code_related", pa.bool_())).append(pa.field("category", pa.string()))
+
+RECALLED_SCHEMA: Final[pa.Schema] = WEB_PAGE_SCHEMA.append(pa.field("recall_branch", pa.string())).append(
+    pa.field("recall_score", pa.float32())).append(pa.field("recall_version", pa.string()))
+
+WEB_CORPUS_SCHEMA: Final[pa.Schema] = RECALLED_SCHEMA.append(pa.field("rating", pa.int8())).append(
+    pa.field("category", pa.string())).append(pa.field("code_related", pa.bool_())).append(
+    pa.field("judged_by", pa.string()))
+
+
+def host_of(url: str | None) -> str:
+    return (urlsplit(url or "").hostname or "").lower()
+
+
+# -- the label sample ---------------------------------------------------------------------------------
+def sample_pages(pages_uri: str, quotas: Mapping[str, int], seed: int, memory_limit: str = "1GB") -> pa.Table:
+    """Up to `quotas[stratum]` pages per stratum (code_tag, other), ranked by md5(seed, id): the same pages
+    for the same seed, and a larger quota extends a smaller one. Columns of SAMPLE_SCHEMA."""
+    wanted = {s: int(n) for s, n in quotas.items() if s in STRATA and n > 0}
+    if not wanted:
+        return SAMPLE_SCHEMA.empty_table()
+    con = duckdb_connect(memory_limit=memory_limit)
+    con.register("quotas", pa.table({"language": list(wanted), "quota": list(wanted.values())}))
+    table = con.execute(
+        f"""
+        SELECT id, crawl, repo, path, language, sha256, size, sample_rank FROM (
+            SELECT p.*, q.quota,
+                   row_number() OVER (PARTITION BY p.language ORDER BY md5(? || p.id)) AS sample_rank
+            FROM (SELECT id, dump AS crawl, host AS repo, url AS path, text_hash AS sha256, size,
+                         CASE WHEN code_tag THEN 'code_tag' ELSE 'other' END AS language
+                  FROM {duckdb_source(pages_uri)}) p
+            JOIN quotas q USING (language)
+        ) WHERE sample_rank <= quota ORDER BY language, sample_rank
+        """, [str(seed)]).fetch_arrow_table()
+    con.close()
+    return table.cast(SAMPLE_SCHEMA)
+
+
+# -- the oracle's judgement ---------------------------------------------------------------------------
+def web_rating(reply: str) -> int | None:
+    """The rating of a web answer, None unless all three lines parse (the oracle client's `parse`)."""
+    judged = parse_web_answer(reply)
+    return judged.rating if judged else None
+
+
+def _page_prompts(pages_uri: str, max_chars: int):
+    def prompts(todo: set[str], info: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str]]:
+        wanted = pa.array(sorted(todo), pa.string())
+        for batch in iter_batches(pages_uri, ["id", "dump", "url", "title", "text", "text_hash", "code_tag"],
+                                  batch_rows=256):
+            mask = pc.is_in(batch.column("id"), wanted)
+            if not pc.any(mask).as_py():
+                continue
+            for row in batch.filter(mask).to_pylist():
+                prompt, truncated = render_web_prompt(row["url"] or "", row["title"] or "", row["text"], max_chars)
+                info[row["id"]] = {"crawl": row["dump"], "language": "code_tag" if row["code_tag"] else "other",
+                                   "path": row["url"], "sha256": row["text_hash"], "truncated": truncated,
+                                   "content_chars": min(len(row["text"]), max_chars)}
+                yield row["id"], prompt
+    return prompts
+
+
+def with_judgement(labels: pa.Table) -> pa.Table:
+    """The label rows with what each answer says (host, code_related, category; null unless it parsed)."""
+    parsed = [parse_web_answer(raw) if status == "ok" and raw else None
+              for raw, status in zip(labels["raw"].to_pylist(), labels["status"].to_pylist())]
+    return labels.append_column("host", pa.array([host_of(u) for u in labels["path"].to_pylist()], pa.string())) \
+        .append_column("code_related", pa.array([j.code_related if j else None for j in parsed], pa.bool_())) \
+        .append_column("category", pa.array([j.category if j else None for j in parsed], pa.string())) \
+        .cast(WEB_LABEL_SCHEMA)
+
+
+def judge_pages(pages: pa.Table, pages_uri: str, settings: OracleSettings, cache: LabelCache, run_id: str,
+                max_chars: int, retry_parse_failures: bool = False) -> tuple[pa.Table, LabelRun]:
+    """The oracle's answer for each page of `pages` (SAMPLE_SCHEMA columns; the text is read from
+    `pages_uri`): cached answers reused, the rest asked and cached as they arrive. WEB_LABEL_SCHEMA rows."""
+    labels, run = label_sample(pages, pages_uri, settings, cache, run_id, max_chars, retry_parse_failures,
+                               prompts=_page_prompts(pages_uri, max_chars), parse=web_rating)
+    return with_judgement(labels), run
+
+
+def as_sample(pages_uri: str) -> pa.Table:
+    """Every page of a partition in SAMPLE_SCHEMA's columns (what judge_pages asks about)."""
+    t = read_table(pages_uri, ["id", "dump", "host", "url", "code_tag", "text_hash", "size"])
+    stratum = pc.if_else(t["code_tag"], "code_tag", "other")
+    return pa.table({"id": t["id"], "crawl": t["dump"], "repo": t["host"], "path": t["url"], "language": stratum,
+                     "sha256": t["text_hash"], "size": t["size"],
+                     "sample_rank": pa.array(np.arange(1, t.num_rows + 1), pa.int64())}).cast(SAMPLE_SCHEMA)
+
+
+# -- the recall model's examples and its use ----------------------------------------------------------
+def recall_examples(pairs: Sequence[tuple[str, str]], max_tokens: int, memory_limit: str = "1GB") -> list[Example]:
+    """(labels, pages) partitions -> one example per page the oracle answered, labelled by its
+    code-related answer; a page labelled in several dumps counts once (its first dump's answer)."""
+    seen: dict[str, Example] = {}
+    con = duckdb_connect(memory_limit=memory_limit)
+    for labels_uri, pages_uri in pairs:
+        rows = con.execute(
+            f"""SELECT l.id, l.host, l.code_related, p.title, p.text
+                FROM {duckdb_source(labels_uri)} l JOIN {duckdb_source(pages_uri)} p USING (id)
+                WHERE l.status = 'ok' AND l.code_related IS NOT NULL ORDER BY l.id""").fetchall()
+        for pid, host, code, title, text in rows:
+            seen.setdefault(pid, Example(pid, host, page_line(title, text, max_tokens), bool(code)))
+    con.close()
+    return list(seen.values())
+
+
+class RecallApply(BaseModel, frozen=True):
+    """The recall model a run applies (resolved by the asset from the model store)."""
+
+    model_path: str = Field(..., description="The fastText model file")
+    threshold: float = Field(..., description="P(code-related) at or above which a page is recalled")
+    version: str = Field(..., description="The model's version (lineage and the pages' recall_version)")
+    max_tokens: int = Field(2000, description="Tokens of a page the model reads (as in training)")
+
+
+def recall_pages(pages_uri: str, dst_uri: str, lineage: LineageWriter, params: RecallApply) -> StageStats:
+    """Pages with code tags pass by rule (branch code_tag); the others are recalled when the model's
+    P(code-related) reaches the threshold (branch recalled), else dropped as `not_code_related`."""
+    model = RecallModel(Path(params.model_path), params.threshold, params.max_tokens)
+
+    def decide(batch: pa.RecordBatch) -> Verdicts:
+        tagged = batch.column("code_tag").to_numpy(zero_copy_only=False).astype(bool)
+        titles, texts = batch.column("title").to_pylist(), batch.column("text").to_pylist()
+        todo = np.flatnonzero(~tagged)
+        score = np.full(batch.num_rows, np.nan, np.float32)
+        score[todo] = model.code_probability([page_line(titles[i], texts[i], params.max_tokens) for i in todo])
+        keep = tagged | (score >= params.threshold)
+        reasons = [None if k else "not_code_related" for k in keep]
+        out = batch.filter(pa.array(keep))
+        kept_score = score[keep]
+        out = pa.RecordBatch.from_arrays(
+            [*out.columns, pa.array(np.where(tagged[keep], "code_tag", "recalled")),
+             pa.array(kept_score, pa.float32(), mask=np.isnan(kept_score)),
+             pa.array([params.version] * out.num_rows, pa.string())], schema=RECALLED_SCHEMA)
+        details = [None if tagged[i] else f"p={score[i]:.4f} threshold={params.threshold:.4f}"
+                   for i in range(batch.num_rows)]
+        return Verdicts(keep, reasons, detail=details,
+                        score=pa.array(score, pa.float32(), mask=np.isnan(score)), output=out)
+
+    return run_stage(iter_batches(pages_uri, batch_rows=256), dst_uri, lineage, decide, schema=RECALLED_SCHEMA)
+
+
+# -- the corpus ---------------------------------------------------------------------------------------
+# The paper: documentation and e-commerce pages were over-scored and forums under-scored, so each category
+# gets its own bar and rate. These defaults lean that way; the before/after histograms say where to move them.
+DEFAULT_THRESHOLDS: Final[dict[str, int]] = {"documentation": 6, "reference_api": 6, "qa_forum": 4,
+                                             "blog_tutorial": 5, "ecommerce": 8, "other": 6}
+DEFAULT_RATES: Final[dict[str, float]] = {"documentation": 1.0, "reference_api": 1.0, "qa_forum": 1.0,
+                                          "blog_tutorial": 1.0, "ecommerce": 0.5, "other": 1.0}
+
+
+class WebCorpusParams(BaseModel, frozen=True):
+    thresholds: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS),
+                                       description="Lowest oracle rating kept, per site category")
+    rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RATES),
+                                    description="Share of the pages at or above the threshold kept, per category")
+    drop_not_code_related: bool = Field(True, description="Drop pages the oracle says are not code-related "
+                                                          "(recall runs at high recall, low precision)")
+    seed: int = Field(0, description="Seed of the per-category sampling (by page id: re-runs keep the same pages)")
+
+    def threshold(self, category: str) -> int:
+        return self.thresholds.get(category, self.thresholds.get("other", 0))
+
+    def rate(self, category: str) -> float:
+        return self.rates.get(category, 1.0)
+
+
+def sampled(page_id: str, seed: int) -> float:
+    """A page's uniform draw in [0, 1) for the category sampling: a hash of seed and id."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{page_id}".encode(), digest_size=8).digest(), "big") / 2**64
+
+
+def select_corpus(recalled_uri: str, scores_uri: str, dst_uri: str, lineage: LineageWriter, params: WebCorpusParams,
+                  conn: duckdb.DuckDBPyConnection) -> StageStats:
+    """Each recalled page with its oracle score: `not_scored` (no parsed answer), `not_code_related_by_oracle`,
+    `below_category_threshold`, `sampled_out`, or kept with its rating and category."""
+    names = [f.name for f in RECALLED_SCHEMA]
+    rows = conn.execute(
+        f"""SELECT {', '.join('p.' + n for n in names)}, s.rating, s.category, s.code_related,
+                   s.model || '/' || s.prompt_version AS judged_by, s.status
+            FROM {duckdb_source(recalled_uri)} p LEFT JOIN {duckdb_source(scores_uri)} s USING (id)
+            ORDER BY p.id""").fetch_record_batch(256)
+
+    def decide(batch: pa.RecordBatch) -> Verdicts:
+        reasons: list[str | None] = []
+        details: list[str | None] = []
+        for pid, status, rating, category, code in zip(*(batch.column(c).to_pylist() for c in (
+                "id", "status", "rating", "category", "code_related"))):
+            detail = f"{category} rated {rating}" if rating is not None else None
+            if status != "ok" or rating is None:
+                reason, detail = "not_scored", f"oracle status {status or 'missing'}"
+            elif params.drop_not_code_related and code is False:
+                reason = "not_code_related_by_oracle"
+            elif rating < params.threshold(category):
+                reason, detail = "below_category_threshold", f"{detail} < {params.threshold(category)}"
+            elif sampled(pid, params.seed) >= params.rate(category):
+                reason, detail = "sampled_out", f"{category} rate {params.rate(category)}"
+            else:
+                reason = None
+            reasons.append(reason)
+            details.append(detail)
+        keep = np.array([r is None for r in reasons], bool)
+        out = pa.Table.from_batches([batch]).select([f.name for f in WEB_CORPUS_SCHEMA]).filter(pa.array(keep))
+        return Verdicts(keep, reasons, detail=details, score=batch.column("rating").cast(pa.float32()),
+                        output=out.cast(WEB_CORPUS_SCHEMA))
+
+    return run_stage(rows, dst_uri, lineage, decide, schema=WEB_CORPUS_SCHEMA)
+
+
+def histograms(scores: pa.Table) -> dict[str, dict[int, int]]:
+    """Pages per rating 0-10, per category, of a table with `category` and `rating`."""
+    out: dict[str, dict[int, int]] = {c: dict.fromkeys(range(11), 0) for c in CATEGORIES}
+    for category, rating in zip(scores["category"].to_pylist(), scores["rating"].to_pylist()):
+        if category is not None and rating is not None:
+            out.setdefault(category, dict.fromkeys(range(11), 0))[int(rating)] += 1
+    return {c: h for c, h in out.items() if any(h.values())}
