@@ -91,28 +91,48 @@ def cmd_materialize_commits(args: argparse.Namespace) -> None:
 
 
 def cmd_materialize_web(args: argparse.Namespace) -> None:
-    """The web corpus of each dump: web_pages_job on every shard, then its dedup; stops at the first failed run."""
+    """The web corpus of each dump: web_pages_job on every shard, then its dedup; with an oracle, the label
+    sample and labels, the recall model (over every dump), each shard's recall and scores, and the dump's
+    corpus. Stops at the first failed run."""
     from seedcoder_assets.core import pipeline
+    from seedcoder_assets.definitions import defs
+    from seedcoder_assets.resources.oracle import NOT_CONFIGURED
 
-    _materialize_shards_then_dedup(args, (pipeline.WEB, pipeline.WEB_DEDUP))
+    steps = [(job, dump) for dump in args.crawls for job in (pipeline.WEB, pipeline.WEB_DEDUP)]
+    oracle = defs().resources["oracle"]
+    if args.skip_llm:
+        print("the web corpus's LLM steps skipped (--skip-llm)")
+    elif not oracle.configured:
+        steps += [(pipeline.WEB_SAMPLE, dump) for dump in args.crawls]  # choosing the pages needs no oracle
+        print(f"the web corpus's LLM steps skipped: {NOT_CONFIGURED}")
+    else:
+        steps += [(job, dump) for dump in args.crawls for job in (pipeline.WEB_SAMPLE, pipeline.WEB_LABELS)]
+        steps += [(pipeline.WEB_RECALL, None)]
+        steps += [(job, dump) for dump in args.crawls for job in (pipeline.WEB_SCORING, pipeline.WEB_CORPUS_JOB)]
+    _run_jobs(args, steps)
 
 
 def _materialize_shards_then_dedup(args: argparse.Namespace, jobs: tuple[str, str]) -> None:
+    # its shards, then its dedup (against the crawls before it: keep their order)
+    _run_jobs(args, [(job, crawl) for crawl in args.crawls for job in jobs])
+
+
+def _run_jobs(args: argparse.Namespace, steps: list[tuple[str, str | None]]) -> None:
+    """Run each (job, partition) in order, on every shard of the partition for a per-shard job."""
     from seedcoder_assets.definitions import defs
     from seedcoder_assets.partitions import job_partition_keys
 
     d, instance = defs(), _instance()
     config = _load_run_config(args.config)
     ok = True
-    for crawl in args.crawls:  # its shards, then its dedup (against the crawls before it: keep their order)
-        for job in jobs:
-            job_def = d.resolve_job_def(job)
-            ops = {k: v for k, v in config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
-            for key in job_partition_keys(job, crawl):
-                result = _execute(job_def, instance, key, run_config={"ops": ops} if ops else None)
-                ok &= _report(f"{job}[{key}]", result)
-                if not result.success:
-                    sys.exit(f"stopped: {job}[{key}] failed")
+    for job, crawl in steps:
+        job_def = d.resolve_job_def(job)
+        ops = {k: v for k, v in config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
+        for key in job_partition_keys(job, crawl) if crawl else [None]:
+            result = _execute(job_def, instance, key, run_config={"ops": ops} if ops else None)
+            ok &= _report(f"{job}[{key}]" if key else job, result)
+            if not result.success:
+                sys.exit(f"stopped: {job}[{key}] failed")
     if not ok:
         sys.exit(1)
 
@@ -335,8 +355,10 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("register-web-dump", help="add web dumps as partitions of the `web_dump` set")
     s.add_argument("crawls", nargs="+", metavar="dumps")
     s.set_defaults(fn=cmd_register_web)
-    s = sub.add_parser("materialize-web", help="run the web corpus (web_pages_job per shard, then its dedup) of dumps")
+    s = sub.add_parser("materialize-web", help="run the web corpus of dumps: pages per shard, dedup, then (with an "
+                                               "oracle) labels, the recall model, recall and scores, the corpus")
     s.add_argument("crawls", nargs="+", metavar="dumps")
+    s.add_argument("--skip-llm", action="store_true", help="only the pages and their dedup")
     s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`)")
     s.set_defaults(fn=cmd_materialize_web)
     s = sub.add_parser("register-crawl", help="add crawls as partitions of the `crawl` dimension")

@@ -66,7 +66,9 @@ def test_a_declared_filter_stage_joins_the_pipeline_everywhere(env, monkeypatch:
     home, storage, instance = env
     assert _github_branch(storage, instance).success  # the branch as it is today
     states, _ = crawl_states(instance, ["c1"])
-    assert plan_backfill(states, False, None) == []
+    # Nothing of the GitHub branch is left; the label sample (which needs no oracle) comes next.
+    branch_done = [("label_sample_job", "c1", "no label sample yet")]
+    assert plan_backfill(states, False, None) == branch_done
 
     monkeypatch.setattr(pipeline, "STAGES", [*pipeline.STAGES, TOY_STAGE])  # the one declaration
 
@@ -86,7 +88,7 @@ def test_a_declared_filter_stage_joins_the_pipeline_everywhere(env, monkeypatch:
                 if e.asset_key == dg.AssetKey(list(TOY)))
     assert meta["drop_reasons"].value.get("too_few_lines", 0) > 0 and "image/png" in meta["languages"].value
     states, _ = crawl_states(instance, ["c1"])
-    assert plan_backfill(states, False, None) == []
+    assert plan_backfill(states, False, None) == branch_done
 
     conn = catalog.open_catalog(str(home / "catalog.duckdb"), storage.lake_root)
     assert catalog.chain_violations(conn) == []
@@ -114,11 +116,11 @@ def test_a_stage_of_another_source_gets_its_partitions_lineage_and_index(tmp_pat
     from seedcoder_assets.lib.stage_assets import asset_kwargs
     from seedcoder_assets.partitions import WEB_DUMP_PARTITIONS_NAME
 
-    pages = pipeline.Stage(("web", "web_pages"), "web_job", lineage=True, source="web")
+    pages = pipeline.Stage(("web", "toy_pages"), "web_job", lineage=True, source="web")
     monkeypatch.setattr(pipeline, "STAGES", [*pipeline.STAGES, pages])
     assert asset_kwargs(pages.asset)["partitions_def"].name == WEB_DUMP_PARTITIONS_NAME
     run = StageRun(str(tmp_path / "lake"), "CC-MAIN-2024-10", "r", source="web")
-    writer = run.lineage("web_pages")
+    writer = run.lineage("toy_pages")
     writer.kept("page-1", 10)
     writer.close()
     conn = catalog.open_catalog(str(tmp_path / "catalog.duckdb"), str(tmp_path / "lake"))
