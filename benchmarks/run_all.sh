@@ -24,3 +24,7 @@ benchmarks/.venv-ray/bin/python benchmarks/bench_engines.py --sigs "$W/distribut
     | tee $OUT/engines.md
 $PY benchmarks/bench_dagster_partitions.py --counts 1000 10000 --daemon-seconds 180 | tee $OUT/dagster_partitions.md
 $PY benchmarks/bench_dagster_partitions.py --counts 1000 --shards 10 --daemon-seconds 120 | tee $OUT/dagster_shard_partitions.md
+$PY -c "from pathlib import Path; from seedcoder_assets.sample_web import build_dump; build_dump(Path('$W/web/large'), 'large')"
+$PY benchmarks/bench_web.py --dump "$W/web/large" --work "$W/web-work" --out $OUT/web.json | tee $OUT/web.md
+$PY benchmarks/bench_web_recall.py --dump "$W/web/large" --pages "$W/web-work/out/pages" --out $OUT/web_recall.json \
+    | tee $OUT/web_recall.md

@@ -188,6 +188,10 @@ class WebRecallConfig(dg.Config):
     target_recall: float = Field(_RECALL.target_recall, description="Validation recall the threshold must reach "
                                                                     "(paper: 0.99)")
     validation_share: float = Field(_RECALL.validation_share, description="Share of sites held out (paper: 30%)")
+    check_share: float = Field(_RECALL.check_share, description="Share of the held-out sites that check the "
+                                                                "threshold the others fit")
+    min_check_recall: float = Field(0.95, description="recall_meets_target fails when the checking sites' recall "
+                                                      "(pages the model and threshold never saw) is below this")
     dim: int = Field(_RECALL.dim, description="fastText embedding size")
     epoch: int = Field(_RECALL.epoch, description="fastText epochs")
     lr: float = Field(_RECALL.lr, description="fastText learning rate")
@@ -197,7 +201,7 @@ class WebRecallConfig(dg.Config):
     seed: int = Field(_RECALL.seed, description="Split and training seed")
 
     def to_params(self) -> RecallParams:
-        return RecallParams(**self.model_dump())
+        return RecallParams(**self.model_dump(exclude={"min_check_recall"}))
 
 
 class WebCorpusConfig(dg.Config):
@@ -208,6 +212,8 @@ class WebCorpusConfig(dg.Config):
     drop_not_code_related: bool = Field(_WEB_CORPUS.drop_not_code_related,
                                         description="Drop pages the oracle says are not code-related")
     seed: int = Field(_WEB_CORPUS.seed, description="Seed of the per-category sampling")
+    max_unscored_share: float = Field(0.05, description="scores_cover_recalled_pages fails when more recalled pages "
+                                                        "than this share have no parsed oracle answer")
 
     def to_params(self) -> WebCorpusParams:
-        return WebCorpusParams(**self.model_dump())
+        return WebCorpusParams(**self.model_dump(exclude={"max_unscored_share"}))

@@ -24,8 +24,8 @@ from seedcoder_assets.core.web.recall import (
     choose_threshold,
     page_line,
     pr_curve,
+    split_sites,
     train_recall,
-    validation_sites,
     version_of,
 )
 from seedcoder_assets.sample_web import PROVENANCE, build_dump
@@ -42,29 +42,37 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> list[Example]:
         p = json.loads(line)
         kind[p["url"]] = p["kind"] == "programming"
     pages = pl.read_parquet(f"{lake}/pages/*.parquet")
-    return [Example(r["id"], r["host"], page_line(r["title"], r["text"], 2000), kind[r["url"]])
+    return [Example(r["id"], r["host"], page_line(r["title"], r["text"], 2000), kind[r["url"]], r["code_tag"])
             for r in pages.iter_rows(named=True)]
 
 
-def test_the_recall_model_recalls_held_out_sites_at_its_target(examples: list[Example], tmp_path: Path) -> None:
+def test_the_threshold_is_fitted_on_some_held_out_sites_and_checked_on_others(examples: list[Example],
+                                                                              tmp_path: Path) -> None:
     params = RecallParams(target_recall=0.95)
     report = train_recall(examples, params, tmp_path / "m1")
-    held = set(report["validation_sites"])
-    assert report["n_validation"] == sum(e.host in held for e in examples) > 50
-    assert {e.code for e in examples if e.host in held} == {True, False}  # both kinds held out
-    assert report["validation_recall"] >= 0.95
-    assert 0 < report["average_precision"] <= 1 and report["validation_precision"] >= report["positive_share"] - 0.05
+    train, fit, check = (set(report[k]) for k in ("training_sites", "fitting_sites", "checking_sites"))
+    assert not (train & fit or train & check or fit & check) and fit and check
+    assert {e.code for e in examples if e.host in check} == {True, False}  # both kinds checked
+    assert report["fit_recall"] >= 0.95  # the target is reached where the threshold was fitted ...
+    # ... and measured elsewhere: on the pages without code tags (the model's population) where those hold
+    # code-related pages, else (a programming site whose every page has code tags) on all of them.
+    untagged = [e for e in examples if e.host in check and not e.tagged]
+    checked = untagged if any(e.code for e in untagged) else [e for e in examples if e.host in check]
+    assert report["n_check"] == len(checked) > 50 and report["check_untagged_only"] == (checked is untagged)
     model = RecallModel(tmp_path / "m1" / MODEL_FILE, report["threshold"], params.max_tokens)
-    valid = [e for e in examples if e.host in held]
-    scores = model.code_probability([e.line for e in valid])
+    scores = model.code_probability([e.line for e in checked])
+    truth = np.array([e.code for e in checked])
     recalled = scores >= report["threshold"]
-    truth = np.array([e.code for e in valid])
-    assert recalled[truth].mean() == pytest.approx(report["validation_recall"])  # recomputed from the model
+    assert recalled[truth].mean() == pytest.approx(report["check_recall"])  # recomputed from the stored model
+    assert truth[recalled].mean() == pytest.approx(report["check_precision"])
+    assert 0 < report["check_average_precision"] <= 1
     # One thread and a seed: the same labels train the same model, with the same threshold.
     again = train_recall(examples, params, tmp_path / "m2")
     assert again["threshold"] == report["threshold"] and again["curve"] == report["curve"]
     assert version_of(examples, params) == version_of(list(reversed(examples)), params)
     assert version_of(examples, params) != version_of(examples, params.model_copy(update={"epoch": 3}))
+    changed = [Example(e.id, e.host, e.line + " x", e.code, e.tagged) if i == 0 else e for i, e in enumerate(examples)]
+    assert version_of(changed, params) != version_of(examples, params)  # a page's text changed: a new model
 
 
 def test_curve_threshold_and_site_split() -> None:
@@ -74,12 +82,16 @@ def test_curve_threshold_and_site_split() -> None:
     assert [p["threshold"] for p in curve] == [0.9, 0.8, 0.4, 0.2]
     assert curve[1] == {"threshold": 0.8, "precision": 2 / 3, "recall": 2 / 3}
     assert choose_threshold(curve, 0.99)["threshold"] == 0.4 and choose_threshold(curve, 0.5)["threshold"] == 0.8
-    sites = [Example(f"{h}{i}", h, "x", h.startswith("code")) for h in ("code-a", "code-b", "help-a", "help-b")
-             for i in range(3)]
-    held = validation_sites(sites, 0.3, seed=0)
-    assert any(h.startswith("code") for h in held) and any(h.startswith("help") for h in held)
-    assert any(h.startswith("code") for h in {"code-a", "code-b"} - held)  # one left to train on
-    assert validation_sites(sites, 0.3, seed=0) == held
+    sites = [Example(f"{h}{i}", h, "x", h.startswith("code") and i > 0) for h in
+             ("code-a", "code-b", "code-c", "help-a", "help-b", "help-c", "help-d") for i in range(3)]
+    train, fit, check = split_sites(sites, RecallParams())
+    for part in (train, fit, check):  # each part has a site of each kind (by the label most pages carry)
+        assert any(h.startswith("code") for h in part) and any(h.startswith("help") for h in part)
+    assert train | fit | check == {e.host for e in sites} and not (train & fit or fit & check or train & check)
+    assert split_sites(list(reversed(sites)), RecallParams()) == (train, fit, check)  # seeded, not by order
+    two = [e for e in sites if e.host in ("code-a", "code-b", "help-a", "help-b")]
+    train, fit, check = split_sites(two, RecallParams())
+    assert len(train) == 2 and len(fit) == 0 and len(check) == 2  # too few sites to fit and check apart
 
 
 def test_the_web_prompt_and_its_answer() -> None:

@@ -99,8 +99,12 @@ with dg.DagsterInstance.ephemeral() as instance:
             for key in shard_keys[dump]:
                 run("web_scoring_job", key)
             run("web_corpus_job", dump)
-        out["oracle_requests"] = fake.state.requests
-    out["llm_outputs"] = {dump: _outputs(home + "/lake", dump, LLM_ASSETS) for dump in ("w1", "w2")}
+        out["llm_outputs"] = {dump: _outputs(home + "/lake", dump, LLM_ASSETS) for dump in ("w1", "w2")}
+        asked = fake.state.requests
+        run("web_scoring_job", shard_keys["w1"][0])  # a shard and its dump again: the same, nothing re-asked
+        run("web_corpus_job", "w1")
+        out["llm_rerun_identical"] = _outputs(home + "/lake", "w1", LLM_ASSETS) == out["llm_outputs"]["w1"]
+        out["llm_rerun_asked"] = fake.state.requests - asked
 print(json.dumps(out))
 """
 
@@ -138,7 +142,9 @@ def test_web_dumps_in_shards_give_what_they_give_whole_and_a_recrawl_is_deduplic
         for job, key, success, checks in result["llm"]:
             assert success and all(checks.values()), (job, key, checks)
         assert {name for *_, checks in result["llm"] for name in checks} == {
-            "answers_parsed", "recall_meets_target", "lineage_reconciles", "scores_respect_category_thresholds"}
+            "answers_parsed", "recall_meets_target", "lineage_reconciles", "scores_respect_category_thresholds",
+            "scores_cover_recalled_pages"}
+        assert result["llm_rerun_identical"] and result["llm_rerun_asked"] == 0
     assert whole["llm_outputs"] == sharded["llm_outputs"]
     lake = tmp_path / "sharded" / "lake"
     held = [pl.read_parquet(f"{lake}/web/web_pages/crawl=w1/shard-00{s}/*.parquet").height for s in range(2)]

@@ -1,7 +1,7 @@
 """Oracle labels: a seeded, language-stratified sample, and a cache so nothing is asked twice.
 
 The cache is a folder of append-only Parquet parts, keyed by (file id, oracle model, prompt
-version). Replies are flushed as they arrive, so a run killed mid-way keeps what was answered
+version); an answer is used only while the file's content hash is the one it was given for. Replies are flushed as they arrive, so a run killed mid-way keeps what was answered
 and the next run asks only for what is missing; widening the sample keeps the earlier picks
 (each language's files are ranked by a seeded hash, and a bigger quota takes a longer prefix).
 """
@@ -175,7 +175,13 @@ def label_sample(sample: pa.Table, src_uri: str, settings: OracleSettings, cache
     run = LabelRun(sampled=sample.num_rows)
     known = cache.load(sample["id"])
     done_status = ("ok",) if retry_parse_failures else ANSWERED
-    done = set(known.filter(pc.is_in(known["status"], pa.array(done_status)))["id"].to_pylist())
+    expected = dict(zip(sample["id"].to_pylist(), sample["sha256"].to_pylist()))
+
+    def fresh(row_id: str, sha256: str | None) -> bool:  # an answer about other content is no answer
+        return sha256 is None or expected.get(row_id) in (None, sha256)
+
+    done = {i for i, sha, status in zip(*(known[c].to_pylist() for c in ("id", "sha256", "status")))
+            if status in done_status and fresh(i, sha)}
     todo = set(sample["id"].to_pylist()) - done
     run.cached = len(done)
     info: dict[str, dict[str, Any]] = {}
@@ -204,7 +210,7 @@ def label_sample(sample: pa.Table, src_uri: str, settings: OracleSettings, cache
     run.asked = run.oracle.asked
 
     labels = cache.load(sample["id"])
-    by_id = {row["id"]: row for row in labels.to_pylist()}
+    by_id = {row["id"]: row for row in labels.to_pylist() if fresh(row["id"], row["sha256"])}
     rows = []
     for s in sample.to_pylist():
         row = by_id.get(s["id"]) or {

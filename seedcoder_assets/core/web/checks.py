@@ -154,24 +154,43 @@ def no_exact_duplicate_left(pages_uri: str, earlier_uris: list[str]) -> CheckOut
                                                       "examples": [e[0][:3] for e in examples]})
 
 
-def recall_on_held_out(model_file: str, examples: list, held_sites: set[str], threshold: float, target: float,
-                       max_tokens: int) -> CheckOutcome:
-    """The stored fastText model, loaded by fastText itself, on the held-out sites' labelled pages: the share
-    of code-related pages at or above the threshold reaches the target."""
+def recall_on_held_out(model_file: str, examples: list, check_sites: set[str], threshold: float, bound: float
+                       ) -> CheckOutcome:
+    """The stored fastText model, loaded by fastText itself, on the pages without code tags of the checking
+    sites (which neither trained the model nor fitted its threshold): the share of code-related pages at
+    or above the threshold reaches `bound`."""
     import fasttext
 
     model = fasttext.load_model(model_file)
-    valid = [e for e in examples if e.host in held_sites]
-    positives = [e for e in valid if e.code]
+    checked = [e for e in examples if e.host in check_sites and not e.tagged]
+    positives = [e for e in checked if e.code] or [e for e in examples if e.host in check_sites and e.code]
     if not positives:
-        return CheckOutcome(False, {"reason": "no code-related page among the held-out sites", "held_out": len(valid)})
+        return CheckOutcome(False, {"reason": "no code-related page among the checking sites", "pages": len(checked)})
     labels, probs = model.predict([e.line for e in positives], k=-1)
     p_code = [dict(zip(ls, ps)).get("__label__code", 0.0) for ls, ps in zip(labels, probs)]
-    recalled = sum(bool(p >= threshold) for p in p_code)
-    recall = recalled / len(positives)
-    return CheckOutcome(bool(recall >= target), {"recall": float(recall), "target": target, "threshold": threshold,
-                                           "held_out_pages": len(valid), "held_out_code_pages": len(positives),
-                                           "held_out_sites": len(held_sites)})
+    recall = sum(bool(p >= threshold) for p in p_code) / len(positives)
+    return CheckOutcome(bool(recall >= bound), {"recall": float(recall), "bound": bound, "threshold": threshold,
+                                                "code_related_pages": len(positives),
+                                                "checking_sites": sorted(check_sites)})
+
+
+def scores_cover_recalled(recalled_uri: str, scores_uri: str, max_unscored_share: float) -> CheckOutcome:
+    """The scores partition has exactly one row per recalled page (none missing, none twice: stale scores
+    after a new recall model, or a shard scored twice), and at most `max_unscored_share` of them lack a
+    parsed answer (an oracle run that aborted, or a model that cannot follow the format)."""
+    con = duckdb_connect()
+    missing, doubled, unparsed, pages = con.execute(f"""
+        WITH s AS (SELECT id, count(*) AS n, bool_or(status = 'ok') AS ok FROM {duckdb_source(scores_uri)} GROUP BY id)
+        SELECT count(*) FILTER (WHERE s.id IS NULL), count(*) FILTER (WHERE s.n > 1),
+               count(*) FILTER (WHERE s.id IS NOT NULL AND NOT s.ok), count(*)
+        FROM (SELECT id FROM {duckdb_source(recalled_uri)}) r LEFT JOIN s USING (id)""").fetchone()
+    extra = con.execute(f"""SELECT count(*) FROM {duckdb_source(scores_uri)}
+                            WHERE id NOT IN (SELECT id FROM {duckdb_source(recalled_uri)})""").fetchone()[0]
+    con.close()
+    share = unparsed / pages if pages else 0.0
+    return CheckOutcome(missing == 0 and doubled == 0 and extra == 0 and share <= max_unscored_share, {
+        "recalled_pages": pages, "without_score_row": missing, "scored_twice": doubled,
+        "scores_of_other_pages": extra, "unparsed_share": round(share, 4), "bound": max_unscored_share})
 
 
 def corpus_respects_thresholds(corpus_uri: str, scores_uri: str, params: Any) -> CheckOutcome:

@@ -9,7 +9,7 @@ of the recalled pages, through the same cache: a sampled page that is recalled l
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -18,10 +18,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from seedcoder_assets.core.object_store import duckdb_connect
-from seedcoder_assets.core.parquet_io import duckdb_source, iter_batches, read_table
+from seedcoder_assets.core.parquet_io import duckdb_source, iter_batches
 from seedcoder_assets.core.quality.labels import LABEL_SCHEMA, SAMPLE_SCHEMA, LabelCache, LabelRun, label_sample
 from seedcoder_assets.core.quality.oracle import OracleSettings
 from seedcoder_assets.core.runner import Verdicts, run_stage
@@ -80,20 +80,26 @@ def web_rating(reply: str) -> int | None:
     return judged.rating if judged else None
 
 
+PAGE_COLUMNS: Final = ["id", "dump", "host", "url", "title", "text", "text_hash", "code_tag", "size"]
+
+
+def _render(batch: pa.RecordBatch | pa.Table, todo: set[str], max_chars: int, info: dict[str, dict[str, Any]]
+            ) -> Iterator[tuple[str, str]]:
+    mask = pc.is_in(batch.column("id"), pa.array(sorted(todo), pa.string()))
+    if not pc.any(mask).as_py():
+        return
+    for row in batch.filter(mask).to_pylist():
+        prompt, truncated = render_web_prompt(row["url"] or "", row["title"] or "", row["text"], max_chars)
+        info[row["id"]] = {"crawl": row["dump"], "language": "code_tag" if row["code_tag"] else "other",
+                           "path": row["url"], "sha256": row["text_hash"], "truncated": truncated,
+                           "content_chars": min(len(row["text"]), max_chars)}
+        yield row["id"], prompt
+
+
 def _page_prompts(pages_uri: str, max_chars: int):
     def prompts(todo: set[str], info: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str]]:
-        wanted = pa.array(sorted(todo), pa.string())
-        for batch in iter_batches(pages_uri, ["id", "dump", "url", "title", "text", "text_hash", "code_tag"],
-                                  batch_rows=256):
-            mask = pc.is_in(batch.column("id"), wanted)
-            if not pc.any(mask).as_py():
-                continue
-            for row in batch.filter(mask).to_pylist():
-                prompt, truncated = render_web_prompt(row["url"] or "", row["title"] or "", row["text"], max_chars)
-                info[row["id"]] = {"crawl": row["dump"], "language": "code_tag" if row["code_tag"] else "other",
-                                   "path": row["url"], "sha256": row["text_hash"], "truncated": truncated,
-                                   "content_chars": min(len(row["text"]), max_chars)}
-                yield row["id"], prompt
+        for batch in iter_batches(pages_uri, PAGE_COLUMNS, batch_rows=256):
+            yield from _render(batch, todo, max_chars, info)
     return prompts
 
 
@@ -109,35 +115,67 @@ def with_judgement(labels: pa.Table) -> pa.Table:
 
 def judge_pages(pages: pa.Table, pages_uri: str, settings: OracleSettings, cache: LabelCache, run_id: str,
                 max_chars: int, retry_parse_failures: bool = False) -> tuple[pa.Table, LabelRun]:
-    """The oracle's answer for each page of `pages` (SAMPLE_SCHEMA columns; the text is read from
-    `pages_uri`): cached answers reused, the rest asked and cached as they arrive. WEB_LABEL_SCHEMA rows."""
+    """The oracle's answer for each page of `pages` (SAMPLE_SCHEMA columns, a bounded sample; the text is
+    read from `pages_uri`): cached answers reused, the rest asked and cached as they arrive. WEB_LABEL_SCHEMA."""
     labels, run = label_sample(pages, pages_uri, settings, cache, run_id, max_chars, retry_parse_failures,
                                prompts=_page_prompts(pages_uri, max_chars), parse=web_rating)
     return with_judgement(labels), run
 
 
-def as_sample(pages_uri: str) -> pa.Table:
-    """Every page of a partition in SAMPLE_SCHEMA's columns (what judge_pages asks about)."""
-    t = read_table(pages_uri, ["id", "dump", "host", "url", "code_tag", "text_hash", "size"])
-    stratum = pc.if_else(t["code_tag"], "code_tag", "other")
-    return pa.table({"id": t["id"], "crawl": t["dump"], "repo": t["host"], "path": t["url"], "language": stratum,
-                     "sha256": t["text_hash"], "size": t["size"],
+def as_sample(t: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Pages (PAGE_COLUMNS) in SAMPLE_SCHEMA's columns: what the oracle is asked about."""
+    stratum = pc.if_else(t.column("code_tag"), "code_tag", "other")
+    return pa.table({"id": t.column("id"), "crawl": t.column("dump"), "repo": t.column("host"), "path": t.column("url"),
+                     "language": stratum, "sha256": t.column("text_hash"), "size": t.column("size"),
                      "sample_rank": pa.array(np.arange(1, t.num_rows + 1), pa.int64())}).cast(SAMPLE_SCHEMA)
+
+
+def _add(total: LabelRun, run: LabelRun) -> None:
+    for name in ("sampled", "cached", "asked", "truncated"):
+        setattr(total, name, getattr(total, name) + getattr(run, name))
+    total.statuses.update(run.statuses)
+    o, r = total.oracle, run.oracle
+    for name in ("asked", "retries", "not_asked", "seconds", "prompt_tokens", "completion_tokens"):
+        setattr(o, name, getattr(o, name) + getattr(r, name))
+    o.statuses.update(r.statuses)
+    o.aborted = o.aborted or r.aborted
+
+
+def score_pages(pages_uri: str, settings: OracleSettings, cache: LabelCache, run_id: str, max_chars: int,
+                write: Callable[[pa.Table], None], retry_parse_failures: bool = False, chunk_rows: int = 2048
+                ) -> LabelRun:
+    """The oracle's answer for every page of a partition, streamed: `chunk_rows` pages at a time are
+    looked up in the cache, the rest asked, and their rows handed to `write`. Memory holds one chunk.
+    After the oracle is judged down, the pages left are not sent (the run says so; a re-run resumes)."""
+    total = LabelRun()
+    for batch in iter_batches(pages_uri, PAGE_COLUMNS, batch_rows=chunk_rows):
+        def prompts(todo: set[str], info: dict[str, dict[str, Any]], batch=batch) -> Iterator[tuple[str, str]]:
+            return _render(batch, todo, max_chars, info)
+
+        answers, run = label_sample(as_sample(batch), pages_uri, settings, cache, run_id, max_chars,
+                                    retry_parse_failures, prompts=prompts, parse=web_rating)
+        write(with_judgement(answers))
+        _add(total, run)
+        if run.oracle.aborted:
+            break
+    return total
 
 
 # -- the recall model's examples and its use ----------------------------------------------------------
 def recall_examples(pairs: Sequence[tuple[str, str]], max_tokens: int, memory_limit: str = "1GB") -> list[Example]:
     """(labels, pages) partitions -> one example per page the oracle answered, labelled by its
-    code-related answer; a page labelled in several dumps counts once (its first dump's answer)."""
+    code-related answer; a page labelled in several dumps counts once (its first dump's answer). Only
+    the head of each text is read: the model reads `max_tokens` tokens of it."""
     seen: dict[str, Example] = {}
     con = duckdb_connect(memory_limit=memory_limit)
     for labels_uri, pages_uri in pairs:
-        rows = con.execute(
-            f"""SELECT l.id, l.host, l.code_related, p.title, p.text
+        result = con.execute(
+            f"""SELECT l.id, l.host, l.code_related, p.code_tag, p.title, left(p.text, {int(max_tokens) * 24})
                 FROM {duckdb_source(labels_uri)} l JOIN {duckdb_source(pages_uri)} p USING (id)
-                WHERE l.status = 'ok' AND l.code_related IS NOT NULL ORDER BY l.id""").fetchall()
-        for pid, host, code, title, text in rows:
-            seen.setdefault(pid, Example(pid, host, page_line(title, text, max_tokens), bool(code)))
+                WHERE l.status = 'ok' AND l.code_related IS NOT NULL ORDER BY l.id""")
+        while rows := result.fetchmany(1024):
+            for pid, host, code, tagged, title, text in rows:
+                seen.setdefault(pid, Example(pid, host, page_line(title, text, max_tokens), bool(code), bool(tagged)))
     con.close()
     return list(seen.values())
 
@@ -189,18 +227,31 @@ DEFAULT_RATES: Final[dict[str, float]] = {"documentation": 1.0, "reference_api":
 
 class WebCorpusParams(BaseModel, frozen=True):
     thresholds: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS),
-                                       description="Lowest oracle rating kept, per site category")
+                                       description="Lowest oracle rating kept, per site category (the categories "
+                                                   "not given keep their defaults)")
     rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RATES),
-                                    description="Share of the pages at or above the threshold kept, per category")
+                                    description="Share of the pages at or above the threshold kept, per category "
+                                                "(the categories not given keep their defaults)")
     drop_not_code_related: bool = Field(True, description="Drop pages the oracle says are not code-related "
                                                           "(recall runs at high recall, low precision)")
     seed: int = Field(0, description="Seed of the per-category sampling (by page id: re-runs keep the same pages)")
 
+    @field_validator("thresholds", "rates")
+    @classmethod
+    def _over_defaults(cls, value: dict, info: ValidationInfo) -> dict:
+        """A partial setting changes only the categories it names; a category we do not have is an error
+        (a typo would otherwise silently leave the default in force)."""
+        unknown = sorted(set(value) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown site categories {unknown}; the categories are {list(CATEGORIES)}")
+        defaults = DEFAULT_THRESHOLDS if info.field_name == "thresholds" else DEFAULT_RATES
+        return {**defaults, **value}
+
     def threshold(self, category: str) -> int:
-        return self.thresholds.get(category, self.thresholds.get("other", 0))
+        return self.thresholds[category if category in self.thresholds else "other"]
 
     def rate(self, category: str) -> float:
-        return self.rates.get(category, 1.0)
+        return self.rates[category if category in self.rates else "other"]
 
 
 def sampled(page_id: str, seed: int) -> float:

@@ -28,15 +28,16 @@ from seedcoder_assets.core.web.checks import (
     no_short_page,
     recall_on_held_out,
     records_accounted,
+    scores_cover_recalled,
 )
 from seedcoder_assets.core.web.judge import (
     WEB_LABEL_SCHEMA,
     RecallApply,
-    as_sample,
     histograms,
     judge_pages,
     recall_examples,
     sample_pages,
+    score_pages,
 )
 from seedcoder_assets.core.web.pages import warc_files
 from seedcoder_assets.core.web.prompt import WEB_PROMPT_VERSION
@@ -144,18 +145,18 @@ def web_label_sample(context: dg.AssetExecutionContext, config: WebLabelSampleCo
 
 
 def _judge(context: dg.AssetExecutionContext, config: WebOracleConfig, storage: StorageResource,
-           oracle: OracleResource, asset: pipeline.Key, pages, pages_uri: str, extra: dict) -> dg.MaterializeResult:
-    """Ask the oracle (through the cache) about `pages` of this shard, write the answers, say what they are."""
+           oracle: OracleResource, asset: pipeline.Key, ask, extra: dict) -> dg.MaterializeResult:
+    """Have the oracle (through the cache) answer about this shard's pages: `ask(settings, cache, write)`
+    hands the answer rows to `write` and returns the run's figures. Writes them, says what they are."""
     settings = oracle.require("web")
     dump, shard = split_key(context.partition_key)
     mark_shards(storage.uri(asset, dump), shard_keys())
     cache = LabelCache(storage.label_cache_uri(), settings.model, WEB_PROMPT_VERSION,
                        request=request_fingerprint(settings, config.max_content_chars))
-    answers, run = judge_pages(pages, pages_uri, settings, cache, context.run.run_id, config.max_content_chars,
-                               config.retry_parse_failures)
     dst = storage.uri(asset, dump, shard)
     with PartWriter(dst, WEB_LABEL_SCHEMA) as out:
-        out.write_table(answers)
+        run = ask(settings, cache, out.write_table)
+    answers = read_table(dst, ["status", "rating", "code_related", "category"])
     ok = answers.filter(pc.equal(answers["status"], "ok"))
     ok_share = ok.num_rows / answers.num_rows if answers.num_rows else 1.0
     ratings = _counts(ok, "rating")
@@ -189,14 +190,21 @@ def web_oracle_labels(context: dg.AssetExecutionContext, config: WebOracleConfig
     pages = storage.uri(DEDUPED_WEB_PAGES, dump, shard)
     dump_sample = read_table(storage.uri(WEB_LABEL_SAMPLE, dump))
     sample = dump_sample.filter(pc.is_in(dump_sample["id"], read_table(pages, ["id"])["id"]))
-    return _judge(context, config, storage, oracle, WEB_ORACLE_LABELS, sample, pages,
-                  {"dump_sample": dump_sample.num_rows})
+
+    def ask(settings, cache, write):  # a bounded sample: asked in one go
+        answers, run = judge_pages(sample, pages, settings, cache, context.run.run_id, config.max_content_chars,
+                                   config.retry_parse_failures)
+        write(answers)
+        return run
+
+    return _judge(context, config, storage, oracle, WEB_ORACLE_LABELS, ask, {"dump_sample": dump_sample.num_rows})
 
 
 @dg.asset(**asset_kwargs(WEB_RECALL_MODEL),
-          check_specs=[_check("recall_meets_target", "the stored model, loaded by fastText, recalls at least the "
-                                                     "target share of the held-out sites' code-related pages",
-                              WEB_RECALL_MODEL)])
+          check_specs=[_check("recall_meets_target", "the stored model, loaded by fastText, at its threshold, "
+                                                     "recalls at least min_check_recall of the code-related pages "
+                                                     "(without code tags) of sites that neither trained it nor "
+                                                     "fitted the threshold", WEB_RECALL_MODEL)])
 def web_recall_model(context: dg.AssetExecutionContext, config: WebRecallConfig,
                      storage: StorageResource) -> dg.MaterializeResult:
     """A fastText classifier of code-related pages, versioned by (labels, parameters): the same labels train
@@ -213,21 +221,24 @@ def web_recall_model(context: dg.AssetExecutionContext, config: WebRecallConfig,
     except ValueError as exc:  # too few labels or sites, or one class only
         raise dg.Failure(description=f"No recall model from the labels of {dumps}: {exc}") from exc
     models.publish(RECALL_MODEL_NAME, version)
-    check = recall_on_held_out(str(out / MODEL_FILE), examples, set(report["validation_sites"]), report["threshold"],
-                               params.target_recall, params.max_tokens)
-    chosen = {k: report[k] for k in ("threshold",)} | {"recall": report["validation_recall"],
-                                                        "precision": report["validation_precision"]}
+    check = recall_on_held_out(str(out / MODEL_FILE), examples, set(report["checking_sites"]), report["threshold"],
+                               config.min_check_recall)
+    chosen = {"threshold": report["threshold"], "recall": report["check_recall"],
+              "precision": report["check_precision"]}
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={"version": version, "reused": reused, "label_dumps": dg.MetadataValue.json(dumps),
                   "threshold": round(report["threshold"], 6), "target_recall": params.target_recall,
-                  "validation_recall": round(report["validation_recall"], 4),
-                  "validation_precision": round(report["validation_precision"], 4),
-                  "average_precision": round(report["average_precision"], 4),
-                  "validation_recalled_share": round(report["recalled_share"], 4),
-                  "n_train": report["n_train"], "n_validation": report["n_validation"],
-                  "train_code_related": report["train_positive"], "validation_code_related": report["validation_positive"],
-                  "validation_sites": dg.MetadataValue.json(report["validation_sites"]),
+                  "fit_recall": round(report["fit_recall"], 4), "fit_precision": round(report["fit_precision"], 4),
+                  "check_recall": round(report["check_recall"], 4),
+                  "check_precision": round(report["check_precision"], 4),
+                  "check_average_precision": round(report["check_average_precision"], 4),
+                  "check_recalled_share": round(report["check_recalled_share"], 4),
+                  "check_code_related_share": round(report["check_positive_share"], 4),
+                  "n_train": report["n_train"], "n_fit": report["n_fit"], "n_check": report["n_check"],
+                  "train_code_related": report["train_positive"],
+                  "sites": dg.MetadataValue.json({k: report[k] for k in ("training_sites", "fitting_sites",
+                                                                          "checking_sites")}),
                   "precision_recall": pr_curve_markdown(report["curve"], chosen),
                   "path": dg.MetadataValue.path(str(out))},
         check_results=[check_result("recall_meets_target", check)])
@@ -262,13 +273,20 @@ def web_page_scores(context: dg.AssetExecutionContext, config: WebOracleConfig, 
     """The oracle's rating and site category of every recalled page of this shard."""
     dump, shard = split_key(context.partition_key)
     pages = storage.uri(RECALLED_WEB_PAGES, dump, shard)
-    return _judge(context, config, storage, oracle, WEB_PAGE_SCORES, as_sample(pages), pages, {})
+
+    def ask(settings, cache, write):  # every recalled page: streamed a chunk at a time
+        return score_pages(pages, settings, cache, context.run.run_id, config.max_content_chars, write,
+                           config.retry_parse_failures)
+
+    return _judge(context, config, storage, oracle, WEB_PAGE_SCORES, ask, {})
 
 
 @dg.asset(**asset_kwargs(WEB_CORPUS), check_specs=[
     _check("lineage_reconciles", "every recalled page has one fate; the kept ones are exactly the output", WEB_CORPUS),
-    _check("scores_respect_category_thresholds", "every page has an oracle answer whose rating (read from the raw "
-                                                 "reply by DuckDB) reaches its category's threshold", WEB_CORPUS)])
+    _check("scores_respect_category_thresholds", "every kept page has an oracle answer whose rating (read from the "
+                                                 "raw reply by DuckDB) reaches its category's threshold", WEB_CORPUS),
+    _check("scores_cover_recalled_pages", "one score row per recalled page (none missing, none twice, none of "
+                                          "another page), and few without a parsed answer", WEB_CORPUS)])
 def web_corpus(context: dg.AssetExecutionContext, config: WebCorpusConfig,
                storage: StorageResource) -> dg.MaterializeResult:
     dump = context.partition_key
@@ -289,4 +307,6 @@ def web_corpus(context: dg.AssetExecutionContext, config: WebCorpusConfig,
                       "oracle ratings per site category: all recalled pages, and kept")},
         check_results=[reconciles_check(storage, WEB_CORPUS, dump, dst, storage.uri(RECALLED_WEB_PAGES, dump)),
                        check_result("scores_respect_category_thresholds",
-                                    corpus_respects_thresholds(dst, scores_uri, params))])
+                                    corpus_respects_thresholds(dst, scores_uri, params)),
+                       check_result("scores_cover_recalled_pages", scores_cover_recalled(
+                           storage.uri(RECALLED_WEB_PAGES, dump), scores_uri, config.max_unscored_share))])
