@@ -54,6 +54,7 @@ MINHASH_SIGNATURES: Key = ("dedup", "minhash_signatures")
 NEAR_DUP_CLUSTERS: Key = ("dedup", "near_dup_clusters")
 NEAR_DEDUPED_FILES: Key = ("dedup", "near_deduped_files")
 SYNTAX_CHECKED_FILES: Key = ("filters", "syntax_checked_files")
+FILE_FEATURES: Key = ("filters", "file_features")
 LABEL_SAMPLE: Key = ("quality", "oracle_label_sample")
 ORACLE_LABELS: Key = ("quality", "oracle_labels")
 QUALITY_SCORER: Key = ("quality", "quality_scorer")
@@ -290,7 +291,8 @@ def _web_corpus(r: StageRun, p: WebCorpusParams) -> StageStats:
 
 
 def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
-    return filter_syntax(r.uri(NEAR_DEDUPED_FILES), r.uri(SYNTAX_CHECKED_FILES), r.lineage(), p)
+    return filter_syntax(r.uri(NEAR_DEDUPED_FILES), r.uri(SYNTAX_CHECKED_FILES), r.lineage(), p,
+                         r.uri(FILE_FEATURES))
 
 
 STAGES: list[Stage] = [
@@ -318,7 +320,7 @@ STAGES: list[Stage] = [
           lineage=True, lineage_input=EXACT_DEDUPED_FILES, code_version=DEDUP_VERSION, params=DedupParams,
           run=_near_dedup),
     Stage(SYNTAX_CHECKED_FILES, SYNTAX, automation="on_new_data", sharded=True, reads=(NEAR_DEDUPED_FILES,), lineage=True, lineage_input=NEAR_DEDUPED_FILES,
-          compute="cpu", code_version="syntax-v1", params=SyntaxParams, run=_syntax),
+          compute="cpu", code_version="syntax-v2", also_writes=(FILE_FEATURES,), params=SyntaxParams, run=_syntax),
     # The sample is drawn over the whole crawl (the quotas are per crawl); each shard asks for its own files.
     Stage(LABEL_SAMPLE, SAMPLE, reads=(SYNTAX_CHECKED_FILES,), code_version="label-sample-v1",
           automation="on_new_data_with_oracle"),

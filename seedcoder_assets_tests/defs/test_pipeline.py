@@ -59,7 +59,10 @@ def test_small_real_crawl_end_to_end(env) -> None:
     result = _run(env, "c1")
     assert result.success
     checks = _checks(result)
-    assert len(checks) == 12 and all(checks.values()), checks
+    failed = {f"{e.asset_key.to_user_string()}:{e.check_name}": {k: v.value for k, v in e.metadata.items()}
+              for e in result.get_asset_check_evaluations() if not e.passed}
+    assert len(checks) == 13 and not failed, failed
+    assert checks["filters/file_features:python_features_agree"]  # ast and tokenize agree with the features
     files = pl.read_parquet(f"{home}/lake/filters/syntax_checked_files/crawl=c1/**/*.parquet")
     assert files["sha256"].n_unique() == files.height > 1000
     # pip vendors requests: exactly one requests/api.py-like file survives

@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 from tree_sitter import Node, Parser
 from tree_sitter_language_pack import get_parser
 
+from seedcoder_assets.core.features.code import FEATURE_SCHEMA, feature_row
 from seedcoder_assets.core.languages import FALLBACK_GRAMMARS, grammar_of
-from seedcoder_assets.core.parquet_io import iter_batches
+from seedcoder_assets.core.parquet_io import PartWriter, iter_batches
 from seedcoder_assets.core.runner import Decide, Verdicts, run_stage
 from seedcoder_assets.core.stats import LineageWriter, StageStats
 
@@ -77,41 +78,69 @@ def error_share(root: Node, size: int) -> float:
     return min(1.0, bad / max(size, 1))
 
 
-def check(content: str, language: str | None, path: str, params: SyntaxParams) -> tuple[str, float | None]:
-    """("ok" | "syntax_error" | "unchecked", error share or None when unchecked)."""
+def parse_checked(content: str, language: str | None, path: str, params: SyntaxParams
+                  ) -> tuple[str, float | None, Node | None, str | None]:
+    """(verdict, error share or None when unchecked, the tree or None, its grammar or None). A language
+    whose grammar is not trusted for the verdict is still parsed: its tree gives the file's features."""
     grammar = grammar_of(language, path)
-    if grammar is None or language in params.unchecked_languages:
-        return "unchecked", None
+    if grammar is None:
+        return "unchecked", None, None, None
     data = content.encode("utf-8")
-    share = error_share(parser_for(grammar).parse(data).root_node, len(data))
+    root = parser_for(grammar).parse(data).root_node
+    if language in params.unchecked_languages:
+        return "unchecked", None, root, grammar
+    share = error_share(root, len(data))
     for other in FALLBACK_GRAMMARS.get(grammar, ()) if share > 0 else ():
         share = min(share, error_share(parser_for(other).parse(data).root_node, len(data)))
-    return ("syntax_error" if share > params.limit(language or "") else "ok"), share
+    return ("syntax_error" if share > params.limit(language or "") else "ok"), share, root, grammar
 
 
-def decide_syntax(params: SyntaxParams) -> tuple[Decide, Counter[str]]:
+def check(content: str, language: str | None, path: str, params: SyntaxParams) -> tuple[str, float | None]:
+    """("ok" | "syntax_error" | "unchecked", error share or None when unchecked)."""
+    verdict, share, _, _ = parse_checked(content, language, path, params)
+    return verdict, share
+
+
+def decide_syntax(params: SyntaxParams, features: list[dict] | None = None) -> tuple[Decide, Counter[str]]:
     """Kept: files whose error share is within their language's limit, and `unchecked` files.
 
     Dropped: `syntax_error`. Lineage `detail` holds the language and error share (or `unchecked`). The
-    counter returned with the function counts the unchecked files it has kept.
+    counter returned with the function counts the unchecked files it has kept. With `features`, the
+    features of every kept file that has a grammar are appended to it (core/features/code.py), from the
+    same tree.
     """
     counts: Counter[str] = Counter()
 
     def decide(batch: pa.RecordBatch) -> Verdicts:
         reasons, details = [], []
-        for content, lang, path in zip(*(batch.column(c).to_pylist() for c in ("content", "language", "path"))):
-            verdict, share = check(content, lang, path, params)
+        for file_id, crawl, content, lang, path in zip(*(batch.column(c).to_pylist() for c in (
+                "id", "crawl", "content", "language", "path"))):
+            verdict, share, root, grammar = parse_checked(content, lang, path, params)
             details.append("unchecked" if share is None else f"{lang}:{share:.4f}")
             reasons.append("syntax_error" if verdict == "syntax_error" else None)
             counts[verdict] += 1
+            if features is not None and root is not None and verdict != "syntax_error":
+                features.append(feature_row(file_id, crawl, lang, grammar, root, len(content.encode("utf-8"))))
         return Verdicts.from_reasons(reasons, detail=details)
 
     return decide, counts
 
 
-def filter_syntax(src_uri: str, dst_uri: str, lineage: LineageWriter, params: SyntaxParams) -> StageStats:
-    """The syntax stage over a partition (see `decide_syntax`)."""
-    decide, counts = decide_syntax(params)
-    stats = run_stage(iter_batches(src_uri, batch_rows=1024), dst_uri, lineage, decide)
+def filter_syntax(src_uri: str, dst_uri: str, lineage: LineageWriter, params: SyntaxParams,
+                  features_uri: str | None = None) -> StageStats:
+    """The syntax stage over a partition (see `decide_syntax`); the kept files' features to `features_uri`."""
+    rows: list[dict] = []
+    decide, counts = decide_syntax(params, rows if features_uri else None)
+    if features_uri is None:
+        stats = run_stage(iter_batches(src_uri, batch_rows=1024), dst_uri, lineage, decide)
+    else:
+        with PartWriter(features_uri, FEATURE_SCHEMA) as features:
+            def flushing(batch: pa.RecordBatch) -> Verdicts:  # one batch's features at a time
+                verdicts = decide(batch)
+                features.write_table(pa.Table.from_pylist(rows, schema=FEATURE_SCHEMA))
+                rows.clear()
+                return verdicts
+
+            stats = run_stage(iter_batches(src_uri, batch_rows=1024), dst_uri, lineage, flushing)
     stats.extra["unchecked_files"] = counts["unchecked"]
     return stats
