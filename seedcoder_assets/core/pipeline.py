@@ -63,6 +63,10 @@ QUALITY_FILES: Key = ("quality", "quality_files")
 REPO_LEVEL_CORPUS: Key = ("quality", "repo_level_corpus")
 REPO_QUALITY: Key = ("quality", "repo_quality")
 LAKE_CATALOG: Key = ("catalog", "lake_catalog")
+# The high-quality set (paper 2.2.4): rounds of seeds, negatives and a fastText model, then a corpus per crawl.
+HQ_ROUNDS = 3
+HQ_ROUND_KEYS: tuple[Key, ...] = tuple(("high_quality", f"hq_round_{r}") for r in range(1, HQ_ROUNDS + 1))
+HIGH_QUALITY_FILES: Key = ("high_quality", "high_quality_files")
 # The commits corpus (source "commits": commit crawls are partitions of their own).
 COMMIT_REPOS: Key = ("commits", "commit_repos")
 COMMIT_SAMPLES: Key = ("commits", "commit_samples")
@@ -146,6 +150,7 @@ GITHUB, LABELS, SCORER, SCORING, CATALOG = "github_files_job", "oracle_labels_jo
     "catalog_job"
 SHARDS, SYNTAX, CORPUS = "github_shards_job", "github_syntax_job", "corpus_job"
 SAMPLE = "label_sample_job"
+HQ_ROUNDS_JOB, HQ_CORPUS_JOB = "hq_rounds_job", "hq_corpus_job"
 COMMITS, COMMITS_DEDUP = "commits_job", "commits_dedup_job"
 WEB, WEB_DEDUP = "web_pages_job", "web_dedup_job"
 WEB_SAMPLE, WEB_LABELS, WEB_RECALL = "web_label_sample_job", "web_oracle_labels_job", "web_recall_job"
@@ -161,6 +166,10 @@ JOB_DESCRIPTIONS = {
     SCORING: "Score every file of one shard of a crawl with the current scorer (one GPU run per shard).",
     CORPUS: "Build a crawl's file-level and repository-level corpora from its scores.",
     CATALOG: "Refresh the DuckDB catalog over the lake.",
+    HQ_ROUNDS_JOB: f"The high-quality set's {HQ_ROUNDS} rounds over every crawl's scored files: seeds, random and hard "
+                   "negatives, a fastText model each, its recalled positives joining the next round.",
+    HQ_CORPUS_JOB: "Build a crawl's high-quality files from the last round (every round's seeds and the last "
+                   "model's recalled positives above the quality floor).",
     COMMITS: "Select one shard of a commit crawl's repositories and turn their new commits into code-change "
              "samples (one run per shard, in parallel).",
     COMMITS_DEDUP: "Deduplicate a commit crawl's samples (exact and near), within it and against earlier commit "
@@ -336,6 +345,16 @@ STAGES: list[Stage] = [
     Stage(REPO_LEVEL_CORPUS, CORPUS, reads=(REPO_LEVEL_FILES, FILE_SCORES, QUALITY_SCORER), lineage=True,
           lineage_input=REPO_LEVEL_FILES, compute="gpu", code_version="repo-level-corpus-v1", also_writes=(REPO_QUALITY,),
           automation="on_new_data"),
+    *(Stage(k, HQ_ROUNDS_JOB, reads=(FILE_SCORES, SYNTAX_CHECKED_FILES, FILE_FEATURES, *HQ_ROUND_KEYS[:r][-1:]),
+            partitioned=False, compute="cpu", code_version="hq-round-v1", data_versioned=True,
+            description=f"Round {r + 1} of the high-quality loop: its seeds, negatives (random and hard), fastText "
+                        "model and what it recalls, in the model store; metrics and the rounds so far in metadata.")
+      for r, k in enumerate(HQ_ROUND_KEYS)),
+    Stage(HIGH_QUALITY_FILES, HQ_CORPUS_JOB, reads=(SYNTAX_CHECKED_FILES, FILE_SCORES, HQ_ROUND_KEYS[-1]), lineage=True,
+          lineage_input=SYNTAX_CHECKED_FILES, code_version="hq-files-v1", automation="on_new_data",
+          description="A crawl's high-quality files (every round's seeds, the last model's recalled positives above "
+                      "the floor) with source, round and recall score; the rest dropped as hard_negative, "
+                      "recalled_low_score or not_selected."),
     Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS,
                                         QUALITY_FILES, REPO_LEVEL_CORPUS),
           partitioned=False, pool="duckdb", automation="on_any_update"),

@@ -12,6 +12,7 @@ from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.params import DedupParams
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
 from seedcoder_assets.core.filters.syntax import DEFAULT_MAX_ERROR_SHARE, DEFAULT_UNCHECKED, SyntaxParams
+from seedcoder_assets.core.hq.rounds import HQParams, HQSource
 from seedcoder_assets.core.ingest.archives import ExtractParams
 from seedcoder_assets.core.quality.labels import TABLE17_QUOTAS, scaled_quotas
 from seedcoder_assets.core.quality.scorer import ScorerConfig
@@ -217,3 +218,34 @@ class WebCorpusConfig(dg.Config):
 
     def to_params(self) -> WebCorpusParams:
         return WebCorpusParams(**self.model_dump(exclude={"max_unscored_share"}))
+
+
+_HQ = HQParams()
+
+
+class HQConfig(dg.Config):
+    sources_file: str = Field("", description="A YAML list of sources (fields of core/hq/rounds.py HQSource: name, "
+                                              "languages, path_regex, content_regex, min_score, min_comment_ratio, "
+                                              "max_comment_ratio, require_docstring, packages, seed_size, "
+                                              "max_per_repo); empty: the defaults (algorithms, application, "
+                                              "major_languages, general)")
+    hard_negatives: bool = Field(_HQ.hard_negatives, description="False: random negatives only")
+    random_negatives_per_seed: float = Field(_HQ.random_negatives_per_seed, description="Random negatives per seed")
+    hard_negatives_per_seed: float = Field(_HQ.hard_negatives_per_seed, description="Most hard negatives per seed")
+    recall_threshold: float = Field(_HQ.recall_threshold, description="P(source) at or above which a file is recalled")
+    quality_floor: float = Field(_HQ.quality_floor, description="Recalled files join the seeds at this score or above")
+    max_new_per_round: float = Field(_HQ.max_new_per_round, description="New positives per round, at most this x seeds")
+    epoch: int = Field(_HQ.epoch, description="fastText epochs")
+    seed: int = Field(_HQ.seed, description="Seed of the choices, the held-out repositories and training")
+    min_held_out_recall: float = Field(0.8, description="held_out_recall_within_bound fails below this recall of "
+                                                        "held-out repositories' seeds")
+
+    def to_params(self) -> HQParams:
+        sources = _HQ.sources
+        if self.sources_file:
+            import yaml
+
+            from seedcoder_assets.core import object_store
+
+            sources = tuple(HQSource(**s) for s in yaml.safe_load(object_store.read_text(self.sources_file)))
+        return HQParams(sources=sources, **self.model_dump(exclude={"sources_file", "min_held_out_recall"}))

@@ -99,7 +99,7 @@ def stats_metadata(stats: StageStats, uri: str) -> dict[str, Any]:
 def check_result(name: str, outcome: CheckOutcome, asset_key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
     """A core check's verdict as a Dagster check result (figures as metadata)."""
     md = {k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in outcome.metadata.items()}
-    return dg.AssetCheckResult(check_name=name, asset_key=asset_key, passed=outcome.passed, metadata=md)
+    return dg.AssetCheckResult(check_name=name, asset_key=asset_key, passed=bool(outcome.passed), metadata=md)
 
 
 def reconciles_check(storage: StorageResource, asset: pipeline.Key, crawl: str, output_uri: str | None,

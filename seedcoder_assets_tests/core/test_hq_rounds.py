@@ -95,3 +95,51 @@ def test_rounds_grow_from_recalled_positives_and_learn_from_hard_negatives(crawl
         assert set(nxt.negatives.filter(pc.equal(nxt.negatives["kind"], "hard_recalled_low"))["id"].to_pylist()) <= low
     assert metrics[0]["new_positives"] > 0 and metrics[1]["overlap_with_previous"] is not None
     assert metrics[0]["recall"] is not None and 0 <= metrics[0]["recall"] <= 1
+
+
+def test_the_corpus_of_a_crawl_and_its_checks(crawl, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from seedcoder_assets.core.hq.corpus import (
+        held_out_recall,
+        mean_score_above_crawl,
+        no_hard_negative,
+        select_hq_files,
+    )
+
+    scores_uri, files_uri, _ = crawl
+    con = duckdb_connect()
+    candidates_view(con, [crawl])
+    rounds, state = [], None
+    for number in (1, 2):
+        state, _ = run_round(con, [files_uri], PARAMS, number, state, tmp_path / f"r{number}")
+        rounds.append(tmp_path / f"r{number}")
+    stats = select_hq_files(files_uri, scores_uri, rounds, str(tmp_path / "hq"),
+                            LineageWriter(str(tmp_path), "high_quality_files", "t", "r"), duckdb_connect())
+    corpus = read_table(str(tmp_path / "hq"))
+    files = read_table(files_uri, ["id"])
+    assert stats.rows_in == files.num_rows and stats.rows_out == corpus.num_rows > 0
+    assert set(stats.drops) <= {"hard_negative", "recalled_low_score", "not_selected"}
+    last = RoundState.read(rounds[-1])
+    new = last.recalled.filter(pc.equal(last.recalled["kind"], "new_positive"))
+    expected = (set(last.seeds["id"].to_pylist()) | set(new["id"].to_pylist())) - set(
+        pa.concat_tables([RoundState.read(r).negatives for r in rounds]).filter(
+            pc.starts_with(pa.concat_tables([RoundState.read(r).negatives for r in rounds])["kind"], "hard"))["id"]
+        .to_pylist())
+    assert set(corpus["id"].to_pylist()) == expected
+    assert set(corpus["hq_round"].to_pylist()) <= {0, 1, 2}
+    assert no_hard_negative(str(tmp_path / "hq"), rounds).passed
+    assert mean_score_above_crawl(str(tmp_path / "hq"), scores_uri).passed
+    check = held_out_recall(rounds[0], [files_uri], PARAMS.max_chars, PARAMS.recall_threshold, 0.5)
+    assert check.metadata["held_out_seeds"] > 0 and check.passed, check.metadata
+    assert not held_out_recall(rounds[0], [files_uri], PARAMS.max_chars, 1.01, 0.5).passed  # recalls nothing
+    # Fed bad output: a corpus holding a hard negative, and one of the lowest-scored files.
+    hard_id = RoundState.read(rounds[0]).negatives.filter(
+        pc.equal(RoundState.read(rounds[0]).negatives["kind"], "hard_uncommented"))["id"][0].as_py()
+    low_ids = read_table(scores_uri).sort_by("score")["id"].to_pylist()[: corpus.num_rows * 3]
+    for name, ids in (("bad-hard", [hard_id]), ("bad-low", low_ids)):
+        (tmp_path / name).mkdir()
+        pq.write_table(pa.table({"id": pa.array(ids, pa.string())}), tmp_path / name / "part-0.parquet")
+        (tmp_path / name / "_SUCCESS").touch()
+    assert not no_hard_negative(str(tmp_path / "bad-hard"), rounds).passed
+    assert not mean_score_above_crawl(str(tmp_path / "bad-low"), scores_uri).passed

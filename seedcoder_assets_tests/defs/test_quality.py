@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+import yaml
 
 from seedcoder_assets.core.catalog import catalog
 from seedcoder_assets.core.parquet_io import iter_batches
@@ -197,3 +198,35 @@ def test_scorer_scores_and_corpora(env) -> None:
     retrained = _job(env, "scorer_job", crawl=None, config=scorer_config)
     assert _metadata(retrained, "quality/quality_scorer")["version"].value != version
     assert stale() == StaleStatus.STALE
+
+
+def test_high_quality_rounds_and_corpus(env, tmp_path: Path) -> None:
+    """Three rounds over the crawl's scored files (sources placed by this crawl's score quantiles: the tiny
+    scorer's scale is its own), then the crawl's high-quality files; the same inputs reuse every round."""
+    home = env["home"]
+    scores = pl.read_parquet(f"{home}/lake/quality/file_quality_scores/crawl=c1/**/*.parquet")["score"]
+    sources = [{"name": "documented", "languages": ["Python"], "min_score": float(scores.quantile(0.5)),
+                "require_docstring": True, "min_comment_ratio": 0.02, "seed_size": 150, "max_per_repo": 15},
+               {"name": "general", "min_score": float(scores.quantile(0.7)), "seed_size": 150, "max_per_repo": 15}]
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump(sources))
+    config = {"sources_file": str(tmp_path / "sources.yaml"), "quality_floor": float(scores.quantile(0.5)),
+              "min_held_out_recall": 0.5}
+    run_config = {"ops": {f"high_quality__hq_round_{n}": {"config": config} for n in (1, 2, 3)}}
+    rounds = _job(env, "hq_rounds_job", crawl=None, config=run_config)
+    mds = [_metadata(rounds, f"high_quality/hq_round_{n}") for n in (1, 2, 3)]
+    assert [md["seeds"].value for md in mds][0] > 100 and all(md["reused"].value is False for md in mds)
+    assert mds[1]["seeds"].value == mds[0]["seeds"].value + mds[0]["new_positives"].value  # the loop grows
+    assert mds[2]["overlap_with_previous"].value is not None and "image/png" in mds[2]["new_positives_per_round"].value
+    checks = {e.asset_key.to_user_string(): (e.passed, e.metadata) for e in rounds.get_asset_check_evaluations()}
+    assert all(checks[f"high_quality/hq_round_{n}"][0] for n in (1, 2, 3)), checks
+    corpus = _job(env, "hq_corpus_job", crawl="c1")
+    assert all(e.passed for e in corpus.get_asset_check_evaluations()), [
+        (e.check_name, e.metadata) for e in corpus.get_asset_check_evaluations()]
+    kept = pl.read_parquet(f"{home}/lake/high_quality/high_quality_files/crawl=c1/*.parquet")
+    assert kept.height > 0 and set(kept["hq_source"]) <= {"documented", "general"}
+    lineage = pl.read_parquet(f"{home}/lake/lineage/stage=high_quality_files/crawl=c1/*.parquet")
+    assert lineage.height == pl.read_parquet(f"{home}/lake/filters/syntax_checked_files/crawl=c1/**/*.parquet").height
+    again = _job(env, "hq_rounds_job", crawl=None, config=run_config)  # same inputs: the same versions, reused
+    assert [_metadata(again, f"high_quality/hq_round_{n}")["version"].value for n in (1, 2, 3)] == [
+        md["version"].value for md in mds]
+    assert all(_metadata(again, f"high_quality/hq_round_{n}")["reused"].value for n in (1, 2, 3))

@@ -29,6 +29,7 @@ from seedcoder_assets.core.parquet_io import duckdb_source
 
 NEGATIVE: Final = "negative"
 MODEL_FILE: Final = "hq.bin"
+HELD_OUT: Final = "held_out.parquet"  # the held-out repositories' seeds and negatives: (id, label)
 _TOKEN = re.compile(r"[A-Za-z_]+|\d+|[^\w\s]{1,3}")
 
 
@@ -92,9 +93,11 @@ def _rank(key: str, seed: int) -> float:
 
 def candidates_view(con: duckdb.DuckDBPyConnection, crawls: Sequence[tuple[str, str, str]]) -> None:
     """A `candidates` view over every crawl's (scores, syntax-checked files, features): one row per scored
-    file with its repository, path, language, score, comment ratio, docstring and packages (no content)."""
-    parts = [f"""SELECT f.id, f.crawl, f.repo, f.path, f.language, s.score, coalesce(x.comment_ratio, 0) AS comment_ratio,
-                       coalesce(x.has_docstring, false) AS has_docstring, coalesce(x.packages, []) AS packages
+    file with its repository, path, language, content, score, comment ratio, docstring and packages. A query
+    that does not name `content` does not read it (DuckDB prunes the columns of a view)."""
+    parts = [f"""SELECT f.id, f.crawl, f.repo, f.path, f.language, f.content, s.score,
+                       coalesce(x.comment_ratio, 0) AS comment_ratio, coalesce(x.has_docstring, false) AS has_docstring,
+                       coalesce(x.packages, []) AS packages
                 FROM {duckdb_source(files)} f JOIN {duckdb_source(scores)} s USING (id)
                 LEFT JOIN {duckdb_source(features)} x USING (id)""" for scores, files, features in crawls]
     con.execute("CREATE OR REPLACE VIEW candidates AS " + " UNION ALL ".join(parts))
@@ -110,6 +113,9 @@ def _predicate(source: HQSource) -> tuple[str, list[Any]]:
     if source.path_regex:
         where.append("regexp_matches(path, ?, 'i')")
         args.append(source.path_regex)
+    if source.content_regex:
+        where.append("regexp_matches(content, ?)")
+        args.append(source.content_regex)
     if source.require_docstring:
         where.append("has_docstring")
     if source.packages:
@@ -120,8 +126,7 @@ def _predicate(source: HQSource) -> tuple[str, list[Any]]:
 
 def select_seeds(con: duckdb.DuckDBPyConnection, params: HQParams) -> pa.Table:
     """Round 0's seeds: per source in order, the files it selects that no earlier source took, at most
-    `max_per_repo` per repository, the best scored first (ties by a seeded hash), up to `seed_size`.
-    (`content_regex` is applied by the caller's content pass: the view holds no content.)"""
+    `max_per_repo` per repository, the best scored first (ties by a seeded hash), up to `seed_size`."""
     con.execute("CREATE OR REPLACE TEMP TABLE seeds (id VARCHAR, repo VARCHAR, source VARCHAR, round INTEGER)")
     for source in params.sources:
         where, args = _predicate(source)
@@ -192,6 +197,10 @@ def train_round(examples: list[tuple[str, str, str, str]], params: HQParams, out
                                       verbose=0)
     Path(path).unlink()
     model.save_model(str(out / MODEL_FILE))
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": pa.array([e[0] for e in held], pa.string()),
+                             "label": pa.array([e[2] for e in held], pa.string())}), out / HELD_OUT)
     p_positive = positive_probability(model, [e[3] for e in held])
     truth = np.array([e[2] != NEGATIVE for e in held])
     recalled = p_positive >= params.recall_threshold
@@ -329,3 +338,14 @@ def run_round(con: duckdb.DuckDBPyConnection, files: Sequence[str], params: HQPa
                                              ("round", pa.int32())])), negatives, recalled)
     state.write(out)
     return state, metrics
+
+
+def inputs_version(con: duckdb.DuckDBPyConnection, params: HQParams, number: int, previous: str | None) -> str:
+    """A round's version: its parameters, its number, the previous round's version, and every candidate's
+    (id, score, comment ratio, docstring) as an order-free hash. New scores or features, new crawls, a new
+    source definition or a new previous round: a new version."""
+    count, digest = con.execute("""SELECT count(*), coalesce(sum(hash(id || ':' || score || ':' || comment_ratio || ':'
+                                                                    || has_docstring) % 1000000007), 0)
+                                   FROM candidates""").fetchone()
+    h = hashlib.sha256(f"{params.model_dump_json()}|{number}|{previous}|{count}|{digest}".encode())
+    return f"hq{number}-" + h.hexdigest()[:16]
