@@ -112,6 +112,21 @@ def cmd_materialize_web(args: argparse.Namespace) -> None:
     _run_jobs(args, steps)
 
 
+def cmd_materialize_hq(args: argparse.Namespace) -> None:
+    """The high-quality set: its rounds over every scored crawl, then each such crawl's high-quality files."""
+    from seedcoder_assets.core import pipeline
+    from seedcoder_assets.core.parquet_io import is_complete
+    from seedcoder_assets.definitions import defs
+    from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+
+    storage = defs().resources["storage"]
+    crawls = [c for c in _instance().get_dynamic_partitions(CRAWL_PARTITIONS_NAME)
+              if is_complete(storage.uri(pipeline.FILE_SCORES, c))]
+    if not crawls:
+        sys.exit("no crawl has quality scores yet: run `seedcoder materialize` with an oracle and a scorer first")
+    _run_jobs(args, [(pipeline.HQ_ROUNDS_JOB, None)] + [(pipeline.HQ_CORPUS_JOB, c) for c in crawls])
+
+
 def _materialize_shards_then_dedup(args: argparse.Namespace, jobs: tuple[str, str]) -> None:
     # its shards, then its dedup (against the crawls before it: keep their order)
     _run_jobs(args, [(job, crawl) for crawl in args.crawls for job in jobs])
@@ -361,6 +376,10 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--skip-llm", action="store_true", help="only the pages and their dedup")
     s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`)")
     s.set_defaults(fn=cmd_materialize_web)
+    s = sub.add_parser("materialize-hq", help="run the high-quality set's rounds over every scored crawl, then each "
+                                              "crawl's high-quality files")
+    s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`), e.g. a sources_file")
+    s.set_defaults(fn=cmd_materialize_hq)
     s = sub.add_parser("register-crawl", help="add crawls as partitions of the `crawl` dimension")
     s.add_argument("crawls", nargs="+")
     s.set_defaults(fn=cmd_register)

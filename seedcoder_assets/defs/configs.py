@@ -234,6 +234,7 @@ class HQConfig(dg.Config):
     hard_negatives_per_seed: float = Field(_HQ.hard_negatives_per_seed, description="Most hard negatives per seed")
     recall_threshold: float = Field(_HQ.recall_threshold, description="P(source) at or above which a file is recalled")
     quality_floor: float = Field(_HQ.quality_floor, description="Recalled files join the seeds at this score or above")
+    quality_floor_quantile: float | None = Field(None, description="Instead: this quantile of the candidates' scores")
     max_new_per_round: float = Field(_HQ.max_new_per_round, description="New positives per round, at most this x seeds")
     epoch: int = Field(_HQ.epoch, description="fastText epochs")
     seed: int = Field(_HQ.seed, description="Seed of the choices, the held-out repositories and training")

@@ -207,9 +207,9 @@ def test_high_quality_rounds_and_corpus(env, tmp_path: Path) -> None:
     scores = pl.read_parquet(f"{home}/lake/quality/file_quality_scores/crawl=c1/**/*.parquet")["score"]
     sources = [{"name": "documented", "languages": ["Python"], "min_score": float(scores.quantile(0.5)),
                 "require_docstring": True, "min_comment_ratio": 0.02, "seed_size": 150, "max_per_repo": 15},
-               {"name": "general", "min_score": float(scores.quantile(0.7)), "seed_size": 150, "max_per_repo": 15}]
+               {"name": "general", "min_score_quantile": 0.7, "seed_size": 150, "max_per_repo": 15}]
     (tmp_path / "sources.yaml").write_text(yaml.safe_dump(sources))
-    config = {"sources_file": str(tmp_path / "sources.yaml"), "quality_floor": float(scores.quantile(0.5)),
+    config = {"sources_file": str(tmp_path / "sources.yaml"), "quality_floor_quantile": 0.5,
               "min_held_out_recall": 0.5}
     run_config = {"ops": {f"high_quality__hq_round_{n}": {"config": config} for n in (1, 2, 3)}}
     rounds = _job(env, "hq_rounds_job", crawl=None, config=run_config)
@@ -217,6 +217,7 @@ def test_high_quality_rounds_and_corpus(env, tmp_path: Path) -> None:
     assert [md["seeds"].value for md in mds][0] > 100 and all(md["reused"].value is False for md in mds)
     assert mds[1]["seeds"].value == mds[0]["seeds"].value + mds[0]["new_positives"].value  # the loop grows
     assert mds[2]["overlap_with_previous"].value is not None and "image/png" in mds[2]["new_positives_per_round"].value
+    assert mds[0]["quality_floor"].value == pytest.approx(float(scores.quantile(0.5)), abs=0.05)
     checks = {e.asset_key.to_user_string(): (e.passed, e.metadata) for e in rounds.get_asset_check_evaluations()}
     assert all(checks[f"high_quality/hq_round_{n}"][0] for n in (1, 2, 3)), checks
     corpus = _job(env, "hq_corpus_job", crawl="c1")

@@ -41,6 +41,8 @@ class HQSource(BaseModel, frozen=True):
     path_regex: str | None = Field(None, description="The path matches this (RE2, case-insensitive)")
     content_regex: str | None = Field(None, description="The content matches this (RE2)")
     min_score: float = Field(7.0, description="Quality score at least this")
+    min_score_quantile: float | None = Field(None, description="Instead: at least this quantile of every candidate's "
+                                                               "score (scorers differ in scale)")
     min_comment_ratio: float = Field(0.0, description="Comment ratio at least this (file_features)")
     max_comment_ratio: float = Field(1.0, description="... and at most this (comment dumps are not seeds)")
     require_docstring: bool = Field(False, description="A module, class or function docstring or doc comment")
@@ -72,6 +74,7 @@ class HQParams(BaseModel, frozen=True):
     recall_threshold: float = Field(0.5, description="P(source) at or above which a file is recalled into it")
     quality_floor: float = Field(5.0, description="A recalled file joins the seeds only at this score or above; "
                                                   "recalled below it, it is a hard negative of the next round")
+    quality_floor_quantile: float | None = Field(None, description="Instead: this quantile of every candidate's score")
     max_new_per_round: float = Field(1.0, description="New positives per round, at most this times the seeds")
     held_out_share: float = Field(0.2, description="Share of repositories whose seeds and negatives are held out")
     max_chars: int = Field(8000, description="Characters of a file the model reads")
@@ -103,8 +106,8 @@ def candidates_view(con: duckdb.DuckDBPyConnection, crawls: Sequence[tuple[str, 
     con.execute("CREATE OR REPLACE VIEW candidates AS " + " UNION ALL ".join(parts))
 
 
-def _predicate(source: HQSource) -> tuple[str, list[Any]]:
-    where, args = ["score >= ?", "comment_ratio >= ?", "comment_ratio <= ?"], [source.min_score,
+def _predicate(source: HQSource, min_score: float) -> tuple[str, list[Any]]:
+    where, args = ["score >= ?", "comment_ratio >= ?", "comment_ratio <= ?"], [min_score,
                                                                                 source.min_comment_ratio,
                                                                                 source.max_comment_ratio]
     if source.languages:
@@ -124,12 +127,27 @@ def _predicate(source: HQSource) -> tuple[str, list[Any]]:
     return " AND ".join(where), args
 
 
+def min_score(con: duckdb.DuckDBPyConnection, source: HQSource) -> float:
+    """A source's score bar: its `min_score`, or its quantile of every candidate's score."""
+    if source.min_score_quantile is None:
+        return source.min_score
+    value = con.execute("SELECT quantile_cont(score, ?) FROM candidates", [source.min_score_quantile]).fetchone()[0]
+    return float(value) if value is not None else source.min_score
+
+
+def quality_floor(con: duckdb.DuckDBPyConnection, params: HQParams) -> float:
+    if params.quality_floor_quantile is None:
+        return params.quality_floor
+    value = con.execute("SELECT quantile_cont(score, ?) FROM candidates", [params.quality_floor_quantile]).fetchone()[0]
+    return float(value) if value is not None else params.quality_floor
+
+
 def select_seeds(con: duckdb.DuckDBPyConnection, params: HQParams) -> pa.Table:
     """Round 0's seeds: per source in order, the files it selects that no earlier source took, at most
     `max_per_repo` per repository, the best scored first (ties by a seeded hash), up to `seed_size`."""
     con.execute("CREATE OR REPLACE TEMP TABLE seeds (id VARCHAR, repo VARCHAR, source VARCHAR, round INTEGER)")
     for source in params.sources:
-        where, args = _predicate(source)
+        where, args = _predicate(source, min_score(con, source))
         con.execute(f"""
             INSERT INTO seeds SELECT id, repo, ?, 0 FROM (
                 SELECT id, repo, score, row_number() OVER (PARTITION BY repo ORDER BY score DESC, md5(? || id)) AS k
@@ -141,7 +159,7 @@ def select_seeds(con: duckdb.DuckDBPyConnection, params: HQParams) -> pa.Table:
 
 def initial_hard_negatives(con: duckdb.DuckDBPyConnection, params: HQParams, n: int) -> pa.Table:
     """Files that look like seeds by score but are not: a high score, no comments and no docstring."""
-    floor = min(s.min_score for s in params.sources)
+    floor = min(min_score(con, s) for s in params.sources)
     return con.execute("""
         SELECT id, repo, 'hard_uncommented' AS kind FROM candidates
         WHERE score >= ? AND comment_ratio < 0.01 AND NOT has_docstring AND id NOT IN (SELECT id FROM seeds)
@@ -309,7 +327,8 @@ def run_round(con: duckdb.DuckDBPyConnection, files: Sequence[str], params: HQPa
     recalled = _recall_pass(con, files, model, params)
     seed_ids = pa.array(seeds["id"].to_pylist(), pa.string())
     is_seed = pc.is_in(recalled["id"], seed_ids)
-    high = pc.greater_equal(recalled["score"], params.quality_floor)
+    floor = quality_floor(con, params)
+    high = pc.greater_equal(recalled["score"], floor)
     kind = pc.if_else(is_seed, "seed", pc.if_else(high, "new_positive", "low_score"))
     recalled = recalled.append_column("kind", kind)
     # New positives: the most confident first, at most max_new_per_round x seeds.
@@ -322,11 +341,11 @@ def run_round(con: duckdb.DuckDBPyConnection, files: Sequence[str], params: HQPa
              zip(recalled["id"].to_pylist(), recalled["kind"].to_pylist())], pa.string()))
     counts = {k: int(v) for k, v in zip(*np.unique(recalled["kind"].to_numpy(zero_copy_only=False), return_counts=True))}
     not_seed = recalled.filter(pc.invert(is_seed))
-    above = pc.sum(pc.greater_equal(not_seed["score"], params.quality_floor)).as_py() or 0
+    above = pc.sum(pc.greater_equal(not_seed["score"], floor)).as_py() or 0
     previous_ids = set(previous.recalled["id"].to_pylist()) if previous is not None else set()
     now_ids = set(recalled["id"].to_pylist())
     metrics |= {
-        "round": number, "seeds": seeds.num_rows, "negatives": negatives.num_rows,
+        "round": number, "quality_floor": floor, "seeds": seeds.num_rows, "negatives": negatives.num_rows,
         "hard_negatives": hard.num_rows, "recalled": recalled.num_rows, "recalled_kinds": counts,
         "recalled_above_floor_share": above / not_seed.num_rows if not_seed.num_rows else None,
         "new_positives": counts.get("new_positive", 0),

@@ -86,6 +86,7 @@ def _round_asset(number: int) -> dg.AssetsDefinition:
             data_version=dg.DataVersion(version),
             metadata={
                 "version": version, "reused": reused, "crawls": dg.MetadataValue.json(crawls),
+                "quality_floor": round(report["quality_floor"], 4),
                 "seeds": report["seeds"], "negatives": report["negatives"], "hard_negatives": report["hard_negatives"],
                 "seeds_per_source": dg.MetadataValue.json(report["seeds_per_source"]),
                 "held_out_recall": rounded(report["recall"]), "held_out_precision": rounded(report["precision"]),
