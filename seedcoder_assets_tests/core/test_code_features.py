@@ -53,7 +53,8 @@ def test_features_of_known_snippets(grammar: str) -> None:
 
 def test_python_reference_counts_comments_and_docstrings() -> None:
     source = SNIPPETS["python"][0]
-    imports, comment_bytes = python_reference(source)
+    imports, comment_bytes, docstring = python_reference(source)
+    assert docstring
     assert set(imports) == set(SNIPPETS["python"][1])
     assert comment_bytes == len("# a comment") + len('"""Module doc."""') + len('"""doc"""')
     row = feature_row("f", "c", "Python", "python", get_parser("python").parse(source.encode()).root_node,

@@ -60,7 +60,7 @@ def test_rounds_grow_from_recalled_positives_and_learn_from_hard_negatives(crawl
     candidates_view(con, [crawl])
     state, metrics = None, []
     for number in (1, 2, 3):
-        state, m = run_round(con, [files_uri], PARAMS, number, state, tmp_path / f"r{number}")
+        state, m = run_round(con, [(files_uri, scores_uri)], PARAMS, number, state, tmp_path / f"r{number}")
         metrics.append(m)
     r1 = RoundState.read(tmp_path / "r1")
     # Round 1's seeds meet their source's definition, read back from the scores and features partitions.
@@ -112,7 +112,7 @@ def test_the_corpus_of_a_crawl_and_its_checks(crawl, tmp_path: Path) -> None:
     candidates_view(con, [crawl])
     rounds, state = [], None
     for number in (1, 2):
-        state, _ = run_round(con, [files_uri], PARAMS, number, state, tmp_path / f"r{number}")
+        state, _ = run_round(con, [(files_uri, scores_uri)], PARAMS, number, state, tmp_path / f"r{number}")
         rounds.append(tmp_path / f"r{number}")
     stats = select_hq_files(files_uri, scores_uri, rounds, str(tmp_path / "hq"),
                             LineageWriter(str(tmp_path), "high_quality_files", "t", "r"), duckdb_connect())
@@ -143,3 +143,22 @@ def test_the_corpus_of_a_crawl_and_its_checks(crawl, tmp_path: Path) -> None:
         (tmp_path / name / "_SUCCESS").touch()
     assert not no_hard_negative(str(tmp_path / "bad-hard"), rounds).passed
     assert not mean_score_above_crawl(str(tmp_path / "bad-low"), scores_uri).passed
+
+
+def test_a_round_is_a_new_version_when_a_score_or_a_source_changes(crawl, tmp_path: Path) -> None:
+    from seedcoder_assets.core.hq.rounds import inputs_version
+
+    scores_uri, files_uri, features_uri = crawl
+    con = duckdb_connect()
+    candidates_view(con, [crawl])
+    first = inputs_version(con, PARAMS, 1, None)
+    assert inputs_version(con, PARAMS, 1, None) == first and inputs_version(con, PARAMS, 2, first) != first
+    assert inputs_version(con, PARAMS.model_copy(update={"quality_floor": 6.0}), 1, None) != first
+    scores = read_table(scores_uri)
+    changed = scores.set_column(scores.schema.get_field_index("score"), "score",
+                                pa.array([s + (1.0 if i == 0 else 0.0) for i, s in enumerate(
+                                    scores["score"].to_pylist())], pa.float32()))
+    with PartWriter(str(tmp_path / "scores"), scores.schema) as out:
+        out.write_table(changed)
+    candidates_view(con, [(str(tmp_path / "scores"), files_uri, features_uri)])
+    assert inputs_version(con, PARAMS, 1, None) != first  # one file's score moved

@@ -15,8 +15,9 @@ from seedcoder_assets.core.languages import grammar_of
 from seedcoder_assets.core.parquet_io import iter_batches, read_table
 
 
-def python_reference(source: str) -> tuple[list[str], int] | None:
-    """(imports as written, bytes of comments and docstrings) by ast and tokenize; None if they cannot read it."""
+def python_reference(source: str) -> tuple[list[str], int, bool] | None:
+    """(imports as written, bytes of comments and docstrings, any docstring) by ast and tokenize; None if they
+    cannot read it."""
     try:
         tree = ast.parse(source)
         comments = sum(len(t.string.encode()) for t in tokenize.generate_tokens(io.StringIO(source).readline)
@@ -28,7 +29,7 @@ def python_reference(source: str) -> tuple[list[str], int] | None:
     for line in lines:
         offsets.append(offsets[-1] + len(line))
     imports: list[str] = []
-    doc_bytes = 0
+    doc_bytes, docstrings = 0, 0
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imports += [a.name for a in node.names]
@@ -40,16 +41,18 @@ def python_reference(source: str) -> tuple[list[str], int] | None:
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
                 v = first.value  # col offsets are UTF-8 byte offsets
                 doc_bytes += (offsets[v.end_lineno - 1] + v.end_col_offset) - (offsets[v.lineno - 1] + v.col_offset)
-    return imports, comments + doc_bytes
+                docstrings += 1
+    return imports, comments + doc_bytes, docstrings > 0
 
 
 def python_features_agree(files_uri: str, features_uri: str, sample: int = 300, tolerance: float = 0.02,
                           min_share: float = 0.95, seed: int = 0) -> CheckOutcome:
     """For a seeded sample of Python files: the feature row's imports are the ones `ast` finds (as a set),
-    and its comment ratio is within `tolerance` of tokenize's comments plus ast's docstrings. Passes when at
+    its comment ratio is within `tolerance` of tokenize's comments plus ast's docstrings, and it has a docstring
+    exactly when ast finds one (module, class or function). Passes when at
     least `min_share` of the files `ast` reads agree on both, and every kept Python file with a grammar has
     a row."""
-    features = read_table(features_uri, ["id", "language", "comment_ratio", "imports"])
+    features = read_table(features_uri, ["id", "language", "comment_ratio", "imports", "has_docstring"])
     python = features.filter(pc.equal(features["language"], "Python"))
     by_id = {r["id"]: r for r in python.to_pylist()}
     rng = random.Random(seed)
@@ -70,16 +73,19 @@ def python_features_agree(files_uri: str, features_uri: str, sample: int = 300, 
             if reference is None:
                 continue
             compared += 1
-            imports, comment_bytes = reference
+            imports, comment_bytes, docstring = reference
             row = by_id[file_id]
             ratio = comment_bytes / max(1, len(content.encode()))
-            same = set(imports) == set(row["imports"]) and abs(ratio - row["comment_ratio"]) <= tolerance
+            same = (set(imports) == set(row["imports"]) and abs(ratio - row["comment_ratio"]) <= tolerance
+                    and docstring == row["has_docstring"])
             agreed += same
             if not same and len(mismatches) < 5:
                 mismatches.append({"id": file_id, "ast_imports": sorted(set(imports))[:10],
                                    "imports": sorted(set(row["imports"]))[:10], "reference_ratio": round(ratio, 4),
-                                   "comment_ratio": round(row["comment_ratio"], 4)})
-    share = agreed / compared if compared else 1.0
-    return CheckOutcome(share >= min_share and without_row == 0, {
+                                   "comment_ratio": round(row["comment_ratio"], 4), "ast_docstring": docstring,
+                                   "has_docstring": row["has_docstring"]})
+    share = agreed / compared if compared else 0.0
+    nothing_to_compare = not by_id and without_row == 0  # no Python file in this partition
+    return CheckOutcome(nothing_to_compare or (share >= min_share and without_row == 0), {
         "compared": compared, "agreed_share": round(share, 4), "bound": min_share,
         "kept_python_files_without_features": without_row, "mismatches": mismatches})

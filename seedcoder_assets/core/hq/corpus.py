@@ -117,7 +117,7 @@ def held_out_recall(round_dir: Path, files_uris: list[str], max_chars: int, thre
             lines.append(file_line(path, content, max_chars))
     con.close()
     model = fasttext.load_model(str(round_dir / MODEL_FILE))
-    labels, probs = model.predict(lines, k=-1)
+    labels, probs = model.predict(lines, k=-1)  # recalled: P(any source) = 1 - P(negative) at the threshold
     recalled = sum(bool(1.0 - dict(zip(ls, ps)).get(f"__label__{NEGATIVE}", 0.0) >= threshold)
                    for ls, ps in zip(labels, probs))
     recall = float(recalled / len(lines)) if lines else 0.0

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +30,7 @@ from seedcoder_assets.core.parquet_io import duckdb_source
 
 NEGATIVE: Final = "negative"
 MODEL_FILE: Final = "hq.bin"
+ROUND_CODE_VERSION: Final = "hq-round-v1"  # bump when run_round's logic changes: every round is stale
 HELD_OUT: Final = "held_out.parquet"  # the held-out repositories' seeds and negatives: (id, label)
 _TOKEN = re.compile(r"[A-Za-z_]+|\d+|[^\w\s]{1,3}")
 
@@ -58,7 +60,8 @@ DEFAULT_SOURCES: Final[tuple[HQSource, ...]] = (
              min_comment_ratio=0.02, seed_size=20_000),
     HQSource(name="application", languages=MAJOR, min_score=6.0, min_comment_ratio=0.02,
              packages=["django", "flask", "fastapi", "react", "vue", "express", "org.springframework", "android",
-                       "sqlalchemy", "requests", "@angular/core", "next", "gin", "actix_web", "rails"]),
+                       "androidx", "sqlalchemy", "requests", "@angular/core", "next", "github.com/gin-gonic",
+                       "actix_web"]),
     HQSource(name="major_languages", languages=MAJOR, min_score=7.0, min_comment_ratio=0.05, max_comment_ratio=0.6,
              require_docstring=True),
     HQSource(name="general", min_score=7.5, min_comment_ratio=0.02, max_comment_ratio=0.7),
@@ -96,10 +99,11 @@ def _rank(key: str, seed: int) -> float:
 
 def candidates_view(con: duckdb.DuckDBPyConnection, crawls: Sequence[tuple[str, str, str]]) -> None:
     """A `candidates` view over every crawl's (scores, syntax-checked files, features): one row per scored
-    file with its repository, path, language, content, score, comment ratio, docstring and packages. A query
-    that does not name `content` does not read it (DuckDB prunes the columns of a view)."""
-    parts = [f"""SELECT f.id, f.crawl, f.repo, f.path, f.language, f.content, s.score,
-                       coalesce(x.comment_ratio, 0) AS comment_ratio, coalesce(x.has_docstring, false) AS has_docstring,
+    file with its repository, path, language, content hash and content, score, and features (NULL where the
+    language has no grammar: such a file meets no feature condition). A query that does not name `content`
+    does not read it (DuckDB prunes the columns of a view)."""
+    parts = [f"""SELECT f.id, f.crawl, f.repo, f.path, f.language, f.sha256, f.content, s.score,
+                       x.id IS NOT NULL AS has_features, x.comment_ratio, coalesce(x.has_docstring, false) AS has_docstring,
                        coalesce(x.packages, []) AS packages
                 FROM {duckdb_source(files)} f JOIN {duckdb_source(scores)} s USING (id)
                 LEFT JOIN {duckdb_source(features)} x USING (id)""" for scores, files, features in crawls]
@@ -107,9 +111,10 @@ def candidates_view(con: duckdb.DuckDBPyConnection, crawls: Sequence[tuple[str, 
 
 
 def _predicate(source: HQSource, min_score: float) -> tuple[str, list[Any]]:
-    where, args = ["score >= ?", "comment_ratio >= ?", "comment_ratio <= ?"], [min_score,
-                                                                                source.min_comment_ratio,
-                                                                                source.max_comment_ratio]
+    where, args = ["score >= ?"], [min_score]
+    if source.min_comment_ratio > 0 or source.max_comment_ratio < 1:
+        where.append("has_features AND comment_ratio BETWEEN ? AND ?")
+        args += [source.min_comment_ratio, source.max_comment_ratio]
     if source.languages:
         where.append("list_contains(?, language)")
         args.append(source.languages)
@@ -120,10 +125,11 @@ def _predicate(source: HQSource, min_score: float) -> tuple[str, list[Any]]:
         where.append("regexp_matches(content, ?)")
         args.append(source.content_regex)
     if source.require_docstring:
-        where.append("has_docstring")
-    if source.packages:
-        where.append("len(list_intersect(packages, ?)) > 0")
-        args.append(source.packages)
+        where.append("has_features AND has_docstring")
+    if source.packages:  # a package or anything under it (`android` matches Java's `android.os`)
+        where.append("len(list_filter(packages, p -> list_has_any([p], ?) OR "
+                     "len(list_filter(?, q -> starts_with(p, q || '.') OR starts_with(p, q || '/'))) > 0)) > 0")
+        args += [source.packages, source.packages]
     return " AND ".join(where), args
 
 
@@ -151,7 +157,7 @@ def select_seeds(con: duckdb.DuckDBPyConnection, params: HQParams) -> pa.Table:
         con.execute(f"""
             INSERT INTO seeds SELECT id, repo, ?, 0 FROM (
                 SELECT id, repo, score, row_number() OVER (PARTITION BY repo ORDER BY score DESC, md5(? || id)) AS k
-                FROM candidates WHERE {where} AND id NOT IN (SELECT id FROM seeds))
+                FROM candidates c WHERE {where} AND NOT EXISTS (SELECT 1 FROM seeds WHERE seeds.id = c.id))
             WHERE k <= ? ORDER BY score DESC, md5(? || id) LIMIT ?""",
                     [source.name, str(params.seed), *args, source.max_per_repo, str(params.seed), source.seed_size])
     return con.execute("SELECT * FROM seeds ORDER BY source, id").fetch_arrow_table()
@@ -161,90 +167,97 @@ def initial_hard_negatives(con: duckdb.DuckDBPyConnection, params: HQParams, n: 
     """Files that look like seeds by score but are not: a high score, no comments and no docstring."""
     floor = min(min_score(con, s) for s in params.sources)
     return con.execute("""
-        SELECT id, repo, 'hard_uncommented' AS kind FROM candidates
-        WHERE score >= ? AND comment_ratio < 0.01 AND NOT has_docstring AND id NOT IN (SELECT id FROM seeds)
+        SELECT id, repo, 'hard_uncommented' AS kind FROM candidates c
+        WHERE score >= ? AND has_features AND comment_ratio < 0.01 AND NOT has_docstring
+          AND NOT EXISTS (SELECT 1 FROM seeds WHERE seeds.id = c.id)
         ORDER BY md5(? || id) LIMIT ?""", [floor, str(params.seed), n]).fetch_arrow_table()
 
 
 def random_negatives(con: duckdb.DuckDBPyConnection, params: HQParams, n: int, exclude: pa.Table) -> pa.Table:
     con.register("_exclude", exclude)
     out = con.execute("""
-        SELECT id, repo, 'random' AS kind FROM candidates
-        WHERE id NOT IN (SELECT id FROM seeds) AND id NOT IN (SELECT id FROM _exclude)
+        SELECT id, repo, 'random' AS kind FROM candidates c
+        WHERE NOT EXISTS (SELECT 1 FROM seeds WHERE seeds.id = c.id)
+          AND NOT EXISTS (SELECT 1 FROM _exclude e WHERE e.id = c.id)
         ORDER BY md5(? || 'neg' || id) LIMIT ?""", [str(params.seed), n]).fetch_arrow_table()
     con.unregister("_exclude")
     return out
 
 
-@dataclass
-class RoundReport:
-    metrics: dict[str, Any] = field(default_factory=dict)
+Crawl = tuple[str, str]  # (syntax-checked files, their scores) of one crawl
+MAX_HELD_OUT: Final = 20_000  # held-out examples kept in memory to measure a round (the rest train)
 
 
-def _lines(con: duckdb.DuckDBPyConnection, files: Sequence[str], ids: pa.Table, max_chars: int
-           ) -> dict[str, str]:
-    """id -> file_line of the files in `ids`, read from the crawls' files partitions."""
-    con.register("_ids", ids.select(["id"]))
-    out: dict[str, str] = {}
-    for uri in files:
-        result = con.execute(f"SELECT f.id, f.path, left(f.content, {int(max_chars)}) FROM {duckdb_source(uri)} f "
-                             "JOIN _ids USING (id)")
+def _examples(con: duckdb.DuckDBPyConnection, crawls: Sequence[Crawl], labelled: pa.Table, params: HQParams
+              ) -> Iterator[tuple[str, str, str, str]]:
+    """(id, repo, label, line) of the labelled files, read from the lake a batch at a time, in a seeded order
+    (fastText on one thread learns the same model from the same lines in the same order)."""
+    con.register("_labelled", labelled.select(["id", "label"]))
+    for files, _ in crawls:
+        result = con.execute(f"""SELECT f.id, f.repo, l.label, f.path, left(f.content, {int(params.max_chars)})
+                                 FROM {duckdb_source(files)} f JOIN _labelled l USING (id)
+                                 ORDER BY md5(? || f.id)""", [str(params.seed)])
         while rows := result.fetchmany(2048):
-            for file_id, path, content in rows:
-                out[file_id] = file_line(path, content, max_chars)
-    con.unregister("_ids")
+            for file_id, repo, label, path, content in rows:
+                yield file_id, repo, label, file_line(path, content, params.max_chars)
+    con.unregister("_labelled")
+
+
+def recall_verdicts(model, lines: Sequence[str], threshold: float) -> list[tuple[str | None, float]]:
+    """(the source a file is recalled into, or None; P(any source) = 1 - P(negative)) per line. A file is
+    recalled when P(any source) reaches `threshold` (sources may overlap: their probabilities split), into its
+    most likely source. One rule for the recall pass and the held-out measure."""
+    if not lines:
+        return []
+    out: list[tuple[str | None, float]] = []
+    labels, probs = model.predict(list(lines), k=-1)
+    for ls, ps in zip(labels, probs):
+        by_label = {label.removeprefix("__label__"): float(p) for label, p in zip(ls, ps)}
+        positive = 1.0 - by_label.pop(NEGATIVE, 0.0)
+        best = max(by_label, key=lambda k: (by_label[k], k)) if by_label else None
+        out.append((best if best is not None and positive >= threshold else None, positive))
     return out
 
 
-def train_round(examples: list[tuple[str, str, str, str]], params: HQParams, out: Path) -> dict[str, Any]:
-    """Train on (id, repo, label, line) examples of the training repositories; held-out repositories' seeds
-    and negatives measure it. The model goes to `out/hq.bin`."""
+def train_round(examples: Iterator[tuple[str, str, str, str]], params: HQParams, out: Path) -> dict[str, Any]:
+    """Train on (id, repo, label, line) examples of the training repositories, streamed to fastText's input
+    file; held-out repositories' seeds and negatives (up to MAX_HELD_OUT) measure it. The model goes to
+    `out/hq.bin`, the held-out ids and labels to `out/held_out.parquet`."""
     import fasttext
+    import pyarrow.parquet as pq
 
-    held = [e for e in examples if _rank(e[1], params.seed) < params.held_out_share]
-    train = [e for e in examples if _rank(e[1], params.seed) >= params.held_out_share]
-    if not train or len({e[2] for e in train}) < 2:
-        raise ValueError(f"cannot train: {len(train)} training examples with labels {sorted({e[2] for e in train})}")
     out.mkdir(parents=True, exist_ok=True)
+    held: list[tuple[str, str, str, str]] = []
+    labels: set[str] = set()
+    n_train = 0
     with tempfile.NamedTemporaryFile("w", suffix=".txt", dir=out, delete=False) as f:
-        for _, _, label, line in sorted(train, key=lambda e: _rank(e[0], params.seed)):
-            f.write(f"__label__{label} {line}\n")
+        for e in examples:
+            if _rank(e[1], params.seed) < params.held_out_share:
+                if len(held) < MAX_HELD_OUT:
+                    held.append(e)
+                continue
+            f.write(f"__label__{e[2]} {e[3]}\n")
+            labels.add(e[2])
+            n_train += 1
         path = f.name
+    if not n_train or len(labels) < 2:
+        Path(path).unlink()
+        raise ValueError(f"cannot train: {n_train} training examples with labels {sorted(labels)}")
     model = fasttext.train_supervised(input=path, dim=params.dim, epoch=params.epoch, lr=params.lr,
                                       wordNgrams=params.word_ngrams, minCount=1, thread=1, seed=params.seed,
                                       verbose=0)
     Path(path).unlink()
     model.save_model(str(out / MODEL_FILE))
-    import pyarrow.parquet as pq
-
     pq.write_table(pa.table({"id": pa.array([e[0] for e in held], pa.string()),
                              "label": pa.array([e[2] for e in held], pa.string())}), out / HELD_OUT)
-    p_positive = positive_probability(model, [e[3] for e in held])
-    truth = np.array([e[2] != NEGATIVE for e in held])
-    recalled = p_positive >= params.recall_threshold
+    recalled = np.array([s is not None for s, _ in recall_verdicts(model, [e[3] for e in held],
+                                                                   params.recall_threshold)], bool)
+    truth = np.array([e[2] != NEGATIVE for e in held], bool)
     return {"held_out": len(held), "held_out_seeds": int(truth.sum()),
             "recall": float(recalled[truth].mean()) if truth.any() else None,
             "precision": float(truth[recalled].mean()) if recalled.any() else None,
             "negatives_recalled": float(recalled[~truth].mean()) if (~truth).any() else None,
-            "n_train": len(train)}
-
-
-def positive_probability(model, lines: Sequence[str]) -> np.ndarray:
-    """P(any source) per line: 1 - P(negative)."""
-    if not lines:
-        return np.zeros(0)
-    labels, probs = model.predict(list(lines), k=-1)
-    return np.array([1.0 - dict(zip(ls, ps)).get(f"__label__{NEGATIVE}", 0.0) for ls, ps in zip(labels, probs)])
-
-
-def best_source(model, lines: Sequence[str]) -> Iterator[tuple[str | None, float]]:
-    """(the most likely source, its probability) per line; (None, p) when `negative` is most likely."""
-    if not lines:
-        return
-    labels, probs = model.predict(list(lines), k=1)
-    for ls, ps in zip(labels, probs):
-        label = ls[0].removeprefix("__label__")
-        yield (None if label == NEGATIVE else label), float(ps[0])
+            "n_train": n_train}
 
 
 ROUND_FILES: Final = ("seeds", "negatives", "recalled")  # the Parquet tables of a round, beside its model
@@ -272,24 +285,27 @@ class RoundState:
         return RoundState(*(pq.read_table(out / f"{name}.parquet") for name in ROUND_FILES))
 
 
-def _recall_pass(con: duckdb.DuckDBPyConnection, files: Sequence[str], model, params: HQParams) -> pa.Table:
-    """Every candidate file through the round's model: the ones it recalls into a source, with their score."""
+def _recall_pass(con: duckdb.DuckDBPyConnection, crawls: Sequence[Crawl], model, params: HQParams) -> pa.Table:
+    """Every scored file of every crawl through the round's model (each crawl's files joined with its own
+    scores): the ones it recalls into a source, with their score, by id."""
     rows: dict[str, list] = {"id": [], "repo": [], "source": [], "p": [], "score": []}
-    for uri in files:
-        result = con.execute(f"""SELECT f.id, f.repo, f.path, left(f.content, {int(params.max_chars)}), c.score
-                                 FROM {duckdb_source(uri)} f JOIN candidates c USING (id)""")
+    for files, scores in crawls:
+        result = con.execute(f"""SELECT f.id, f.repo, f.path, left(f.content, {int(params.max_chars)}), s.score
+                                 FROM {duckdb_source(files)} f JOIN {duckdb_source(scores)} s USING (id)""")
         while batch := result.fetchmany(2048):
             lines = [file_line(path, content, params.max_chars) for _, _, path, content, _ in batch]
-            for (file_id, repo, _, _, score), (source, p) in zip(batch, best_source(model, lines)):
-                if source is not None and p >= params.recall_threshold:
+            for (file_id, repo, _, _, score), (source, p) in zip(
+                    batch, recall_verdicts(model, lines, params.recall_threshold)):
+                if source is not None:
                     for key, value in zip(rows, (file_id, repo, source, p, score)):
                         rows[key].append(value)
-    return pa.table({"id": pa.array(rows["id"], pa.string()), "repo": pa.array(rows["repo"], pa.string()),
-                     "source": pa.array(rows["source"], pa.string()), "p": pa.array(rows["p"], pa.float32()),
-                     "score": pa.array(rows["score"], pa.float32())})
+    table = pa.table({"id": pa.array(rows["id"], pa.string()), "repo": pa.array(rows["repo"], pa.string()),
+                      "source": pa.array(rows["source"], pa.string()), "p": pa.array(rows["p"], pa.float32()),
+                      "score": pa.array(rows["score"], pa.float32())})
+    return table.sort_by("id")
 
 
-def run_round(con: duckdb.DuckDBPyConnection, files: Sequence[str], params: HQParams, number: int,
+def run_round(con: duckdb.DuckDBPyConnection, crawls: Sequence[Crawl], params: HQParams, number: int,
               previous: RoundState | None, out: Path) -> tuple[RoundState, dict[str, Any]]:
     """Round `number` (1, 2, ...): its seeds (round 0's selection, or the previous round's seeds plus its
     new positives), its negatives (random, and hard: uncommented high scorers in round 1, the previous
@@ -310,26 +326,35 @@ def run_round(con: duckdb.DuckDBPyConnection, files: Sequence[str], params: HQPa
         con.execute("CREATE OR REPLACE TEMP TABLE seeds AS SELECT * FROM seeds_arrow")
         con.unregister("seeds_arrow")
         low = previous.recalled.filter(pc.equal(previous.recalled["kind"], "low_score"))
+        low = low.take(pc.sort_indices(low, [("p", "descending"), ("id", "ascending")]))  # the most confident first
         hard = pa.table({"id": low["id"], "repo": low["repo"],
                          "kind": pa.array(["hard_recalled_low"] * low.num_rows, pa.string())}) \
             .slice(0, int(params.hard_negatives_per_seed * seeds.num_rows)) if params.hard_negatives else None
     hard = hard if hard is not None else pa.table({"id": pa.array([], pa.string()), "repo": pa.array([], pa.string()),
                                                    "kind": pa.array([], pa.string())})
-    randoms = random_negatives(con, params, int(params.random_negatives_per_seed * seeds.num_rows), hard)
+    # Not random negatives: the hard ones, and files the previous round recalled above the floor past its cap.
+    exclude = hard.select(["id"]) if previous is None else pa.concat_tables([hard.select(["id"]), previous.recalled.filter(
+        pc.equal(previous.recalled["kind"], "over_cap")).select(["id"])])
+    randoms = random_negatives(con, params, int(params.random_negatives_per_seed * seeds.num_rows), exclude)
     negatives = pa.concat_tables([hard.cast(randoms.schema), randoms])
-    lines = _lines(con, files, pa.concat_tables([seeds.select(["id"]), negatives.select(["id"])]), params.max_chars)
-    examples = [(i, r, s, lines[i]) for i, r, s in zip(*(seeds[c].to_pylist() for c in ("id", "repo", "source")))
-                if i in lines]
-    examples += [(i, r, NEGATIVE, lines[i]) for i, r in zip(negatives["id"].to_pylist(), negatives["repo"].to_pylist())
-                 if i in lines]
-    metrics = train_round(examples, params, out)
+    labelled = pa.concat_tables([
+        pa.table({"id": seeds["id"], "label": seeds["source"]}),
+        pa.table({"id": negatives["id"], "label": pa.array([NEGATIVE] * negatives.num_rows, pa.string())})])
+    started = time.process_time()
+    metrics = train_round(_examples(con, crawls, labelled, params), params, out)
+    trained = time.process_time()
     model = fasttext.load_model(str(out / MODEL_FILE))
-    recalled = _recall_pass(con, files, model, params)
+    recalled = _recall_pass(con, crawls, model, params)
+    metrics |= {"train_cpu_s": trained - started, "recall_cpu_s": time.process_time() - trained,
+                "train_examples": metrics["n_train"] + metrics["held_out"]}
     seed_ids = pa.array(seeds["id"].to_pylist(), pa.string())
     is_seed = pc.is_in(recalled["id"], seed_ids)
     floor = quality_floor(con, params)
     high = pc.greater_equal(recalled["score"], floor)
-    kind = pc.if_else(is_seed, "seed", pc.if_else(high, "new_positive", "low_score"))
+    # A file this round trained on as a negative never becomes a positive: recalled, it says the model erred.
+    is_negative = pc.is_in(recalled["id"], pa.array(negatives["id"].to_pylist(), pa.string()))
+    kind = pc.if_else(is_seed, "seed", pc.if_else(is_negative, "negative_recalled",
+                                                  pc.if_else(high, "new_positive", "low_score")))
     recalled = recalled.append_column("kind", kind)
     # New positives: the most confident first, at most max_new_per_round x seeds.
     new = recalled.filter(pc.equal(recalled["kind"], "new_positive"))
@@ -340,7 +365,7 @@ def run_round(con: duckdb.DuckDBPyConnection, files: Sequence[str], params: HQPa
             [k if k != "new_positive" or i in keep else "over_cap" for i, k in
              zip(recalled["id"].to_pylist(), recalled["kind"].to_pylist())], pa.string()))
     counts = {k: int(v) for k, v in zip(*np.unique(recalled["kind"].to_numpy(zero_copy_only=False), return_counts=True))}
-    not_seed = recalled.filter(pc.invert(is_seed))
+    not_seed = recalled.filter(pc.invert(pc.or_(is_seed, is_negative)))
     above = pc.sum(pc.greater_equal(not_seed["score"], floor)).as_py() or 0
     previous_ids = set(previous.recalled["id"].to_pylist()) if previous is not None else set()
     now_ids = set(recalled["id"].to_pylist())
@@ -360,11 +385,12 @@ def run_round(con: duckdb.DuckDBPyConnection, files: Sequence[str], params: HQPa
 
 
 def inputs_version(con: duckdb.DuckDBPyConnection, params: HQParams, number: int, previous: str | None) -> str:
-    """A round's version: its parameters, its number, the previous round's version, and every candidate's
-    (id, score, comment ratio, docstring) as an order-free hash. New scores or features, new crawls, a new
+    """A round's version: this code's version, its parameters, its number, the previous round's version, and
+    every candidate's (id, content hash, language, score, features) as an order-free hash. New scores or features, new crawls, a new
     source definition or a new previous round: a new version."""
-    count, digest = con.execute("""SELECT count(*), coalesce(sum(hash(id || ':' || score || ':' || comment_ratio || ':'
-                                                                    || has_docstring) % 1000000007), 0)
-                                   FROM candidates""").fetchone()
-    h = hashlib.sha256(f"{params.model_dump_json()}|{number}|{previous}|{count}|{digest}".encode())
+    count, digest = con.execute("""
+        SELECT count(*), coalesce(sum(hash(concat_ws(':', id, sha256, language, score, coalesce(comment_ratio, -1),
+                                                     has_docstring, list_sort(packages)::VARCHAR)) % 1000000007), 0)
+        FROM candidates""").fetchone()
+    h = hashlib.sha256(f"{ROUND_CODE_VERSION}|{params.model_dump_json()}|{number}|{previous}|{count}|{digest}".encode())
     return f"hq{number}-" + h.hexdigest()[:16]

@@ -59,6 +59,7 @@ def _round_asset(number: int) -> dg.AssetsDefinition:
                                          "quality/file_quality_scores (it needs the quality scorer) first.")
         previous = _round_dirs(storage, number - 1)[-1] if number > 1 else None
         files = [storage.uri(SYNTAX_CHECKED_FILES, c) for c in crawls]
+        pairs = [(f, storage.uri(FILE_SCORES, c)) for c, f in zip(crawls, files)]
         con = duckdb_connect(memory_limit=storage.duckdb_memory_limit)
         candidates_view(con, [(storage.uri(FILE_SCORES, c), f, storage.uri(FILE_FEATURES, c))
                               for c, f in zip(crawls, files)])
@@ -67,11 +68,11 @@ def _round_asset(number: int) -> dg.AssetsDefinition:
 
         def build(tmp):
             try:
-                _, metrics = run_round(con, files, params, number, RoundState.read(previous) if previous else None, tmp)
+                _, metrics = run_round(con, pairs, params, number, RoundState.read(previous) if previous else None, tmp)
             except ValueError as exc:  # no seeds, or one label: say what the sources selected
                 raise dg.Failure(description=f"Round {number} cannot train: {exc}. Loosen the sources "
                                              "(sources_file) or score more crawls.") from exc
-            return metrics
+            return metrics | {"crawls": crawls}
 
         out, report, reused = models.train(model_name(number), version, build)
         models.publish(model_name(number), version)
@@ -118,6 +119,10 @@ hq_round_1, hq_round_2, hq_round_3 = (_round_asset(n) for n in range(1, len(HQ_R
 def high_quality_files(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     crawl = context.partition_key
     rounds = _round_dirs(storage, len(HQ_ROUND_KEYS))
+    seen = json.loads((rounds[-1] / "report.json").read_text()).get("crawls", [])
+    if crawl not in seen:  # the rounds never read this crawl: its corpus would be empty, not small
+        raise dg.Failure(description=f"The high-quality rounds were built before crawl {crawl} was scored (they read "
+                                     f"{seen}): materialize hq_rounds_job again, then this crawl's corpus.")
     dst, scores = storage.uri(HIGH_QUALITY_FILES, crawl), storage.uri(FILE_SCORES, crawl)
     files = storage.uri(SYNTAX_CHECKED_FILES, crawl)
     stats = select_hq_files(files, scores, rounds, dst,
