@@ -28,3 +28,5 @@ $PY -c "from pathlib import Path; from seedcoder_assets.sample_web import build_
 $PY benchmarks/bench_web.py --dump "$W/web/large" --work "$W/web-work" --out $OUT/web.json | tee $OUT/web.md
 $PY benchmarks/bench_web_recall.py --dump "$W/web/large" --pages "$W/web-work/out/pages" --out $OUT/web_recall.json \
     | tee $OUT/web_recall.md
+$PY benchmarks/bench_features.py --files "$L/dedup/near_deduped_files/crawl=full" | tee $OUT/features.md
+$PY benchmarks/bench_hq.py --files 20000 --out $OUT/hq.json | tee $OUT/hq.md
