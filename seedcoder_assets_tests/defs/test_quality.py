@@ -218,6 +218,7 @@ def test_high_quality_rounds_and_corpus(env, tmp_path: Path) -> None:
     assert mds[1]["seeds"].value == mds[0]["seeds"].value + mds[0]["new_positives"].value  # the loop grows
     assert mds[2]["overlap_with_previous"].value is not None and "image/png" in mds[2]["new_positives_per_round"].value
     assert mds[0]["quality_floor"].value == pytest.approx(float(scores.quantile(0.5)), abs=0.05)
+    assert "| documented |" in mds[0]["seeds_preview"].value and "| hard_uncommented |" in mds[0]["negatives_preview"].value
     checks = {e.asset_key.to_user_string(): (e.passed, e.metadata) for e in rounds.get_asset_check_evaluations()}
     assert all(checks[f"high_quality/hq_round_{n}"][0] for n in (1, 2, 3)), checks
     corpus = _job(env, "hq_corpus_job", crawl="c1")

@@ -44,6 +44,18 @@ def _round_dirs(storage: StorageResource, upto: int) -> list:
     return dirs
 
 
+def _preview(con, table_path, column: str, per_group: int = 5) -> dg.MetadataValue:
+    """A few rows of a round's table per source or kind, with path and score, as a markdown table."""
+    rows = con.execute(f"""
+        SELECT t.{column}, c.repo, c.path, round(c.score, 2) FROM read_parquet('{table_path}') t
+        JOIN candidates c USING (id)
+        QUALIFY row_number() OVER (PARTITION BY t.{column} ORDER BY md5(t.id)) <= {per_group}
+        ORDER BY t.{column}, c.repo, c.path""").fetchall()
+    lines = [f"| {column} | repository | path | score |", "|---|---|---|---|"]
+    lines += [f"| {g} | {repo} | `{path}` | {score} |" for g, repo, path, score in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
 def _round_asset(number: int) -> dg.AssetsDefinition:
     asset = HQ_ROUND_KEYS[number - 1]
 
@@ -76,6 +88,8 @@ def _round_asset(number: int) -> dg.AssetsDefinition:
 
         out, report, reused = models.train(model_name(number), version, build)
         models.publish(model_name(number), version)
+        previews = {name: _preview(con, out / f"{name}.parquet", column) for name, column in (
+            ("seeds", "source"), ("negatives", "kind"))}
         con.close()
         so_far = [json.loads((d / "report.json").read_text()) for d in _round_dirs(storage, number - 1)] + [report]
         check = held_out_recall(out, files, params.max_chars, params.recall_threshold, config.min_held_out_recall)
@@ -101,6 +115,7 @@ def _round_asset(number: int) -> dg.AssetsDefinition:
                     {r["round"]: r["new_positives"] for r in so_far}, "round"),
                 "recalled_per_round": bar_chart_markdown("files recalled per round",
                                                          {r["round"]: r["recalled"] for r in so_far}, "round"),
+                "seeds_preview": previews["seeds"], "negatives_preview": previews["negatives"],
                 "path": dg.MetadataValue.path(str(out))},
             check_results=[check_result("held_out_recall_within_bound", check)])
 
