@@ -12,6 +12,7 @@ from seedcoder_assets import settings
 from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.checks import CheckOutcome, lineage_reconciles
 from seedcoder_assets.core.dedup.index import PriorCrawlsNotIndexed
+from seedcoder_assets.core.quality.labels import LabelRun
 from seedcoder_assets.core.stage_run import StageRun
 from seedcoder_assets.core.stats import StageStats
 from seedcoder_assets.lib.plots import bar_chart_markdown  # stats_metadata draws drop reasons
@@ -110,3 +111,21 @@ def reconciles_check(storage: StorageResource, asset: pipeline.Key, crawl: str, 
     outcome = lineage_reconciles(storage.lineage_uri(pipeline.stage(asset).lineage_stage, crawl, shard), output_uri,
                                  input_uri, memory_limit=storage.duckdb_memory_limit, **sql)
     return check_result("lineage_reconciles", outcome, asset_key)
+
+
+def oracle_step_result(run: LabelRun, model: str, prompt_version: str, ratings: dict[int, int],
+                       check: dg.AssetCheckResult, metadata: dict[str, Any]) -> dg.MaterializeResult:
+    """How every oracle step ends (file labels, web labels, web scores): the client's figures next to the
+    step's own metadata, and, when the oracle dropped out mid-run, a failure that keeps what was answered
+    (cache and partition are written) and says how to resume."""
+    metadata = {
+        **metadata, "oracle_model": model, "prompt_version": prompt_version,
+        "statuses": dg.MetadataValue.json(dict(run.statuses)), "cached": run.cached, "asked": run.asked,
+        "retries": run.oracle.retries, "truncated": run.truncated,
+        "requests_per_s": round(run.oracle.requests_per_s, 2), "oracle_seconds": round(run.oracle.seconds, 2),
+        "completion_tokens": run.oracle.completion_tokens,
+        "ratings": bar_chart_markdown("oracle ratings", {r: ratings.get(r, 0) for r in range(11)}, "rating")}
+    if run.oracle.aborted:
+        raise dg.Failure(description=f"Oracle unreachable mid-run ({run.oracle.aborted}). {run.cached + run.asked} "
+                                     "answers are cached; re-materialize to resume.", metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])

@@ -61,11 +61,13 @@ def scaled_quotas(quotas: Mapping[str, int], scale: float) -> dict[str, int]:
 
 
 def stratified_sample(src_uri: str, quotas: Mapping[str, int], seed: int,
-                      memory_limit: str = "1GB") -> pa.Table:
-    """Up to `quotas[language]` files per language, the same ones for the same seed.
+                      memory_limit: str = "1GB", columns: str = "id, crawl, repo, path, language, sha256, size"
+                      ) -> pa.Table:
+    """Up to `quotas[language]` records per language (or stratum), the same ones for the same seed.
 
-    Files are ranked within their language by md5(seed, id), so the sample does not depend on
-    file order and a larger quota extends a smaller one.
+    Records are ranked within their language by md5(seed, id), so the sample does not depend on
+    record order and a larger quota extends a smaller one. `columns` selects SAMPLE_SCHEMA's columns from
+    the source (other records name them otherwise: a web page's stratum, URL, text hash).
     """
     if not quotas:
         return SAMPLE_SCHEMA.empty_table()
@@ -74,9 +76,9 @@ def stratified_sample(src_uri: str, quotas: Mapping[str, int], seed: int,
     table = con.execute(
         f"""
         SELECT id, crawl, repo, path, language, sha256, size, sample_rank FROM (
-            SELECT s.id, s.crawl, s.repo, s.path, s.language, s.sha256, s.size, q.quota,
+            SELECT s.*, q.quota,
                    row_number() OVER (PARTITION BY s.language ORDER BY md5(? || s.id)) AS sample_rank
-            FROM {duckdb_source(src_uri)} s JOIN quotas q USING (language)
+            FROM (SELECT {columns} FROM {duckdb_source(src_uri)}) s JOIN quotas q USING (language)
         ) WHERE sample_rank <= quota ORDER BY language, sample_rank
         """,
         [str(seed)],

@@ -22,7 +22,14 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from seedcoder_assets.core.object_store import duckdb_connect
 from seedcoder_assets.core.parquet_io import duckdb_source, iter_batches
-from seedcoder_assets.core.quality.labels import LABEL_SCHEMA, SAMPLE_SCHEMA, LabelCache, LabelRun, label_sample
+from seedcoder_assets.core.quality.labels import (
+    LABEL_SCHEMA,
+    SAMPLE_SCHEMA,
+    LabelCache,
+    LabelRun,
+    label_sample,
+    stratified_sample,
+)
 from seedcoder_assets.core.quality.oracle import OracleSettings
 from seedcoder_assets.core.runner import Verdicts, run_stage
 from seedcoder_assets.core.stats import LineageWriter, StageStats
@@ -50,27 +57,16 @@ def host_of(url: str | None) -> str:
 
 
 # -- the label sample ---------------------------------------------------------------------------------
+# A page in the label sample's columns: its stratum as the "language", its URL as the path.
+_SAMPLE_COLUMNS: Final = ("id, dump AS crawl, host AS repo, url AS path, text_hash AS sha256, size, "
+                          "CASE WHEN code_tag THEN 'code_tag' ELSE 'other' END AS language")
+
+
 def sample_pages(pages_uri: str, quotas: Mapping[str, int], seed: int, memory_limit: str = "1GB") -> pa.Table:
     """Up to `quotas[stratum]` pages per stratum (code_tag, other), ranked by md5(seed, id): the same pages
     for the same seed, and a larger quota extends a smaller one. Columns of SAMPLE_SCHEMA."""
     wanted = {s: int(n) for s, n in quotas.items() if s in STRATA and n > 0}
-    if not wanted:
-        return SAMPLE_SCHEMA.empty_table()
-    con = duckdb_connect(memory_limit=memory_limit)
-    con.register("quotas", pa.table({"language": list(wanted), "quota": list(wanted.values())}))
-    table = con.execute(
-        f"""
-        SELECT id, crawl, repo, path, language, sha256, size, sample_rank FROM (
-            SELECT p.*, q.quota,
-                   row_number() OVER (PARTITION BY p.language ORDER BY md5(? || p.id)) AS sample_rank
-            FROM (SELECT id, dump AS crawl, host AS repo, url AS path, text_hash AS sha256, size,
-                         CASE WHEN code_tag THEN 'code_tag' ELSE 'other' END AS language
-                  FROM {duckdb_source(pages_uri)}) p
-            JOIN quotas q USING (language)
-        ) WHERE sample_rank <= quota ORDER BY language, sample_rank
-        """, [str(seed)]).fetch_arrow_table()
-    con.close()
-    return table.cast(SAMPLE_SCHEMA)
+    return stratified_sample(pages_uri, wanted, seed, memory_limit, columns=_SAMPLE_COLUMNS)
 
 
 # -- the oracle's judgement ---------------------------------------------------------------------------

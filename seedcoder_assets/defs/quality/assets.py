@@ -45,7 +45,7 @@ from seedcoder_assets.core.quality.training import (
     train_or_reuse,
 )
 from seedcoder_assets.defs.configs import LabelSampleConfig, OracleLabelConfig, QualityCorpusConfig, ScorerConfigDg
-from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, stats_metadata
+from seedcoder_assets.lib.dagster_utils import check_result, oracle_step_result, reconciles_check, stats_metadata
 from seedcoder_assets.lib.plots import (
     bar_chart_markdown,
     boxplot_by_rating_markdown,
@@ -107,26 +107,15 @@ def oracle_labels(context: dg.AssetExecutionContext, config: OracleLabelConfig, 
     ratings = {v["values"]: v["counts"] for v in ok["rating"].value_counts().to_pylist()}
     failures = labels.filter(pc.equal(labels["status"], "parse_failure"))
     ok_share = ok.num_rows / labels.num_rows if labels.num_rows else 1.0  # a shard with no sampled file
-    metadata = {
-        "dagster/row_count": labels.num_rows, "crawl_sample": crawl_sample.num_rows, "oracle_model": settings.model,
-        "prompt_version": PROMPT_VERSION,
-        "statuses": dg.MetadataValue.json(dict(run.statuses)), "cached": run.cached, "asked": run.asked,
-        "retries": run.oracle.retries, "truncated": run.truncated,
-        "requests_per_s": round(run.oracle.requests_per_s, 2), "oracle_seconds": round(run.oracle.seconds, 2),
-        "completion_tokens": run.oracle.completion_tokens,
-        "ratings": bar_chart_markdown("oracle ratings", {r: ratings.get(r, 0) for r in range(11)}, "rating"),
-        "parse_failure_examples": dg.MetadataValue.json(
-            [{"id": r["id"], "raw": (r["raw"] or "")[:300]} for r in failures.slice(0, 5).to_pylist()]),
-        "uri": dg.MetadataValue.path(dst),
-    }
     if run.oracle.aborted:
         context.log.error(f"oracle judged down: {run.oracle.aborted}; {run.statuses['not_asked']} files left for a re-run")
     check = dg.AssetCheckResult(check_name="labels_answered", passed=ok_share >= config.min_ok_fraction,
                                 metadata={"ok_share": round(ok_share, 4), "bound": config.min_ok_fraction})
-    if run.oracle.aborted:  # the answers are kept (cache and partition); the run still says it is incomplete
-        raise dg.Failure(description=f"Oracle unreachable mid-run ({run.oracle.aborted}). {run.cached + run.asked} "
-                                     "answers are cached; re-materialize to resume.", metadata=metadata)
-    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    return oracle_step_result(run, settings.model, PROMPT_VERSION, ratings, check, {
+        "dagster/row_count": labels.num_rows, "crawl_sample": crawl_sample.num_rows,
+        "parse_failure_examples": dg.MetadataValue.json(
+            [{"id": r["id"], "raw": (r["raw"] or "")[:300]} for r in failures.slice(0, 5).to_pylist()]),
+        "uri": dg.MetadataValue.path(dst)})
 
 
 def _label_partitions(context: dg.AssetExecutionContext, storage: StorageResource) -> list[str]:

@@ -52,6 +52,7 @@ from seedcoder_assets.defs.configs import (
 )
 from seedcoder_assets.lib.dagster_utils import (
     check_result,
+    oracle_step_result,
     prior_crawls,
     reconciles_check,
     run_declared,
@@ -159,22 +160,12 @@ def _judge(context: dg.AssetExecutionContext, config: WebOracleConfig, storage: 
     answers = read_table(dst, ["status", "rating", "code_related", "category"])
     ok = answers.filter(pc.equal(answers["status"], "ok"))
     ok_share = ok.num_rows / answers.num_rows if answers.num_rows else 1.0
-    ratings = _counts(ok, "rating")
-    metadata = {
-        **extra, "dagster/row_count": answers.num_rows, "oracle_model": settings.model,
-        "prompt_version": WEB_PROMPT_VERSION, "statuses": dg.MetadataValue.json(dict(run.statuses)),
-        "cached": run.cached, "asked": run.asked, "retries": run.oracle.retries, "truncated": run.truncated,
-        "requests_per_s": round(run.oracle.requests_per_s, 2), "completion_tokens": run.oracle.completion_tokens,
-        "code_related": dg.MetadataValue.json(_counts(ok, "code_related")),
-        "categories": dg.MetadataValue.json(_counts(ok, "category")),
-        "ratings": bar_chart_markdown("oracle ratings", {r: ratings.get(r, 0) for r in range(11)}, "rating"),
-        "uri": dg.MetadataValue.path(dst)}
     check = dg.AssetCheckResult(check_name="answers_parsed", passed=ok_share >= config.min_ok_fraction,
                                 metadata={"ok_share": round(ok_share, 4), "bound": config.min_ok_fraction})
-    if run.oracle.aborted:  # the answers are kept (cache and partition); the run still says it is incomplete
-        raise dg.Failure(description=f"Oracle unreachable mid-run ({run.oracle.aborted}). {run.cached + run.asked} "
-                                     "answers are cached; re-materialize to resume.", metadata=metadata)
-    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    return oracle_step_result(run, settings.model, WEB_PROMPT_VERSION, _counts(ok, "rating"), check, {
+        **extra, "dagster/row_count": answers.num_rows,
+        "code_related": dg.MetadataValue.json(_counts(ok, "code_related")),
+        "categories": dg.MetadataValue.json(_counts(ok, "category")), "uri": dg.MetadataValue.path(dst)})
 
 
 _ANSWERS_PARSED = "the share of pages whose answer parsed (category, code-related, rating) is at least min_ok_fraction"
