@@ -30,3 +30,4 @@ $PY benchmarks/bench_web_recall.py --dump "$W/web/large" --pages "$W/web-work/ou
     | tee $OUT/web_recall.md
 $PY benchmarks/bench_features.py --files "$L/dedup/near_deduped_files/crawl=full" | tee $OUT/features.md
 $PY benchmarks/bench_hq.py --files 20000 --out $OUT/hq.json | tee $OUT/hq.md
+$PY benchmarks/bench_notebooks.py --work "$W/notebooks" | tee $OUT/notebooks.md

@@ -25,9 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seedcoder_assets.core.dedup import minhash
+from seedcoder_assets.core.ingest.notebooks import is_notebook
 from seedcoder_assets.core.languages import PAPER_LANGUAGES, language_of
 from seedcoder_assets.core.object_store import duckdb_connect
-from seedcoder_assets.core.parquet_io import duckdb_source, iter_batches, read_rows, read_table
+from seedcoder_assets.core.parquet_io import dataset, duckdb_source, iter_batches, read_rows, read_table
 
 
 @dataclass
@@ -129,6 +130,9 @@ NON_CODE_SUFFIXES = (".txt", ".csv", ".tsv", ".log", ".lock", ".cfg", ".ini", ".
                      ".jpg", ".gif", ".pdf", ".zip", ".gz", ".pyc", ".so", ".dll", ".exe", ".bin", ".dat", ".pkl")
 
 
+_NOTEBOOK_SCRIPT = re.compile(r"(?m)^(#|//|--|;;|%|/\*|\(\*) %%")  # a cell marker (after a front matter or coding line)
+
+
 def only_code_languages(uri: str) -> CheckOutcome:
     """Every row is in one of the paper's 89 languages and is not a known kind of non-code file (by a
     list of licence, read-me and data names kept apart from the filter's language map); the language
@@ -138,7 +142,17 @@ def only_code_languages(uri: str) -> CheckOutcome:
     outside = [(p, lang) for p, lang in zip(paths, langs) if lang not in PAPER_LANGUAGES]
     non_code = [(p, lang) for p, lang in zip(paths, langs) if (name := p.rsplit("/", 1)[-1]) != "CMakeLists.txt"
                 and (NON_CODE_NAMES.match(name) or name.lower().endswith(NON_CODE_SUFFIXES))]
-    mismatched = [(p, lang) for p, lang in zip(paths, langs) if language_of(p) != lang]
+    # A notebook's language is its kernel's (core/ingest/notebooks.py), not its path's: it must be stored as a
+    # percent-format script, with a cell marker (the language's comment sign, then `%%`) near its top.
+    mismatched = [(p, lang) for p, lang in zip(paths, langs) if not is_notebook(p) and language_of(p) != lang]
+    if any(is_notebook(p) for p in paths):
+        import pyarrow.compute as pc
+
+        first = dataset(uri).to_table(columns={"path": pc.field("path"), "head": pc.utf8_slice_codeunits(
+            pc.field("content"), 0, 4096)}, filter=pc.ends_with(pc.utf8_lower(pc.field("path")), ".ipynb"))
+        mismatched += [(p, "not a notebook script") for p, head in zip(first["path"].to_pylist(),
+                                                                      first["head"].to_pylist())
+                       if not _NOTEBOOK_SCRIPT.search(head)]
     return CheckOutcome(not outside and not non_code and not mismatched, {
         "rows": len(paths), "not_a_paper_language": len(outside), "known_non_code_files": len(non_code),
         "language_not_from_path": len(mismatched),

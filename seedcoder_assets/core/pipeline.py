@@ -305,7 +305,7 @@ def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
 
 
 STAGES: list[Stage] = [
-    Stage(RAW_REPO_FILES, SHARDS, lineage=True, sharded=True, compute="cpu", code_version="ingest-v2",
+    Stage(RAW_REPO_FILES, SHARDS, lineage=True, sharded=True, compute="cpu", code_version="ingest-v3",  # v3: notebooks as scripts
           also_writes=(CRAWL_REPOS,), params=ExtractParams, run=_ingest),
     FilterStage(CODE_FILES, SHARDS, reads=(RAW_REPO_FILES,), lineage=True, sharded=True, lineage_input=RAW_REPO_FILES,
                 code_version="language-v1", decide=lambda: decide_code_files,

@@ -55,6 +55,10 @@ class HQSource(BaseModel, frozen=True):
 
 MAJOR = ["Python", "Java", "C", "C++", "C#", "JavaScript", "TypeScript", "Go", "Rust", "PHP", "Kotlin", "Ruby"]
 DEFAULT_SOURCES: Final[tuple[HQSource, ...]] = (
+    # Notebooks first: a Python notebook is also Python (core/ingest/notebooks.py). Its markdown cells are
+    # comments of its script, so the comment ratio asks for notebooks that explain their code.
+    HQSource(name="notebooks", path_regex=r"\.ipynb$", min_score=6.0, min_comment_ratio=0.1, max_comment_ratio=0.8,
+             seed_size=20_000),
     HQSource(name="algorithms", languages=MAJOR, min_score=6.0, require_docstring=False,
              path_regex=r"(leetcode|algorithm|solution|kata|exercise|problem|sort|search|graph|dynamic|puzzle)",
              min_comment_ratio=0.02, seed_size=20_000),

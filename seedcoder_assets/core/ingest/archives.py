@@ -21,6 +21,7 @@ from typing import IO
 import pyarrow.fs as pafs
 from pydantic import BaseModel
 
+from seedcoder_assets.core.ingest.notebooks import is_notebook, notebook_script
 from seedcoder_assets.core.languages import language_of
 
 
@@ -28,6 +29,8 @@ class ExtractParams(BaseModel, frozen=True):
     """Limits for turning archive members into file rows."""
 
     max_file_bytes: int = 1_000_000  # StarCoder/The Stack drop files over ~1 MB: generated or data
+    # A notebook's JSON is mostly outputs (images): the limit above applies to its script (core/ingest/notebooks.py)
+    max_notebook_bytes: int = 25_000_000
     binary_probe_bytes: int = 8192  # a NUL byte in the first 8 KiB marks a binary file
     strip_top_dir: bool = True  # sdists and GitHub archives wrap everything in one `name-version/` folder
 
@@ -238,6 +241,11 @@ def iter_tar(fileobj: IO[bytes], params: ExtractParams) -> Iterator[Member]:
         raise CorruptArchive(f"unreadable tar header at byte {body.tar_end}: the member list stops there")
 
 
+def member_limit(path: str, params: ExtractParams) -> int:
+    """The most bytes a member may have to be read: a notebook's limit is its script's, checked after."""
+    return params.max_notebook_bytes if is_notebook(path) else params.max_file_bytes
+
+
 def _tar_members(body: _Counting, params: ExtractParams) -> Iterator[Member]:
     with tarfile.open(fileobj=body, mode="r|") as tar:  # type: ignore[call-overload]
         for info in tar:
@@ -250,7 +258,7 @@ def _tar_members(body: _Counting, params: ExtractParams) -> Iterator[Member]:
                 yield Member(path, None, "symlink")
             elif not info.isfile():
                 yield Member(path, None, "special_file")
-            elif info.size > params.max_file_bytes:
+            elif info.size > member_limit(path, params):
                 yield Member(path, None, "oversized")
             else:
                 f = tar.extractfile(info)
@@ -271,14 +279,14 @@ def iter_zip(fileobj: IO[bytes], params: ExtractParams) -> Iterator[Member]:
                 yield Member(escape_name(info.filename), None, "path_traversal")
             elif (mode & 0o170000) == 0o120000:
                 yield Member(path, None, "symlink")
-            elif info.file_size > params.max_file_bytes:
+            elif info.file_size > member_limit(path, params):
                 yield Member(path, None, "oversized")
             elif info.flag_bits & 0x1:
                 yield Member(path, None, "encrypted")
             else:
                 try:
                     with zf.open(info) as f:
-                        data = f.read(params.max_file_bytes + 1)
+                        data = f.read(member_limit(path, params) + 1)
                 except NotImplementedError:
                     yield Member(path, None, "unsupported_compression")
                 except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError):
@@ -328,11 +336,11 @@ def strip_common_root(members: list[Member]) -> list[Member]:
     return members
 
 
-def decode(data: bytes, params: ExtractParams) -> tuple[str | None, str | None]:
+def decode(data: bytes, params: ExtractParams, max_bytes: int | None = None) -> tuple[str | None, str | None]:
     """(text, None) for a usable text file, else (None, reason)."""
     if len(data) == 0:
         return None, "empty"
-    if len(data) > params.max_file_bytes:
+    if len(data) > (max_bytes or params.max_file_bytes):
         return None, "oversized"
     if b"\x00" in data[: params.binary_probe_bytes]:
         return None, "binary"
@@ -347,6 +355,8 @@ def decode(data: bytes, params: ExtractParams) -> tuple[str | None, str | None]:
 
 
 def to_row(crawl: str, repo: str, path: str, data: bytes, params: ExtractParams) -> tuple[FileRow | None, str | None]:
+    if is_notebook(path):
+        return _notebook_row(crawl, repo, path, data, params)
     text, reason = decode(data, params)
     if text is None:
         return None, reason
@@ -360,6 +370,23 @@ def to_row(crawl: str, repo: str, path: str, data: bytes, params: ExtractParams)
         ),
         None,
     )
+
+
+def _notebook_row(crawl: str, repo: str, path: str, data: bytes, params: ExtractParams
+                  ) -> tuple[FileRow | None, str | None]:
+    """A notebook is stored as its script (code cells plus markdown) in its kernel's language. Size, hash
+    and the size limit are the script's: two runs of one notebook differ in outputs, not in code."""
+    text, reason = decode(data, params, params.max_notebook_bytes)
+    if text is None:
+        return None, reason
+    script, language, reason = notebook_script(text)
+    if script is None:
+        return None, reason
+    stored = script.encode("utf-8", "replace")  # a JSON escape can hold a lone surrogate: Parquet takes UTF-8 only
+    if len(stored) > params.max_file_bytes:
+        return None, "oversized"
+    return FileRow(id=file_id(crawl, repo, path), crawl=crawl, repo=repo, path=path, language=language,
+                   size=len(stored), sha256=hashlib.sha256(stored).hexdigest(), content=stored.decode()), None
 
 
 BOM = "\ufeff".encode()
