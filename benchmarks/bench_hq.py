@@ -2,6 +2,10 @@
 code: the Python files of the packages installed in this virtualenv (one repository per package folder).
 
     python benchmarks/bench_hq.py [--files 20000] [--out results.json]
+    python benchmarks/bench_hq.py --lake <a lake> --crawl <its crawl> [--seeds 500]   # e.g. the large crawl's
+
+With `--lake`, the files are a crawl's syntax-checked files (every language) and the features the syntax
+stage wrote beside them (run the pipeline or bench_github_branch.py first); the score is the same heuristic.
 
 Setup, not timed: the files, the syntax stage with features (comment ratio, docstrings, imports), and a
 quality score per file. No LLM is reachable here and the learned scorer needs one's labels, so the score is
@@ -66,13 +70,29 @@ def build(home: Path, limit: int) -> tuple[str, str, str]:
     return str(home / "scores"), str(home / "files"), str(home / "features")
 
 
-def loop(home: Path, hard: bool) -> dict:
+def from_lake(home: Path, lake: Path, crawl: str) -> tuple[str, str, str]:
+    """Heuristic scores for a crawl's syntax-checked files; files and features are read where they are."""
+    from seedcoder_assets.core import paths
+    from seedcoder_assets.core.parquet_io import PartWriter, iter_batches
+    from seedcoder_assets.core.quality.corpus import SCORE_SCHEMA
+    from seedcoder_assets.testing.fake_oracle import heuristic_rating
+
+    files = paths.partition_uri(str(lake), ["filters", "syntax_checked_files"], crawl)
+    features = paths.partition_uri(str(lake), ["filters", "file_features"], crawl)
+    with PartWriter(str(home / "scores"), SCORE_SCHEMA) as out:
+        for batch in iter_batches(files, ["id", "sha256", "language", "size", "content"], batch_rows=2048):
+            out.write_rows([r | {"score": float(heuristic_rating(r.pop("content"))), "scorer_version": "heuristic"}
+                            for r in batch.to_pylist()])
+    return str(home / "scores"), files, features
+
+
+def loop(home: Path, hard: bool, seeds: int) -> dict:
     from seedcoder_assets.core.hq.rounds import DEFAULT_SOURCES, HQParams, candidates_view, run_round
     from seedcoder_assets.core.object_store import duckdb_connect
 
-    crawl = (str(home / "scores"), str(home / "files"), str(home / "features"))
+    crawl = tuple(json.loads((home / "inputs.json").read_text()))
     # The defaults, with seed sizes for a crawl of this size (the paper's 100K seeds come from billions of files).
-    sources = tuple(s.model_copy(update={"seed_size": 500, "max_per_repo": 25}) for s in DEFAULT_SOURCES)
+    sources = tuple(s.model_copy(update={"seed_size": seeds, "max_per_repo": 25}) for s in DEFAULT_SOURCES)
     params = HQParams(sources=sources, hard_negatives=hard)
     con = duckdb_connect()
     con.execute("SET threads TO 1")
@@ -91,22 +111,26 @@ def loop(home: Path, hard: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=20_000)
+    ap.add_argument("--lake", type=Path, help="a lake with a crawl's syntax-checked files and features")
+    ap.add_argument("--crawl", default="full", help="the crawl partition of --lake")
+    ap.add_argument("--seeds", type=int, default=500, help="seeds per source")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--loop", choices=["hard", "random"], help=argparse.SUPPRESS)
     ap.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.loop:
-        print(json.dumps(loop(a.home, a.loop == "hard")))
+        print(json.dumps(loop(a.home, a.loop == "hard", a.seeds)))
         return
     home = Path(tempfile.mkdtemp(prefix="bench-hq-"))
-    build(home, a.files)
+    inputs = from_lake(home, a.lake, a.crawl) if a.lake else build(home, a.files)
+    (home / "inputs.json").write_text(json.dumps(inputs))
     results = {}
     for kind in ("hard", "random"):
-        out = subprocess.run([sys.executable, __file__, "--loop", kind, "--home", str(home)], capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run([sys.executable, __file__, "--loop", kind, "--home", str(home), "--seeds", str(a.seeds)],
+                             capture_output=True, text=True, check=True)
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
     n = results["hard"]["candidates"]
-    print(f"{n} scored Python files from the installed packages\n")
+    print(f"{n} scored files from {f'crawl {a.crawl} of {a.lake}' if a.lake else 'the installed packages'}\n")
     print("| negatives | round | seeds | hard negatives | recalled | at or above floor | new positives | held-out seeds "
           "recalled | held-out negatives recalled | overlap with previous |")
     print("|---|---|---|---|---|---|---|---|---|---|")
