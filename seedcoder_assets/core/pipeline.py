@@ -34,6 +34,7 @@ from seedcoder_assets.core.filters.syntax import SyntaxParams, filter_syntax
 from seedcoder_assets.core.ingest.archives import ExtractParams
 from seedcoder_assets.core.ingest.crawl import CrawlIngest
 from seedcoder_assets.core.ingest.shards import plan_for
+from seedcoder_assets.core.longctx.corpus import LongContextParams, build_sequences, select_long_files
 from seedcoder_assets.core.parquet_io import iter_batches, mark_shards
 from seedcoder_assets.core.runner import Decide, run_stage
 from seedcoder_assets.core.stage_run import SCRATCH, StageRun
@@ -67,6 +68,9 @@ LAKE_CATALOG: Key = ("catalog", "lake_catalog")
 HQ_ROUNDS = 3
 HQ_ROUND_KEYS: tuple[Key, ...] = tuple(("high_quality", f"hq_round_{r}") for r in range(1, HQ_ROUNDS + 1))
 HIGH_QUALITY_FILES: Key = ("high_quality", "high_quality_files")
+# The long-context corpus (paper 2.2.5): repositories as sequences in dependency order, and long files.
+LONG_CONTEXT_SEQUENCES: Key = ("long_context", "long_context_sequences")
+LONG_CONTEXT_FILES: Key = ("long_context", "long_context_files")
 # The commits corpus (source "commits": commit crawls are partitions of their own).
 COMMIT_REPOS: Key = ("commits", "commit_repos")
 COMMIT_SAMPLES: Key = ("commits", "commit_samples")
@@ -151,6 +155,7 @@ GITHUB, LABELS, SCORER, SCORING, CATALOG = "github_files_job", "oracle_labels_jo
 SHARDS, SYNTAX, CORPUS = "github_shards_job", "github_syntax_job", "corpus_job"
 SAMPLE = "label_sample_job"
 HQ_ROUNDS_JOB, HQ_CORPUS_JOB = "hq_rounds_job", "hq_corpus_job"
+LONG_CONTEXT_JOB = "long_context_job"
 COMMITS, COMMITS_DEDUP = "commits_job", "commits_dedup_job"
 WEB, WEB_DEDUP = "web_pages_job", "web_dedup_job"
 WEB_SAMPLE, WEB_LABELS, WEB_RECALL = "web_label_sample_job", "web_oracle_labels_job", "web_recall_job"
@@ -170,6 +175,8 @@ JOB_DESCRIPTIONS = {
                    "negatives, a fastText model each, its recalled positives joining the next round.",
     HQ_CORPUS_JOB: "Build a crawl's high-quality files from the last round (every round's seeds and the last "
                    "model's recalled positives above the quality floor).",
+    LONG_CONTEXT_JOB: "Build a crawl's long-context corpus: its repositories above the score bar as sequences of "
+                      "files in import order within the token budget, and its long files.",
     COMMITS: "Select one shard of a commit crawl's repositories and turn their new commits into code-change "
              "samples (one run per shard, in parallel).",
     COMMITS_DEDUP: "Deduplicate a commit crawl's samples (exact and near), within it and against earlier commit "
@@ -299,6 +306,15 @@ def _web_corpus(r: StageRun, p: WebCorpusParams) -> StageStats:
                          r.conn())
 
 
+def _long_context_sequences(r: StageRun, p: LongContextParams) -> StageStats:
+    return build_sequences(r.partition, r.uri(REPO_LEVEL_CORPUS), r.uri(REPO_QUALITY), r.uri(LONG_CONTEXT_SEQUENCES),
+                           r.lineage(), p, r.conn())
+
+
+def _long_context_files(r: StageRun, p: LongContextParams) -> StageStats:
+    return select_long_files(r.uri(QUALITY_FILES), r.uri(LONG_CONTEXT_FILES), r.lineage(), p)
+
+
 def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
     return filter_syntax(r.uri(NEAR_DEDUPED_FILES), r.uri(SYNTAX_CHECKED_FILES), r.lineage(), p,
                          r.uri(FILE_FEATURES))
@@ -355,6 +371,18 @@ STAGES: list[Stage] = [
           description="A crawl's high-quality files (every round's seeds, the last model's recalled positives above "
                       "the floor) with source, round and recall score; the rest dropped as hard_negative, "
                       "recalled_low_score or not_selected."),
+    Stage(LONG_CONTEXT_SEQUENCES, LONG_CONTEXT_JOB, reads=(REPO_LEVEL_CORPUS, REPO_QUALITY), lineage=True,
+          lineage_input=REPO_LEVEL_CORPUS, compute="cpu", code_version="long-context-v1", automation="on_new_data",
+          params=LongContextParams, run=_long_context_sequences,
+          description="Repositories whose mean file score passes the bar, each as sequences of its files in "
+                      "dependency order (tree-sitter imports resolved in the repository) within the token budget, "
+                      "with the repository name and file paths as separators; every file kept into one sequence "
+                      "or dropped as repo_below_threshold or file_over_budget."),
+    Stage(LONG_CONTEXT_FILES, LONG_CONTEXT_JOB, reads=(QUALITY_FILES,), lineage=True, lineage_input=QUALITY_FILES,
+          compute="cpu", code_version="long-context-v1", automation="on_new_data", params=LongContextParams,
+          run=_long_context_files,
+          description="The file-level long-context set: files of the file-level corpus with at least "
+                      "min_file_tokens tokens; the rest dropped as too_short."),
     Stage(LAKE_CATALOG, CATALOG, reads=(SYNTAX_CHECKED_FILES, REPO_LEVEL_FILES, DEDUPED_REPOS, NEAR_DUP_CLUSTERS,
                                         QUALITY_FILES, REPO_LEVEL_CORPUS),
           partitioned=False, pool="duckdb", automation="on_any_update"),

@@ -14,6 +14,7 @@ from seedcoder_assets.core.dedup.survivor import SurvivorRule
 from seedcoder_assets.core.filters.syntax import DEFAULT_MAX_ERROR_SHARE, DEFAULT_UNCHECKED, SyntaxParams
 from seedcoder_assets.core.hq.rounds import HQParams, HQSource
 from seedcoder_assets.core.ingest.archives import ExtractParams
+from seedcoder_assets.core.longctx.corpus import LongContextParams
 from seedcoder_assets.core.quality.labels import TABLE17_QUOTAS, scaled_quotas
 from seedcoder_assets.core.quality.scorer import ScorerConfig
 from seedcoder_assets.core.web.judge import WebCorpusParams
@@ -227,8 +228,8 @@ class HQConfig(dg.Config):
     sources_file: str = Field("", description="A YAML list of sources (fields of core/hq/rounds.py HQSource: name, "
                                               "languages, path_regex, content_regex, min_score, min_comment_ratio, "
                                               "max_comment_ratio, require_docstring, packages, seed_size, "
-                                              "max_per_repo); empty: the defaults (algorithms, application, "
-                                              "major_languages, general)")
+                                              "max_per_repo); empty: the defaults (notebooks, algorithms, "
+                                              "application, major_languages, general)")
     hard_negatives: bool = Field(_HQ.hard_negatives, description="False: random negatives only")
     random_negatives_per_seed: float = Field(_HQ.random_negatives_per_seed, description="Random negatives per seed")
     hard_negatives_per_seed: float = Field(_HQ.hard_negatives_per_seed, description="Most hard negatives per seed")
@@ -250,3 +251,23 @@ class HQConfig(dg.Config):
 
             sources = tuple(HQSource(**s) for s in yaml.safe_load(object_store.read_text(self.sources_file)))
         return HQParams(sources=sources, **self.model_dump(exclude={"sources_file", "min_held_out_recall"}))
+
+
+_LC = LongContextParams()
+
+
+class LongContextConfig(dg.Config):
+    min_repo_score: float = Field(_LC.min_repo_score, description="A repository's mean file score at least this")
+    min_repo_score_quantile: float | None = Field(None, description="Instead: this quantile of the crawl's "
+                                                                    "repositories' mean scores")
+    budget_tokens: int = Field(_LC.budget_tokens, description="Most tokens of a repository sequence")
+    min_file_tokens: int = Field(_LC.min_file_tokens, description="The file-level set: files of at least this many "
+                                                                  "tokens")
+    tokenizer: str = Field(_LC.tokenizer, description="A local Hugging Face tokenizer (folder or tokenizer.json); "
+                                                      "empty: SEEDCODER_TOKENIZER, else all-MiniLM-L6-v2's")
+    repo_token: str = Field(_LC.repo_token, description="The marker before the repository's name")
+    file_token: str = Field(_LC.file_token, description="The marker before each file's path")
+    seed: int = Field(_LC.seed, description="Seed of the random order of HTML, SQL and Shell files")
+
+    def to_params(self) -> LongContextParams:
+        return LongContextParams(**self.model_dump())

@@ -125,3 +125,34 @@ def histogram_markdown(title: str, values: Sequence[float], xlabel: str, bins: i
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     return _markdown(plt, fig, title)
+
+
+def dependency_graph_markdown(title: str, paths: Sequence[str], edges: Sequence[Sequence[int]],
+                              breaks: Sequence[Sequence[int]] = ()) -> dg.MetadataValue:
+    """A sequence's files as a layered graph: a file's column is one more than its deepest dependency's
+    (dependencies on the left), arrows from each file to what it imports, cycle breaks dashed red."""
+    plt, fig, ax = _figure(9.0, max(3.0, min(12.0, 0.28 * len(paths) + 1)))
+    broken = {tuple(e) for e in breaks}
+    layer = [0] * len(paths)
+    for user, dep in sorted(edges, key=lambda e: e[0]):
+        if tuple((user, dep)) not in broken and dep < user:
+            layer[user] = max(layer[user], layer[dep] + 1)
+    rows: dict[int, int] = {}
+    pos = []
+    for i in range(len(paths)):
+        rows[layer[i]] = rows.get(layer[i], 0) + 1
+        pos.append((layer[i], -rows[layer[i]]))
+    for user, dep in edges:
+        (x0, y0), (x1, y1) = pos[user], pos[dep]
+        dashed = tuple((user, dep)) in broken
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={
+            "arrowstyle": "->", "lw": 0.6, "color": "#c0392b" if dashed else "#7f8c8d",
+            "linestyle": "--" if dashed else "-", "shrinkA": 4, "shrinkB": 4})
+    for i, (x, y) in enumerate(pos):
+        ax.plot([x], [y], "o", color="#4f6fb3", ms=4)
+        ax.text(x + 0.06, y, paths[i].rsplit("/", 1)[-1], fontsize=6, va="center")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("dependency depth (imports point left)")
+    ax.set_yticks([])
+    ax.set_xlim(-0.5, max(layer, default=0) + 1.2)
+    return _markdown(plt, fig, title)

@@ -164,6 +164,27 @@ def _collect(root: Node, grammar: str, out: CodeFeatures) -> None:
             out.documented += 1
 
 
+def import_refs(root: Node, grammar: str) -> list[tuple[str, tuple[str, ...]]]:
+    """A file's imports as (module as written, names imported from it) in file order: the same query and
+    extraction as its features, plus the names of a Python `from x import a, b` (a name may be a module,
+    `x/a.py`, which the long-context corpus resolves; core/longctx/graph.py)."""
+    query, any_pattern = _query(grammar)
+    if not any_pattern:
+        return []
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for node in sorted(QueryCursor(query).captures(root).get("import", ()), key=lambda n: n.start_byte):
+        names: tuple[str, ...] = ()
+        if grammar == "python" and node.type == "import_from_statement":
+            names = tuple(_text(c.child_by_field_name("name") if c.type == "aliased_import" else c)
+                          for c in node.children_by_field_name("name"))
+            module = node.child_by_field_name("module_name")
+            if module is not None and module.type == "relative_import" and not _text(module).strip("."):
+                out.append((_text(module), names))  # `from . import a`: the package, then its modules
+                continue
+        out.extend((spec, names) for spec in _imports(node, grammar))
+    return out
+
+
 def code_features(root: Node, grammar: str, size: int) -> CodeFeatures:
     """The features of one parsed file (`size`: its UTF-8 bytes)."""
     out = CodeFeatures()
