@@ -31,3 +31,4 @@ $PY benchmarks/bench_web_recall.py --dump "$W/web/large" --pages "$W/web-work/ou
 $PY benchmarks/bench_features.py --files "$L/dedup/near_deduped_files/crawl=full" | tee $OUT/features.md
 $PY benchmarks/bench_hq.py --files 20000 --out $OUT/hq.json | tee $OUT/hq.md
 $PY benchmarks/bench_notebooks.py --work "$W/notebooks" | tee $OUT/notebooks.md
+$PY benchmarks/bench_hq.py --lake "$W/branch/full/lake" --crawl full --out $OUT/hq_large.json | tee $OUT/hq_large.md
