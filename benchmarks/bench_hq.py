@@ -5,7 +5,8 @@ code: the Python files of the packages installed in this virtualenv (one reposit
     python benchmarks/bench_hq.py --lake <a lake> --crawl <its crawl> [--seeds 500]   # e.g. the large crawl's
 
 With `--lake`, the files are a crawl's syntax-checked files (every language) and the features the syntax
-stage wrote beside them (run the pipeline or bench_github_branch.py first); the score is the same heuristic.
+stage wrote beside them (a lake of bench_github_branch.py has none: the syntax stage runs on its
+near-deduplicated files first, untimed); the score is the same heuristic.
 
 Setup, not timed: the files, the syntax stage with features (comment ratio, docstrings, imports), and a
 quality score per file. No LLM is reachable here and the learned scorer needs one's labels, so the score is
@@ -73,12 +74,19 @@ def build(home: Path, limit: int) -> tuple[str, str, str]:
 def from_lake(home: Path, lake: Path, crawl: str) -> tuple[str, str, str]:
     """Heuristic scores for a crawl's syntax-checked files; files and features are read where they are."""
     from seedcoder_assets.core import paths
-    from seedcoder_assets.core.parquet_io import PartWriter, iter_batches
+    from seedcoder_assets.core.parquet_io import PartWriter, is_complete, iter_batches
     from seedcoder_assets.core.quality.corpus import SCORE_SCHEMA
     from seedcoder_assets.testing.fake_oracle import heuristic_rating
 
     files = paths.partition_uri(str(lake), ["filters", "syntax_checked_files"], crawl)
     features = paths.partition_uri(str(lake), ["filters", "file_features"], crawl)
+    if not is_complete(files) or not is_complete(features):  # a lake of the GitHub branch only: run the stage
+        from seedcoder_assets.core.filters.syntax import SyntaxParams, filter_syntax
+        from seedcoder_assets.core.stats import LineageWriter
+
+        files, features = str(home / "files"), str(home / "features")
+        filter_syntax(paths.partition_uri(str(lake), ["dedup", "near_deduped_files"], crawl), files,
+                      LineageWriter(str(home), "syntax_checked_files", crawl, "b"), SyntaxParams(), features)
     with PartWriter(str(home / "scores"), SCORE_SCHEMA) as out:
         for batch in iter_batches(files, ["id", "sha256", "language", "size", "content"], batch_rows=2048):
             out.write_rows([r | {"score": float(heuristic_rating(r.pop("content"))), "scorer_version": "heuristic"}
