@@ -232,3 +232,29 @@ def test_high_quality_rounds_and_corpus(env, tmp_path: Path) -> None:
     assert [_metadata(again, f"high_quality/hq_round_{n}")["version"].value for n in (1, 2, 3)] == [
         md["version"].value for md in mds]
     assert all(_metadata(again, f"high_quality/hq_round_{n}")["reused"].value for n in (1, 2, 3))
+
+
+def test_long_context_corpus(env) -> None:
+    """The crawl's repositories above the bar (a quantile: the tiny scorer's scale is its own) as sequences
+    within a budget small enough to cut them, counted by the tiny Llama's own BPE; its long files; every
+    check passes, and a re-run writes the same sequences."""
+    home = env["home"]
+    config = {"min_repo_score_quantile": 0.3, "budget_tokens": 4096, "min_file_tokens": 2048,
+              "tokenizer": env["backbone"]}
+    run_config = {"ops": {f"long_context__{name}": {"config": config}
+                          for name in ("long_context_sequences", "long_context_files")}}
+    result = _job(env, "long_context_job", crawl="c1", config=run_config)
+    checks = {(e.asset_key.to_user_string(), e.check_name): (e.passed, e.metadata)
+              for e in result.get_asset_check_evaluations()}
+    assert len(checks) == 6 and all(passed for passed, _ in checks.values()), checks
+    md = _metadata(result, "long_context/long_context_sequences")
+    assert md["sequences"].value > 10 and md["tokenizer"].value.startswith(env["backbone"])
+    assert "image/png" in md["dependency_graph"].value and "image/png" in md["sequences_per_length"].value
+    assert md["imports_per_language"].value["Python"]["resolved"] > 100
+    seqs = pl.read_parquet(f"{home}/lake/long_context/long_context_sequences/crawl=c1/*.parquet")
+    assert seqs["pieces"].max() > 1 and seqs["tokens"].max() <= 4096
+    files = pl.read_parquet(f"{home}/lake/long_context/long_context_files/crawl=c1/*.parquet")
+    assert files.height > 0 and files["tokens"].min() >= 2048
+    again = _job(env, "long_context_job", crawl="c1", config=run_config)
+    assert again.success
+    assert pl.read_parquet(f"{home}/lake/long_context/long_context_sequences/crawl=c1/*.parquet").equals(seqs)
