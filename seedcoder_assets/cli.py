@@ -127,6 +127,22 @@ def cmd_materialize_hq(args: argparse.Namespace) -> None:
     _run_jobs(args, [(pipeline.HQ_ROUNDS_JOB, None)] + [(pipeline.HQ_CORPUS_JOB, c) for c in crawls])
 
 
+def cmd_materialize_long_context(args: argparse.Namespace) -> None:
+    """The long-context corpus of the given crawls, or of every crawl whose corpora are built."""
+    from seedcoder_assets.core import pipeline
+    from seedcoder_assets.core.parquet_io import is_complete
+    from seedcoder_assets.definitions import defs
+    from seedcoder_assets.partitions import CRAWL_PARTITIONS_NAME
+
+    storage = defs().resources["storage"]
+    crawls = args.crawls or [c for c in _instance().get_dynamic_partitions(CRAWL_PARTITIONS_NAME)
+                             if is_complete(storage.uri(pipeline.REPO_LEVEL_CORPUS, c))]
+    if not crawls:
+        sys.exit("no crawl has its repository-level corpus yet: run `seedcoder materialize` with an oracle and a "
+                 "scorer first")
+    _run_jobs(args, [(pipeline.LONG_CONTEXT_JOB, c) for c in crawls])
+
+
 def _materialize_shards_then_dedup(args: argparse.Namespace, jobs: tuple[str, str]) -> None:
     # its shards, then its dedup (against the crawls before it: keep their order)
     _run_jobs(args, [(job, crawl) for crawl in args.crawls for job in jobs])
@@ -380,6 +396,11 @@ def main(argv: list[str] | None = None) -> None:
                                               "crawl's high-quality files")
     s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`), e.g. a sources_file")
     s.set_defaults(fn=cmd_materialize_hq)
+    s = sub.add_parser("materialize-long-context", help="run the long-context corpus (repository sequences in "
+                                                        "import order, long files) of crawls with corpora")
+    s.add_argument("crawls", nargs="*", help="default: every crawl whose repository-level corpus is built")
+    s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`), e.g. a budget or a score bar")
+    s.set_defaults(fn=cmd_materialize_long_context)
     s = sub.add_parser("register-crawl", help="add crawls as partitions of the `crawl` dimension")
     s.add_argument("crawls", nargs="+")
     s.set_defaults(fn=cmd_register)
