@@ -78,6 +78,24 @@ def test_other_languages_resolve_within_the_repository() -> None:
     assert rs["src/a/b.rs"] == ["src/a/b/inner.rs", "src/a/d.rs"]
 
 
+def test_names_of_the_standard_library_or_a_deep_folder_are_not_the_repositorys() -> None:
+    """`import json` is not `lib/deep/json.py` (not under a source root); Go's `errors` and `net/http` are not
+    `pkg/errors` or `internal/http`; a script's own folder comes first."""
+    _, py = _graph({"app/main.py": "import json\nimport util\n", "app/util.py": "", "lib/deep/json.py": ""})
+    assert py["app/main.py"] == ["app/util.py"]
+    _, go = _graph({"cmd/main.go": 'package main\nimport (\n"errors"\n"net/http"\n"myapp/pkg/store"\n)\n',
+                    "pkg/errors/e.go": "package errors\n", "internal/http/h.go": "package http\n",
+                    "pkg/store/s.go": "package store\n"})
+    assert go["cmd/main.go"] == ["pkg/store/s.go"]
+    _, rs = _graph({"src/lib.rs": "use crate::{a, b::C};\n", "src/a.rs": "", "src/b.rs": "",
+                    "src/x/y/z.rs": "use super::super::super::a;\n", "src/x/y.rs": ""})
+    assert rs["src/lib.rs"] == ["src/a.rs", "src/b.rs"] and rs["src/x/y/z.rs"] == ["src/a.rs"]
+    _, java = _graph({"A.java": "import static b.Consts.*;\nclass A {}\n", "b/Consts.java": "class Consts {}\n"})
+    assert java["A.java"] == ["b/Consts.java"]
+    _, c = _graph({"myinclude/include/x.h": "int x;\n", "src/a.c": "#include <x.h>\n"})
+    assert c["src/a.c"] == ["myinclude/include/x.h"]
+
+
 def test_cycles_are_broken_inside_the_cycle_and_counted() -> None:
     paths = ["a.py", "b.py", "c.py", "main.py", "z.py"]
     deps = [[1], [2], [0], [0], []]  # a -> b -> c -> a, main -> a, z alone
@@ -158,6 +176,7 @@ def test_the_small_crawl_as_sequences_passes_every_check(crawl_files, built, tmp
         "once": checks.every_file_once(seq, files, bar, tj, PARAMS.budget_tokens, PARAMS.repo_token, PARAMS.file_token),
         "order": checks.python_imports_in_order(seq, files),
         "budget": checks.no_sequence_over_budget(seq, tj, PARAMS.budget_tokens),
+        "layout": checks.layout_matches(seq, PARAMS.repo_token, PARAMS.file_token),
     }.items():
         assert outcome.passed, (name, outcome.metadata)
     assert checks.python_imports_in_order(seq, files).metadata["python_edges_in_sequences"] > 100
@@ -203,6 +222,13 @@ def test_each_check_fails_on_output_that_breaks_it(crawl_files, built, tmp_path:
         "file_ids": r["file_ids"][::-1], "paths": r["paths"][::-1]} if r["id"] in flip else r)
     assert not checks.python_imports_in_order(reversed_, files).passed
     assert not checks.no_sequence_over_budget(seq, tj, max(r["tokens"] for r in rows) // 2).passed
+    # A text that lost a file, or lists its files in another order than `paths`, is not its sequence.
+    swapped = _rewrite(seq, tmp_path / "swapped", lambda r: r | {"paths": r["paths"][::-1]}
+                       if r["id"] == victim["id"] else r)
+    assert not checks.layout_matches(swapped, p.repo_token, p.file_token).passed
+    moved = _rewrite(seq, tmp_path / "moved", lambda r: r | {"repo": "someone/else"} if r["id"] == victim["id"] else r)
+    assert not checks.layout_matches(moved, p.repo_token, p.file_token).passed
+    assert not once(moved).passed  # and its files sit in another repository's sequence
     long_files = tmp_path / "long"
     select_long_files(files, str(long_files), LineageWriter(str(tmp_path), "long_context_files", "c1", "r"), p)
     kept = read_table(str(long_files), ["tokens"])["tokens"].to_pylist()

@@ -122,7 +122,7 @@ def test_python_notebooks_parse_as_python(notebook_crawl: Path, tmp_path: Path) 
      NOTEBOOK_LANGUAGE),
     (b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "markdown", "metadata": {}, '
      b'"source": "only prose", "id": "a"}]}', EMPTY_NOTEBOOK),
-    (b"", "empty")])
+    (b"", "empty"), (b"[" * 100_000 + b"]" * 100_000, BAD_NOTEBOOK)])  # nested past the JSON parser's stack
 def test_a_bad_notebook_costs_one_row_with_its_reason(data: bytes, reason: str) -> None:
     row, why = to_row("c", "r", "nb/x.ipynb", data, ExtractParams())
     assert row is None and why == reason

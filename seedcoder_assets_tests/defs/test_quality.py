@@ -246,7 +246,7 @@ def test_long_context_corpus(env) -> None:
     result = _job(env, "long_context_job", crawl="c1", config=run_config)
     checks = {(e.asset_key.to_user_string(), e.check_name): (e.passed, e.metadata)
               for e in result.get_asset_check_evaluations()}
-    assert len(checks) == 6 and all(passed for passed, _ in checks.values()), checks
+    assert len(checks) == 7 and all(passed for passed, _ in checks.values()), checks
     md = _metadata(result, "long_context/long_context_sequences")
     assert md["sequences"].value > 10 and md["tokenizer"].value.startswith(env["backbone"])
     assert "image/png" in md["dependency_graph"].value and "image/png" in md["sequences_per_length"].value

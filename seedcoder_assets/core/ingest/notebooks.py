@@ -74,7 +74,7 @@ def notebook_script(text: str) -> tuple[str | None, str | None, str | None]:
 
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser's stack
         return None, None, BAD_NOTEBOOK
     if not isinstance(raw, dict) or not isinstance(raw.get("metadata", {}), dict):
         return None, None, BAD_NOTEBOOK
@@ -92,6 +92,8 @@ def notebook_script(text: str) -> tuple[str | None, str | None, str | None]:
             # No header, no cell metadata: the script holds the cells and nothing else.
             nb.metadata["jupytext"] = {"notebook_metadata_filter": "-all", "cell_metadata_filter": "-all"}
             script = jupytext.writes(nb, fmt=f"{ext}:percent")
+        except MemoryError:  # the machine's fault, not the notebook's: fail the step so it is retried
+            raise
         except Exception:  # nbformat's validation and jupytext raise many kinds; each one is a bad notebook
             return None, None, BAD_NOTEBOOK
     return script, language, None

@@ -121,9 +121,9 @@ def repo_graph(files: list[RepoFile]):
 def _repos(con: duckdb.DuckDBPyConnection, repo_files_uri: str, repo_quality_uri: str, bar: float):
     """(repo, mean score, selected, rows) per repository, one at a time, files by path."""
     result = con.execute(f"""
-        SELECT f.id, f.repo, f.path, f.language, f.content, f.size, q.mean_score
+        SELECT f.id, f.repo, f.path, f.language, CASE WHEN q.mean_score >= ? THEN f.content END, f.size, q.mean_score
         FROM {duckdb_source(repo_files_uri)} f LEFT JOIN {duckdb_source(repo_quality_uri)} q USING (repo)
-        ORDER BY f.repo, f.path, f.id""")
+        ORDER BY f.repo, f.path, f.id""", [bar])  # the sort carries no content of a repository below the bar
     current, rows = None, []
     while batch := result.fetchmany(1024):
         for row in batch:
@@ -181,12 +181,14 @@ def _row(crawl: str, repo: str, mean: float, s: RepoSequence, pieces: int, graph
 
 def select_long_files(files_uri: str, dst_uri: str, lineage: LineageWriter, params: LongContextParams) -> StageStats:
     """The file-level long-context set: files of the file-level corpus with at least `min_file_tokens`
-    tokens; the rest dropped as `too_short`. A file shorter in characters than the bar is not tokenized."""
+    tokens; the rest dropped as `too_short`. A file of fewer UTF-8 bytes than the bar is not tokenized (a
+    token is at least one byte of the text, for byte-level BPE and WordPiece alike)."""
     count = token_counter(params.tokenizer)
 
     def decide(batch: pa.RecordBatch) -> Verdicts:
         contents = batch.column("content").to_pylist()
-        long = [i for i, c in enumerate(contents) if len(c) >= params.min_file_tokens]  # fewer chars: fewer tokens
+        sizes = batch.column("size").to_pylist()
+        long = [i for i, n in enumerate(sizes) if (n or 0) >= params.min_file_tokens]  # fewer bytes: fewer tokens
         tokens = [0] * len(contents)
         for i, n in zip(long, count([contents[i] for i in long])):
             tokens[i] = n

@@ -87,8 +87,17 @@ class _Index:
         self.java: dict[str, list[int]] = defaultdict(list)  # dotted path suffix -> files
         self.java_dirs: dict[str, list[int]] = defaultdict(list)
         self.go_dirs: dict[str, list[int]] = defaultdict(list)  # folder suffix -> .go files
-        self.include_roots = sorted({""} | {p[: p.index("include/") + len("include")] for p in self.paths
-                                            if p.startswith("include/") or "/include/" in p})
+        self.go_roots = {posixpath.dirname(p) for p in self.paths if p.endswith(".go")}  # whole folder paths
+        # every folder named `include` (a whole component), and the root
+        self.include_roots = sorted({""} | {"/".join(parts[: k + 1]) for parts in (p.split("/") for p in self.paths)
+                                            for k in range(len(parts) - 1) if parts[k] == "include"})
+        self.packages = {posixpath.dirname(p) for p in self.paths
+                         if posixpath.basename(p) in ("__init__.py", "__init__.pyi")}
+        roots = {"", "src"}  # where absolute imports start: the root, src/, the parent of each top-level package
+        for d in self.packages:
+            while posixpath.dirname(d) in self.packages:
+                d = posixpath.dirname(d)
+            roots.add(posixpath.dirname(d))
         for i, f in enumerate(files):
             ext = file_extension(f.path)
             stem, parts = f.path.rsplit(".", 1)[0], f.path.split("/")
@@ -97,7 +106,7 @@ class _Index:
                 if mod[-1] == "__init__":
                     mod = mod[:-1]
                 for k in range(len(mod)):
-                    if all(m.isidentifier() for m in mod[k:]):
+                    if "/".join(mod[:k]) in roots and all(m.isidentifier() for m in mod[k:]):
                         self.py_modules[".".join(mod[k:])].append(i)
             elif f.language == "Java":
                 dirs = parts[:-1]
@@ -123,6 +132,12 @@ class _Index:
             found = [self._py_path(folder)] * bool(module) + [self._py_path(f"{folder}/{n}" if folder else n)
                                                                for n in names]
             return [i for i in found if i is not None]
+        here = posixpath.dirname(importer)
+        if here not in self.packages:  # a script: its own folder comes first on the path
+            local = [self._py_path("/".join(filter(None, [here, *m.split(".")])))
+                     for m in [module, *(f"{module}.{n}" for n in names)]]
+            if local[0] is not None:
+                return [i for i in local if i is not None]
         out = []
         target = _nearest(self.py_modules.get(module, ()), importer, self.paths)
         if target is not None:
@@ -140,8 +155,11 @@ class _Index:
         return None
 
     def java_import(self, importer: str, spec: str) -> list[int]:
-        if spec.endswith(".*"):
-            return sorted(self.java_dirs.get(spec[:-2], ()))
+        if spec.endswith(".*"):  # a package's classes, or (static) a class's members
+            found = sorted(self.java_dirs.get(spec[:-2], ()))
+            if found:
+                return found
+            spec = spec[:-2]
         parts = spec.split(".")
         for k in range(len(parts), 0, -1):  # a static import names a member: drop it until a class resolves
             target = _nearest(self.java.get(".".join(parts[:k]), ()), importer, self.paths)
@@ -170,15 +188,24 @@ class _Index:
         return []
 
     def go(self, importer: str, spec: str) -> list[int]:
+        # The module path is not in the corpus: a folder whose path ends the import path resolves it, with at
+        # least two components unless it is the whole path (`errors` or `net/http` is not `internal/http`).
         parts = spec.split("/")
         for k in range(len(parts)):
-            found = self.go_dirs.get("/".join(parts[k:]))
+            suffix = "/".join(parts[k:])
+            if len(parts) - k < 2 and suffix not in self.go_roots:
+                break
+            found = self.go_dirs.get(suffix)
             if found:
                 return sorted(i for i in found if posixpath.dirname(self.paths[i]) != posixpath.dirname(importer))
         return []
 
     def rust(self, importer: str, spec: str) -> list[int]:
-        parts = [p.strip() for p in spec.split("{")[0].split("::") if p.strip()]
+        head, _, group = spec.partition("{")  # `crate::a::{b, c::D}`: each member of the group
+        if group:
+            members = [m.strip() for m in group.rstrip("} ").split(",") if m.strip() and "{" not in m]
+            return sorted({i for m in members or [""] for i in self.rust(importer, head + m)})
+        parts = [p.strip() for p in spec.split("::") if p.strip()]
         if not parts or parts[0] not in ("crate", "self", "super"):
             return []
         here, folder = importer.rsplit("/", 1)[-1], posixpath.dirname(importer)
@@ -190,8 +217,13 @@ class _Index:
             folder = importer[: idx + 3]
         elif parts[0] == "self":
             folder = folder if is_root else importer[:-3]
-        elif here == "mod.rs":  # super of a folder's module: the folder above
-            folder = posixpath.dirname(folder)
+        else:  # super, maybe repeated: each one a module up
+            ups = 0
+            while parts and parts[0] == "super":
+                parts, ups = parts[1:], ups + 1
+            parts = ["super", *parts]
+            for _ in range(ups - (0 if is_root else 1)):  # a file module's parent is its own folder's module
+                folder = posixpath.dirname(folder)
         rest = parts[1:]
         for k in range(len(rest), 0, -1):
             path = "/".join([folder, *rest[:k]]) if folder else "/".join(rest[:k])

@@ -7,12 +7,13 @@ import dagster as dg
 from seedcoder_assets.core.longctx.checks import (
     every_file_once,
     files_long_enough,
+    layout_matches,
     no_sequence_over_budget,
     python_imports_in_order,
 )
 from seedcoder_assets.core.longctx.corpus import repo_bar, tokenizer_file
 from seedcoder_assets.core.object_store import duckdb_connect
-from seedcoder_assets.core.parquet_io import duckdb_source, read_table
+from seedcoder_assets.core.parquet_io import duckdb_source
 from seedcoder_assets.core.pipeline import (
     LONG_CONTEXT_FILES,
     LONG_CONTEXT_SEQUENCES,
@@ -49,7 +50,9 @@ def _check(name: str, description: str, asset=LONG_CONTEXT_SEQUENCES) -> dg.Asse
     _check("imports_before_users", "in each sequence, every Python import (read by ast, resolved by Python's rules "
                                    "over the repository) of a file of the same sequence comes after it, unless "
                                    "recorded as a cycle break"),
-    _check("no_sequence_over_budget", "every stored text, tokenized whole by the tokenizer, is within the budget")])
+    _check("no_sequence_over_budget", "every stored text, tokenized whole by the tokenizer, is within the budget"),
+    _check("layout_matches", "each text is its repository's header, then a marker and path per listed file, in "
+                             "order")])
 def long_context_sequences(context: dg.AssetExecutionContext, config: LongContextConfig,
                            storage: StorageResource) -> dg.MaterializeResult:
     crawl = context.partition_key
@@ -58,13 +61,12 @@ def long_context_sequences(context: dg.AssetExecutionContext, config: LongContex
     files_uri = storage.uri(REPO_LEVEL_CORPUS, crawl)
     con = duckdb_connect(memory_limit=storage.duckdb_memory_limit)
     bar = repo_bar(con, storage.uri(REPO_QUALITY, crawl), params)
-    seqs = read_table(dst, ["repo", "tokens", "file_ids"])
+    seqs = con.execute(f"SELECT tokens, len(file_ids) AS n FROM {duckdb_source(dst)}").fetch_arrow_table()
     buckets: dict[str, int] = {}
     per_sequence: dict[int, int] = {}
-    for tokens, ids in zip(seqs["tokens"].to_pylist(), seqs["file_ids"].to_pylist()):
+    for tokens, n in zip(seqs["tokens"].to_pylist(), seqs["n"].to_pylist()):
         buckets[_bucket(tokens)] = buckets.get(_bucket(tokens), 0) + 1
-        n = len(ids)
-        per_sequence[n if n < 50 else 50] = per_sequence.get(n if n < 50 else 50, 0) + 1
+        per_sequence[min(n, 50)] = per_sequence.get(min(n, 50), 0) + 1
     # The picture: the sequence with the most import edges among those small enough to read.
     pick = con.execute(f"""SELECT repo, piece, paths, edges, cycle_breaks FROM {duckdb_source(dst)}
                            WHERE len(paths) BETWEEN 4 AND 40 ORDER BY len(edges) DESC, repo, piece LIMIT 1""").fetchone() \
@@ -89,7 +91,8 @@ def long_context_sequences(context: dg.AssetExecutionContext, config: LongContex
         check_result("every_file_once", every_file_once(dst, files_uri, bar, tokenizer, params.budget_tokens,
                                                         params.repo_token, params.file_token)),
         check_result("imports_before_users", python_imports_in_order(dst, files_uri)),
-        check_result("no_sequence_over_budget", no_sequence_over_budget(dst, tokenizer, params.budget_tokens))])
+        check_result("no_sequence_over_budget", no_sequence_over_budget(dst, tokenizer, params.budget_tokens)),
+        check_result("layout_matches", layout_matches(dst, params.repo_token, params.file_token))])
 
 
 @dg.asset(**asset_kwargs(LONG_CONTEXT_FILES), check_specs=[
