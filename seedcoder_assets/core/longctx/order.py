@@ -72,15 +72,30 @@ def _strong_components(nodes: Sequence[int], deps: Sequence[Sequence[int]]) -> l
 def _cycle_order(component: list[int], deps: Sequence[Sequence[int]], paths: Sequence[str]
                  ) -> tuple[list[int], list[tuple[int, int]]]:
     """The files of one cycle (a strongly connected component): each time, the file with the fewest
-    dependencies not yet placed goes next (then by path); each of those dependencies is a broken edge."""
+    dependencies not yet placed goes next (then by path); each of those dependencies is a broken edge. A heap
+    with lazy updates keeps this O((files + edges) log files) for the large cycles of big packages."""
     left = set(component)
+    inside = {n: sorted(d for d in set(deps[n]) if d in left and d != n) for n in component}
+    users: dict[int, list[int]] = {n: [] for n in component}
+    for n, ds in inside.items():
+        for d in ds:
+            users[d].append(n)
+    unplaced = {n: len(ds) for n, ds in inside.items()}
+    heap = [(unplaced[n], paths[n], n) for n in component]
+    heapq.heapify(heap)
     order: list[int] = []
     breaks: list[tuple[int, int]] = []
-    while left:
-        n = min(left, key=lambda n: (sum(d in left for d in deps[n]), paths[n]))
-        breaks += [(n, d) for d in sorted(deps[n]) if d in left and d != n]
+    while heap:
+        count, _, n = heapq.heappop(heap)
+        if n not in left or count != unplaced[n]:
+            continue  # placed already, or an older count
+        breaks += [(n, d) for d in inside[n] if d in left]
         left.discard(n)
         order.append(n)
+        for u in users[n]:
+            if u in left:
+                unplaced[u] -= 1
+                heapq.heappush(heap, (unplaced[u], paths[u], u))
     return order, breaks
 
 
