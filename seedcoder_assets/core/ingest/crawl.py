@@ -24,6 +24,7 @@ from seedcoder_assets.core.ingest.archives import (
     strip_common_root,
     to_row,
 )
+from seedcoder_assets.core.ingest.notebooks import is_notebook, without_outputs
 from seedcoder_assets.core.object_store import resolve
 from seedcoder_assets.core.parquet_io import PartWriter
 from seedcoder_assets.core.schemas import FILE_SCHEMA, REPO_SCHEMA
@@ -152,6 +153,8 @@ class CrawlIngest:
         members: list[Member] = []
         try:  # one repository's members at a time: memory is bounded by max repo size, not crawl size
             for member in open_archive(self.fs, f"{self.root}/{archive}", self.params):
+                if member.data and is_notebook(member.path):  # outputs are most of a notebook: not kept in memory
+                    member.data = without_outputs(member.data)
                 members.append(member)
         except ARCHIVE_DATA_ERRORS as exc:  # the archive's bytes are wrong: data, not a crash of the partition
             reason = exc.reason if isinstance(exc, CorruptArchive) else "bad_archive"

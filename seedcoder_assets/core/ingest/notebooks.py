@@ -58,6 +58,20 @@ def is_notebook(path: str) -> bool:
     return path.lower().endswith(IS_NOTEBOOK_SUFFIX)
 
 
+def without_outputs(data: bytes) -> bytes:
+    """A notebook's JSON without its cells' outputs (most of its bytes: plots, tables), so a repository of
+    big notebooks holds little while its members are read; what is not a readable notebook stays as it is,
+    for `notebook_script` to give its reason."""
+    try:
+        raw = json.loads(data)
+        for cell in raw.get("cells", []) if isinstance(raw, dict) else []:
+            if isinstance(cell, dict) and cell.get("outputs"):
+                cell["outputs"] = []
+        return json.dumps(raw).encode()  # ASCII, \\u escapes: a lone surrogate stays an escape
+    except (ValueError, RecursionError, TypeError, AttributeError):
+        return data
+
+
 def kernel_language(metadata: dict) -> str:
     """The notebook's language, lower-cased as jupytext names it: the kernelspec's, else language_info's,
     else Python (Jupyter's default kernel, and what notebooks without metadata were written for)."""
