@@ -67,7 +67,7 @@ def without_outputs(data: bytes) -> bytes:
         for cell in raw.get("cells", []) if isinstance(raw, dict) else []:
             if isinstance(cell, dict) and cell.get("outputs"):
                 cell["outputs"] = []
-        return json.dumps(raw).encode()  # ASCII, \\u escapes: a lone surrogate stays an escape
+        return json.dumps(raw).encode()  # ASCII with \u escapes: a lone surrogate stays an escape
     except (ValueError, RecursionError, TypeError, AttributeError):
         return data
 
