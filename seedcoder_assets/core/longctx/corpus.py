@@ -93,7 +93,22 @@ def token_counter(name: str) -> Callable[[list[str]], list[int]]:
     tok = Tokenizer.from_file(tokenizer_file(name))
     tok.no_truncation()
     tok.no_padding()
-    return lambda texts: [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)] if texts else []
+
+    def count(texts: list[str]) -> list[int]:
+        # An encoding holds ids, offsets and strings per token (~25x its text): batches of at most 4 MB keep a
+        # big repository's count from holding gigabytes.
+        out: list[int] = []
+        start = 0
+        while start < len(texts):
+            end, size = start, 0
+            while end < len(texts) and (end == start or size + len(texts[end]) <= 4 << 20):
+                size += len(texts[end])
+                end += 1
+            out += [len(e.ids) for e in tok.encode_batch(texts[start:end], add_special_tokens=False)]
+            start = end
+        return out
+
+    return count
 
 
 def sequence_id(crawl: str, repo: str, piece: int) -> str:
