@@ -43,10 +43,12 @@ from seedcoder_assets.core.object_store import duckdb_connect  # noqa: E402
 from seedcoder_assets.core.parquet_io import duckdb_source  # noqa: E402
 
 
-def repositories(files: str, only: str | None = None):
+def repositories(files: str, only: str | None = None, every: int = 1):
     con = duckdb_connect()
     con.execute("SET threads TO 1")
-    where = "WHERE repo = ?" if only else ""
+    where = "WHERE repo = ?" if only else (
+        f"WHERE repo IN (SELECT repo FROM (SELECT DISTINCT repo FROM {duckdb_source(files)}) "
+        f"QUALIFY (row_number() OVER (ORDER BY repo) - 1) % {int(every)} = 0)")
     result = con.execute(f"SELECT repo, id, path, language, content FROM {duckdb_source(files)} {where} "
                          "ORDER BY repo, path", [only] if only else [])
     current, rows = None, []
@@ -87,12 +89,12 @@ def accuracy(files: list[RepoFile], graph) -> tuple[int, int, int, int]:
     return both, ours_only, theirs_only, compared
 
 
-def run(files: str, budget: int, tokenizer: str, only: str | None = None) -> dict:
+def run(files: str, budget: int, tokenizer: str, only: str | None = None, every: int = 1) -> dict:
     count = token_counter(tokenizer)
     totals = {"repos": 0, "files": 0, "mb": 0.0, "graph_cpu": 0.0, "order_cpu": 0.0, "token_cpu": 0.0,
               "sequences": 0, "alone": 0, "breaks": 0, "both": 0, "ours_only": 0, "theirs_only": 0, "compared": 0,
               "largest": ("", 0.0)}
-    for repo, rows in repositories(files, only):
+    for repo, rows in repositories(files, only, every):
         mb = sum(len(f.content.encode("utf-8", "replace")) for f in rows) / 1e6
         t0 = time.process_time()
         graph = repo_graph(rows)
@@ -125,12 +127,13 @@ def main() -> None:
     ap.add_argument("--files", required=True, help="a repository-level files partition (dedup/repo_level_files)")
     ap.add_argument("--budget", type=int, default=32_768)
     ap.add_argument("--tokenizer", default="", help="a local Hugging Face tokenizer (default: all-MiniLM-L6-v2's)")
+    ap.add_argument("--every", type=int, default=1, help="every n-th repository by name (a quicker sample)")
     ap.add_argument("--only", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.only:
         print(json.dumps(run(a.files, a.budget, a.tokenizer, a.only)))
         return
-    t = run(a.files, a.budget, a.tokenizer)
+    t = run(a.files, a.budget, a.tokenizer, every=a.every)
     repo, mb = t["largest"]
     alone = json.loads(subprocess.run([sys.executable, __file__, "--files", a.files, "--budget", str(a.budget),
                                        "--tokenizer", a.tokenizer, "--only", repo], capture_output=True, text=True,
