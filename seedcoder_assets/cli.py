@@ -143,6 +143,44 @@ def cmd_materialize_long_context(args: argparse.Namespace) -> None:
     _run_jobs(args, [(pipeline.LONG_CONTEXT_JOB, c) for c in crawls])
 
 
+def cmd_materialize_decontam(args: argparse.Namespace) -> None:
+    """The benchmark n-gram index, then every built corpus of every partition decontaminated against it."""
+    import dagster as dg
+
+    from seedcoder_assets.core import pipeline
+    from seedcoder_assets.core.parquet_io import is_complete
+    from seedcoder_assets.definitions import defs
+    from seedcoder_assets.partitions import BY_SOURCE
+
+    d, instance = defs(), _instance()
+    storage = d.resources["storage"]
+    config = _load_run_config(args.config)
+
+    def run(job: str, partition: str | None, assets: list[tuple[str, ...]] | None = None) -> bool:
+        job_def = d.resolve_job_def(job)
+        ops = {k: v for k, v in config.get("ops", {}).items() if job_def.graph.has_node_named(k)}
+        selection = [dg.AssetKey(list(a)) for a in assets] if assets else None
+        result = _execute(job_def, instance, partition, run_config={"ops": ops} if ops else None,
+                          asset_selection=selection)
+        ok = _report(f"{job}[{partition}]" if partition else job, result)
+        if not result.success:
+            sys.exit(f"stopped: {job}[{partition}] failed")
+        return ok
+
+    ok = run(pipeline.INDEX_JOB, None)
+    done = 0
+    for source, job in pipeline.DECONTAM_JOBS.items():
+        for partition in instance.get_dynamic_partitions(BY_SOURCE[source].name):
+            built = [pipeline.DECONTAMINATED[c] for c in pipeline.CORPORA
+                     if pipeline.stage(c).source == source and is_complete(storage.uri(c, partition))]
+            if built:
+                ok &= run(job, partition, built)
+                done += 1
+    print(f"decontaminated the corpora of {done} partitions")
+    if not ok:
+        sys.exit(1)
+
+
 def _materialize_shards_then_dedup(args: argparse.Namespace, jobs: tuple[str, str]) -> None:
     # its shards, then its dedup (against the crawls before it: keep their order)
     _run_jobs(args, [(job, crawl) for crawl in args.crawls for job in jobs])
@@ -401,6 +439,10 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("crawls", nargs="*", help="default: every crawl whose repository-level corpus is built")
     s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`), e.g. a budget or a score bar")
     s.set_defaults(fn=cmd_materialize_long_context)
+    s = sub.add_parser("materialize-decontam", help="build the benchmark n-gram index, then decontaminate every "
+                                                    "built corpus of every crawl, commit crawl and web dump")
+    s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`), e.g. a folder of benchmarks")
+    s.set_defaults(fn=cmd_materialize_decontam)
     s = sub.add_parser("register-crawl", help="add crawls as partitions of the `crawl` dimension")
     s.add_argument("crawls", nargs="+")
     s.set_defaults(fn=cmd_register)

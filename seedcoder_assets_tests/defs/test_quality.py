@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -258,3 +259,45 @@ def test_long_context_corpus(env) -> None:
     again = _job(env, "long_context_job", crawl="c1", config=run_config)
     assert again.success
     assert pl.read_parquet(f"{home}/lake/long_context/long_context_sequences/crawl=c1/*.parquet").equals(seqs)
+
+
+def test_decontamination_of_every_corpus(env, tmp_path: Path) -> None:
+    """The index (HumanEval, and a benchmark made of three of the crawl's files) built once per content, the
+    crawl's five corpora decontaminated with every check passing; a second benchmark is a new index version
+    and the re-run checks only its n-grams."""
+    home = env["home"]
+    files = pl.read_parquet(f"{home}/lake/quality/quality_files/crawl=c1/*.parquet").filter(
+        pl.col("language") == "Python").sort("size", descending=True)
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+
+    def bench(name: str, rows: pl.DataFrame) -> None:
+        (folder / f"{name}.jsonl").write_text("".join(
+            json.dumps({"task_id": f"{name}/{i}", "prompt": c[len(c) // 2:][:2000]}) + "\n"
+            for i, c in enumerate(rows["content"])))
+
+    bench("copied", files.slice(5, 3))
+    config = {"ops": {"training__benchmark_ngrams": {"config": {"benchmarks": [{"path": str(folder)}]}}}}
+    first = _job(env, "benchmark_index_job", crawl=None, config=config)
+    md = _metadata(first, "training/benchmark_ngrams")
+    assert set(md["benchmarks"].value) == {"humaneval", "copied"} and md["reused"].value is False
+    assert _metadata(_job(env, "benchmark_index_job", crawl=None, config=config),
+                     "training/benchmark_ngrams")["reused"].value is True
+    result = _job(env, "decontam_job")
+    checks = {(e.asset_key.to_user_string(), e.check_name): (e.passed, e.metadata)
+              for e in result.get_asset_check_evaluations()}
+    assert len(checks) == 15 and all(passed for passed, _ in checks.values()), checks
+    qf = _metadata(result, "training/decontaminated_quality_files")
+    assert qf["benchmarks_matched"].value.get("copied", 0) >= 3 and qf["check"].value == "full"
+    lineage = pl.read_parquet(f"{home}/lake/lineage/stage=decontaminated_quality_files/crawl=c1/*.parquet")
+    assert set(files.slice(5, 3)["id"]) <= set(lineage.filter(pl.col("reason") == "contaminated:copied")["id"])
+    kept = pl.read_parquet(f"{home}/lake/training/decontaminated_quality_files/crawl=c1/*.parquet")
+    assert kept.height == lineage.filter(pl.col("decision") == "kept").height
+    bench("copied_later", files.slice(20, 2))
+    second = _job(env, "benchmark_index_job", crawl=None, config=config)
+    assert _metadata(second, "training/benchmark_ngrams")["version"].value != md["version"].value
+    again = _job(env, "decontam_job")
+    assert all(e.passed for e in again.get_asset_check_evaluations())
+    qf2 = _metadata(again, "training/decontaminated_quality_files")
+    assert qf2["check"].value == "incremental" and qf2["drops_reused"].value == qf["rows_dropped"].value
+    assert qf2["benchmarks_matched"].value.get("copied_later", 0) >= 2
