@@ -181,6 +181,13 @@ def cmd_materialize_decontam(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def cmd_materialize_mixture(args: argparse.Namespace) -> None:
+    """Each phase's token shards (new partitions only) and blend."""
+    from seedcoder_assets.core import pipeline
+
+    _run_jobs(args, [(pipeline.MIXTURE_JOB, phase) for phase in args.phases])
+
+
 def _materialize_shards_then_dedup(args: argparse.Namespace, jobs: tuple[str, str]) -> None:
     # its shards, then its dedup (against the crawls before it: keep their order)
     _run_jobs(args, [(job, crawl) for crawl in args.crawls for job in jobs])
@@ -365,7 +372,41 @@ def _catalog():
     return catalog, catalog.open_catalog(s.catalog, s.lake_root)
 
 
+def shard_document(shard: str, doc: int) -> dict:
+    """The Parquet row of document `doc` of a token shard: a path prefix (with or without an extension), or
+    <phase>/<corpus>/<partition>/<shard> under the lake's phase mixture."""
+    from pathlib import Path
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from seedcoder_assets.core import pipeline
+
+    prefix = Path(shard).with_suffix("") if Path(shard).suffix in (".bin", ".idx", ".parquet") else Path(shard)
+    if not prefix.with_suffix(".parquet").exists():
+        phase, _, rest = shard.partition("/")
+        prefix = Path(_settings().lake_root, *pipeline.PHASE_MIXTURE, f"phase={phase}", rest)
+    if not prefix.with_suffix(".parquet").exists():
+        sys.exit(f"no shard {shard!r} (looked for {prefix}.parquet)")
+    table = pq.read_table(prefix.with_suffix(".parquet"), columns=["doc", "corpus", "partition", "source_id", "fim",
+                                                                   "fim_start", "fim_end", "escaped", "tokens"])
+    rows = table.filter(pc.equal(table["doc"], doc)).to_pylist()
+    if not rows:
+        sys.exit(f"shard {prefix} has {table.num_rows} documents; no document {doc}")
+    return {"shard": str(prefix), **rows[0]}
+
+
 def cmd_why(args: argparse.Namespace) -> None:
+    if args.shard is not None:
+        if args.doc is None:
+            sys.exit("--shard needs --doc N (the document's position in the shard)")
+        found = shard_document(args.shard, args.doc)
+        fim = f"{found['fim']} middle [{found['fim_start']}, {found['fim_end']})" if found["fim"] else "no FIM"
+        print(f"{found['shard']} document {args.doc}: {found['tokens']} tokens, {fim}, from {found['corpus']} "
+              f"{found['partition']} record {found['source_id']}")
+        args.needle = found["source_id"]
+    if not args.needle:
+        sys.exit("give a record id or 'repo/path', or --shard and --doc")
     catalog, conn = _catalog()
     rows = catalog.why(conn, args.needle)
     if not rows:
@@ -443,6 +484,11 @@ def main(argv: list[str] | None = None) -> None:
                                                     "built corpus of every crawl, commit crawl and web dump")
     s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`), e.g. a folder of benchmarks")
     s.set_defaults(fn=cmd_materialize_decontam)
+    s = sub.add_parser("materialize-mixture", help="write the phases' token shards (FIM, Megatron .bin/.idx, Parquet "
+                                                   "text) from the decontaminated corpora, then their blends")
+    s.add_argument("phases", nargs="*", default=["regular", "continued"])
+    s.add_argument("--config", help="run config YAML (`ops: {op: {config: ...}}`), e.g. weights or a tokenizer")
+    s.set_defaults(fn=cmd_materialize_mixture)
     s = sub.add_parser("register-crawl", help="add crawls as partitions of the `crawl` dimension")
     s.add_argument("crawls", nargs="+")
     s.set_defaults(fn=cmd_register)
@@ -478,8 +524,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--test-fraction", type=float, default=0.1, help="the scorer's held-out share (its split rule)")
     s.add_argument("--seed", type=int, default=0, help="the scorer's split seed")
     s.set_defaults(fn=cmd_tiny_llama)
-    s = sub.add_parser("why", help="every stage's decision for a file id or a 'repo/path' substring")
-    s.add_argument("needle")
+    s = sub.add_parser("why", help="every stage's decision for a file id or a 'repo/path' substring, or for the "
+                                   "records behind a document of a token shard")
+    s.add_argument("needle", nargs="?", default="")
+    s.add_argument("--shard", help="a token shard: its path prefix, or <phase>/<corpus>/<partition>/<name>")
+    s.add_argument("--doc", type=int, help="the document's position in the shard")
     s.set_defaults(fn=cmd_why)
     s = sub.add_parser("where", help="the crawl, repository and path a file id came from")
     s.add_argument("id")

@@ -90,6 +90,7 @@ BENCHMARK_NGRAMS: Key = ("training", "benchmark_ngrams")
 CORPORA: tuple[Key, ...] = (QUALITY_FILES, REPO_LEVEL_CORPUS, HIGH_QUALITY_FILES, LONG_CONTEXT_SEQUENCES,
                             LONG_CONTEXT_FILES, DEDUPED_COMMIT_SAMPLES, WEB_CORPUS)
 DECONTAMINATED: dict[Key, Key] = {c: ("training", f"decontaminated_{c[-1]}") for c in CORPORA}
+PHASE_MIXTURE: Key = ("training", "phase_mixture")  # partitions: the phases (regular, continued)
 
 Compute = Literal["light", "cpu", "gpu"]  # light: the run's own process; cpu/gpu: a sized pod (lib/k8s.py)
 
@@ -164,6 +165,7 @@ HQ_ROUNDS_JOB, HQ_CORPUS_JOB = "hq_rounds_job", "hq_corpus_job"
 LONG_CONTEXT_JOB = "long_context_job"
 INDEX_JOB = "benchmark_index_job"
 DECONTAM_JOBS = {"github": "decontam_job", "commits": "commits_decontam_job", "web": "web_decontam_job"}
+MIXTURE_JOB = "phase_mixture_job"
 COMMITS, COMMITS_DEDUP = "commits_job", "commits_dedup_job"
 WEB, WEB_DEDUP = "web_pages_job", "web_dedup_job"
 WEB_SAMPLE, WEB_LABELS, WEB_RECALL = "web_label_sample_job", "web_oracle_labels_job", "web_recall_job"
@@ -208,6 +210,8 @@ JOB_DESCRIPTIONS = {
                              "long-context) against the current benchmark n-gram index.",
     DECONTAM_JOBS["commits"]: "Decontaminate a commit crawl's samples against the current benchmark n-gram index.",
     DECONTAM_JOBS["web"]: "Decontaminate a web dump's corpus against the current benchmark n-gram index.",
+    MIXTURE_JOB: "Write a phase's token shards (regular or continued): FIM at the phase's rate, the tokenizer's "
+                 "ids as Megatron .bin/.idx and Parquet text; only partitions not yet written; then the blend.",
 }
 
 # v2: large buckets ordered by a hash of the id, survivor ties broken by id (the same on Dask and in process)
@@ -477,6 +481,12 @@ STAGES: list[Stage] = [
                         "(dropped as contaminated:<benchmark>, the task and n-gram in the lineage detail); a new "
                         "index version rechecks only against the n-grams it added.")
       for c in CORPORA),
+    Stage(PHASE_MIXTURE, MIXTURE_JOB, reads=tuple(DECONTAMINATED.values()), partitioned=False, compute="cpu",
+          code_version="phase-mixture-v1",
+          description="A pretraining phase as token shards: regular (file-level code and code-related web data, "
+                      "FIM at 0.5) or continued (every corpus, FIM at 0.1); one set of shards per decontaminated "
+                      "(corpus, partition), written once; the blend of per-source weights within repetition "
+                      "limits as Megatron's --data-path."),
 ]
 
 

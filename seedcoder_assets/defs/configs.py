@@ -18,6 +18,8 @@ from seedcoder_assets.core.ingest.archives import ExtractParams
 from seedcoder_assets.core.longctx.corpus import LongContextParams
 from seedcoder_assets.core.quality.labels import TABLE17_QUOTAS, scaled_quotas
 from seedcoder_assets.core.quality.scorer import ScorerConfig
+from seedcoder_assets.core.training.fim import FimParams
+from seedcoder_assets.core.training.mixture import PHASES, PhaseParams, SourceMix
 from seedcoder_assets.core.web.judge import WebCorpusParams
 from seedcoder_assets.core.web.pages import WebPageParams
 from seedcoder_assets.core.web.recall import RecallParams
@@ -308,3 +310,45 @@ class BenchmarkIndexConfig(dg.Config):
 class DecontamConfig(dg.Config):
     full: bool = Field(False, description="Check against every n-gram of the index, even where only the n-grams "
                                           "a new index version added would need checking")
+
+
+_FIM = FimParams()
+_PHASE = PHASES["regular"]
+
+
+class SourceMixConfig(dg.Config):
+    corpus: str = Field(description="A corpus: quality_files, repo_level_corpus, high_quality_files, "
+                                    "long_context_sequences, long_context_files, deduped_commit_samples, web_corpus")
+    weight: float = Field(description="Its share of the phase's tokens (weights are normalized)")
+    max_epochs: float = Field(1.0, description="Most times its tokens may be repeated")
+
+
+class PhaseConfig(dg.Config):
+    sources: list[SourceMixConfig] = Field(default_factory=list, description="Empty: the phase's defaults "
+                                                                             "(core/training/mixture.py PHASES)")
+    fim_rate: float | None = Field(None, description="Share of documents as FIM; None: the phase's (regular 0.5, "
+                                                     "continued 0.1)")
+    fim_mode: str = Field(_FIM.mode, description="spm (the paper's) or psm")
+    fim_prefix: str = Field(_FIM.prefix, description="The prefix sentinel")
+    fim_suffix: str = Field(_FIM.suffix, description="The suffix sentinel")
+    fim_middle: str = Field(_FIM.middle, description="The middle sentinel")
+    on_sentinel: str = Field(_FIM.on_sentinel, description="A text holding a sentinel: drop or escape")
+    fim_seed: int = Field(_FIM.seed, description="With the phase and the record id, decides every transform")
+    target_tokens: int = Field(_PHASE.target_tokens, description="Tokens of the phase; 0: the most the repetition "
+                                                                 "limits allow")
+    tolerance: float = Field(_PHASE.tolerance, description="Most a realised share may differ from its configured one")
+    max_shard_tokens: int = Field(_PHASE.max_shard_tokens, description="A shard rolls over past this many tokens")
+    tokenizer: str = Field(_PHASE.tokenizer, description="A local Hugging Face tokenizer (folder or tokenizer.json); "
+                                                         "empty: SEEDCODER_TOKENIZER")
+    eos_token: str = Field(_PHASE.eos_token, description="Ends every document; empty: the tokenizer's")
+    output_root: str = Field("", description="A local or mounted folder for the shards (trainers mmap them); empty: "
+                                             "<lake>/training/phase_mixture (a local lake only)")
+
+    def to_params(self, phase: str) -> PhaseParams:
+        base = PHASES[phase]
+        fim = FimParams(rate=base.fim.rate if self.fim_rate is None else self.fim_rate, mode=self.fim_mode,
+                        prefix=self.fim_prefix, suffix=self.fim_suffix, middle=self.fim_middle,
+                        on_sentinel=self.on_sentinel, seed=self.fim_seed)
+        sources = [SourceMix(**s.model_dump()) for s in self.sources] or list(base.sources)
+        return PhaseParams(sources=sources, fim=fim, target_tokens=self.target_tokens, tolerance=self.tolerance,
+                           max_shard_tokens=self.max_shard_tokens, tokenizer=self.tokenizer, eos_token=self.eos_token)

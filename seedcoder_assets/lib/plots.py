@@ -156,3 +156,23 @@ def dependency_graph_markdown(title: str, paths: Sequence[str], edges: Sequence[
     ax.set_yticks([])
     ax.set_xlim(-0.5, max(layer, default=0) + 1.2)
     return _markdown(plt, fig, title)
+
+
+def mixture_markdown(title: str, configured: Mapping[str, float], realised: Mapping[str, float],
+                     epochs: Mapping[str, float]) -> dg.MetadataValue:
+    """A phase's share of tokens per source, configured next to realised, each bar labelled with its epochs."""
+    import numpy as np
+
+    plt, fig, ax = _figure(7.5, 3.4)
+    names = list(configured)
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, [configured[n] for n in names], 0.4, label="configured", color="#9fb3d9")
+    bars = ax.bar(x + 0.2, [realised.get(n, 0.0) for n in names], 0.4, label="realised", color="#4f6fb3")
+    for bar, n in zip(bars, names):
+        ax.annotate(f"{epochs.get(n, 0.0):.2f} ep", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("share of tokens")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _markdown(plt, fig, title)

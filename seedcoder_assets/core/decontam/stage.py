@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from seedcoder_assets.core import object_store, paths
 from seedcoder_assets.core.decontam.index import NgramIndex
-from seedcoder_assets.core.decontam.ngrams import WordHasher, batch_ngram_hashes
+from seedcoder_assets.core.decontam.ngrams import batch_ngram_hashes
 from seedcoder_assets.core.parquet_io import (
     MAX_BATCH_BYTES,
     dataset,
@@ -112,7 +112,6 @@ class Decontaminator:
 
     def __init__(self, plan: Plan, column: str) -> None:
         self.plan, self.column = plan, column
-        self.hasher = WordHasher()
         self.spared: Counter[str] = Counter()
         self.spared_examples: list[dict[str, str]] = []
         self.tasks: Counter[str] = Counter()
@@ -133,8 +132,8 @@ class Decontaminator:
                 todo.append(i)
         index = self.plan.index
         if todo and len(index.hashes):
-            texts = batch.column(self.column).take(pa.array(todo)).to_pylist()
-            hashes, doc = batch_ngram_hashes(texts, index.n, self.hasher)
+            texts = batch.column(self.column)
+            hashes, doc = batch_ngram_hashes(texts if len(todo) == len(ids) else texts.take(pa.array(todo)), index.n)
             pos = index.positions(hashes)
             hit = pos >= 0
             self._decide(np.asarray(todo), doc[hit], pos[hit], ids, reasons, details)

@@ -1,6 +1,9 @@
-"""Training-ready output (paper section 4): the benchmark n-gram index, a versioned asset in the model store,
-and every corpus decontaminated against it, per partition of its source (core/decontam/). Thin wrappers:
-the declared stages run, then their checks."""
+"""Training-ready output: the benchmark n-gram index, a versioned asset in the model store, every corpus
+decontaminated against it per partition of its source (paper section 4, core/decontam/), and the two phase
+mixtures as token shards (paper 2.1, 2.3, 2.2.6; core/training/). Thin wrappers: the core runs, then the
+checks."""
+
+from pathlib import Path
 
 import dagster as dg
 
@@ -8,11 +11,17 @@ from seedcoder_assets.core import pipeline
 from seedcoder_assets.core.decontam.checks import drops_hold_their_ngram, no_benchmark_ngrams
 from seedcoder_assets.core.decontam.index import build_index, planned_version
 from seedcoder_assets.core.decontam.stage import DecontamParams, read_state
-from seedcoder_assets.core.pipeline import BENCHMARK_NGRAMS, DECONTAMINATED, Key
-from seedcoder_assets.defs.configs import BenchmarkIndexConfig, DecontamConfig
+from seedcoder_assets.core.longctx.corpus import tokenizer_file
+from seedcoder_assets.core.object_store import is_s3
+from seedcoder_assets.core.parquet_io import is_complete
+from seedcoder_assets.core.pipeline import BENCHMARK_NGRAMS, DECONTAMINATED, PHASE_MIXTURE, Key
+from seedcoder_assets.core.training.checks import fim_reassembles, mixture_within_tolerance, tokens_match_shards
+from seedcoder_assets.core.training.mixture import PHASES, Encoder, PhaseInput, build_phase
+from seedcoder_assets.defs.configs import BenchmarkIndexConfig, DecontamConfig, PhaseConfig
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
-from seedcoder_assets.lib.plots import bar_chart_markdown
+from seedcoder_assets.lib.plots import bar_chart_markdown, mixture_markdown
 from seedcoder_assets.lib.stage_assets import asset_kwargs, key
+from seedcoder_assets.partitions import BY_SOURCE
 from seedcoder_assets.resources.storage import StorageResource
 
 INDEX_NAME = "benchmark_ngrams"  # its name in the model store
@@ -92,3 +101,91 @@ def decontaminated_asset(corpus: Key) -> dg.AssetsDefinition:
 
 
 decontaminated = [decontaminated_asset(c) for c in pipeline.CORPORA]
+
+
+PHASE_PARTITIONS = dg.StaticPartitionsDefinition(sorted(PHASES))
+
+
+def phase_root(storage: StorageResource, config: PhaseConfig, phase: str) -> Path:
+    """Where a phase's shards live: a local or mounted folder (Megatron memory-maps them)."""
+    if config.output_root:
+        return Path(config.output_root) / f"phase={phase}"
+    if is_s3(storage.lake_root):
+        raise dg.Failure(description="The lake is on S3: set the phase mixture's output_root to a local or mounted "
+                                     "folder (a shared volume the trainers read).")
+    return Path(storage.lake_root) / PHASE_MIXTURE[0] / PHASE_MIXTURE[1] / f"phase={phase}"
+
+
+def phase_inputs(context: dg.AssetExecutionContext, storage: StorageResource, corpora: set[str]) -> list[PhaseInput]:
+    """Every decontaminated (corpus, partition) of the phase's corpora that is complete, in registration order."""
+    out = []
+    for corpus in pipeline.CORPORA:
+        if corpus[-1] not in corpora:
+            continue
+        source = pipeline.stage(corpus).source
+        for partition in context.instance.get_dynamic_partitions(BY_SOURCE[source].name):
+            uri = storage.uri(DECONTAMINATED[corpus], partition)
+            if is_complete(uri):
+                out.append(PhaseInput(corpus[-1], partition, uri))
+    return out
+
+
+_MIX_CHECKS = [
+    ("tokens_match_shards", "per source, the manifest's tokens equal the shards' (.idx parsed here, .bin sizes, "
+                            "Parquet rows), and sampled documents tokenized again are the ids in the .bin"),
+    ("fim_reassembles", "every document written this run is its decontaminated record: a FIM one once its parts "
+                        "are put back in order"),
+    ("mixture_within_tolerance", "the blend a trainer reads draws each source's configured share within the "
+                                 "tolerance, repeating none past its limit (tokens from the .idx files)")]
+
+
+@dg.asset(**asset_kwargs(PHASE_MIXTURE, partitions_def=PHASE_PARTITIONS,
+                         deps=[dg.AssetDep(key(k), partition_mapping=dg.AllPartitionMapping())
+                               for k in DECONTAMINATED.values()]),
+          check_specs=[dg.AssetCheckSpec(n, asset=key(PHASE_MIXTURE), description=d) for n, d in _MIX_CHECKS])
+def phase_mixture(context: dg.AssetExecutionContext, config: PhaseConfig,
+                  storage: StorageResource) -> dg.MaterializeResult:
+    phase = context.partition_key
+    params = config.to_params(phase)
+    tokenizer = tokenizer_file(params.tokenizer)
+    inputs = phase_inputs(context, storage, {s.corpus for s in params.sources})
+    if not inputs:
+        raise dg.Failure(description=f"No decontaminated corpus of {sorted(s.corpus for s in params.sources)} yet: "
+                                     "run `seedcoder materialize-decontam` first.")
+    root = phase_root(storage, config, phase)
+    out = build_phase(phase, params, inputs, root, Encoder(tokenizer, params.fim.sentinels, params.eos_token),
+                      log=context.log.info)
+    blend, entries = out["blend"], out["entries"]
+    per_source: dict[str, dict[str, int]] = {}
+    for e in entries.values():
+        s = per_source.setdefault(e["corpus"], {"documents": 0, "tokens": 0, "fim_documents": 0, "shards": 0,
+                                                "sentinel_dropped": 0, "escaped": 0})
+        s["documents"] += e["documents"]
+        s["tokens"] += e["tokens"]
+        s["fim_documents"] += e["fim_documents"]
+        s["shards"] += len(e["shards"])
+        s["sentinel_dropped"] += sum(e["dropped"].values())
+        s["escaped"] += e["escaped"]
+    sources = {f"{i.corpus}/{i.partition}": i.uri for i in inputs}
+    checked = out["written"] or sorted(entries)[:1]  # the first run checks all it wrote; a no-op run, one entry
+    metadata = {
+        "phase": phase, "written": dg.MetadataValue.json(out["written"]), "kept": len(out["kept"]),
+        "shards": sum(s["shards"] for s in per_source.values()),
+        "documents": sum(s["documents"] for s in per_source.values()), "total_tokens": blend["total_tokens"],
+        "per_source": dg.MetadataValue.json(per_source),
+        "blend": dg.MetadataValue.json({k: blend[k] for k in ("configured_share", "realised_share", "epochs",
+                                                               "tokens", "available_tokens", "missing_sources")}),
+        "mixture": mixture_markdown(f"{phase}: share of tokens per source", blend["configured_share"],
+                                    blend["realised_share"], blend["epochs"]),
+        "tokens_per_source": bar_chart_markdown(f"{phase}: tokens on disk per source",
+                                                {c: s["tokens"] for c, s in per_source.items()}, "source"),
+        "fim": dg.MetadataValue.json({**params.fim.model_dump(), "documents": sum(s["fim_documents"]
+                                                                                 for s in per_source.values())}),
+        "tokenizer": tokenizer, "vocab_size": out["vocab_size"], "special_ids": dg.MetadataValue.json(out["special_ids"]),
+        "data_path": dg.MetadataValue.path(str(root / "data_path.txt")), "path": dg.MetadataValue.path(str(root))}
+    return dg.MaterializeResult(metadata=metadata, check_results=[
+        check_result("tokens_match_shards", tokens_match_shards(root, tokenizer)),
+        check_result("fim_reassembles", fim_reassembles(root, sources, checked)),
+        check_result("mixture_within_tolerance", mixture_within_tolerance(
+            root, {s.corpus: s.weight for s in params.sources}, {s.corpus: s.max_epochs for s in params.sources},
+            params.tolerance))])
