@@ -10,7 +10,7 @@ alone; the prompt alone. The truth is the benchmark's own: which files it plante
 over the planted text, not the stage's code) whether the planted text holds a blocking 10-gram at all.
 A file the stage drops that was not planted is a natural hit.
 
-Each run of the stage is a forked child with thread pools pinned to one thread; its CPU seconds and peak
+Each run of the stage is a spawned process with thread pools pinned to one thread; its CPU seconds and peak
 RSS are the kernel's. The peer is the straightforward implementation (Python's `re`, each 10-gram joined
 as a string, a set of the index's n-grams): it is timed on the same input and must find the same files.
 """
@@ -26,6 +26,7 @@ import argparse  # noqa: E402
 import gzip  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import multiprocessing  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
@@ -61,7 +62,7 @@ def human_eval() -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
-FORMS = ("verbatim", "reformatted", "test_only", "prompt_only")
+FORMS = ("verbatim", "reformatted", "test_only", "prompt_only", "solution_only")
 
 
 def planted_text(task: dict, form: str) -> str:
@@ -69,6 +70,9 @@ def planted_text(task: dict, form: str) -> str:
         return task["prompt"] + task["canonical_solution"]
     if form == "reformatted":
         return (task["prompt"] + task["canonical_solution"]).replace("    ", "\t").replace('"', "'")
+    if form == "solution_only":  # the signature and the canonical solution, no docstring
+        signature = next(line for line in task["prompt"].splitlines() if line.startswith(f"def {task['entry_point']}("))
+        return signature + "\n" + task["canonical_solution"]
     return task["test"] if form == "test_only" else task["prompt"]
 
 
@@ -113,34 +117,39 @@ def index(params: IndexParams, folder: Path) -> Path:
     return folder
 
 
+def child(lake: Path, src: str, idx: Path, prior: Path | None, peer: bool) -> None:
+    """One run in a fresh process (its own imports, no memory of the parent's): figures to child.json."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    dst = paths.partition_uri(str(lake), ["training", STAGE], "full")
+
+    def lineage():  # opened after the plan: opening clears the last run's lineage, which it reads
+        return LineageWriter(str(lake), STAGE, "full", "bench")
+
+    if peer:
+        stats = run_stage(iter_batches(src), dst, lineage(), peer_decide(idx), schema=FILE_SCHEMA)
+        stats.extra.update({"check": "peer", "checked_ngrams": 0, "records_checked": stats.rows_in,
+                            "drops_reused": 0, "allowlist_spared": {}, "records_prefiltered_out": 0})
+    else:
+        stats = run_decontamination(str(lake), STAGE, "full", src, dst, lineage,
+                                    DecontamParams(index_path=str(idx), prior_index_path=str(prior or "")))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    (lake / "child.json").write_text(json.dumps({
+        "cpu_s": cpu, "wall_s": wall, "rows_in": stats.rows_in, "bytes_in": stats.bytes_in,
+        "dropped": stats.rows_dropped, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **{k: stats.extra[k] for k in ("check", "checked_ngrams", "records_checked", "drops_reused",
+                                       "allowlist_spared", "records_prefiltered_out")}}))
+
+
 def run_child(lake: Path, src: str, idx: Path, prior: Path | None = None, peer: bool = False) -> dict:
-    """The stage (or the peer's decide in the same runner, with the same reads and writes) in a forked child:
-    its figures, CPU seconds and peak RSS."""
+    """The stage (or the peer's decide in the same runner, with the same reads and writes) in a spawned
+    process: its figures, CPU seconds and peak RSS."""
     lake.mkdir(parents=True, exist_ok=True)
-    out = lake / "child.json"
-    pid = os.fork()
-    if pid == 0:
-        try:
-            wall, cpu = time.perf_counter(), time.process_time()
-            dst = paths.partition_uri(str(lake), ["training", STAGE], "full")
-            lineage = LineageWriter(str(lake), STAGE, "full", "bench")
-            if peer:
-                stats = run_stage(iter_batches(src), dst, lineage, peer_decide(idx), schema=FILE_SCHEMA)
-                stats.extra.update({"check": "peer", "checked_ngrams": 0, "records_checked": stats.rows_in,
-                                    "drops_reused": 0, "allowlist_spared": {}})
-            else:
-                stats = run_decontamination(str(lake), STAGE, "full", src, dst, lambda: lineage,
-                                            DecontamParams(index_path=str(idx), prior_index_path=str(prior or "")))
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            out.write_text(json.dumps({"cpu_s": cpu, "wall_s": wall, "rows_in": stats.rows_in,
-                                       "bytes_in": stats.bytes_in, "dropped": stats.rows_dropped,
-                                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                                       **{k: stats.extra[k] for k in ("check", "checked_ngrams", "records_checked",
-                                                                      "drops_reused", "allowlist_spared")}}))
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-    return json.loads(out.read_text())
+    proc = multiprocessing.get_context("spawn").Process(target=child, args=(lake, src, idx, prior, peer))
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        raise RuntimeError(f"the run in {lake} failed ({proc.exitcode})")
+    return json.loads((lake / "child.json").read_text())
 
 
 def dropped(lake: Path) -> dict[str, dict]:
@@ -177,7 +186,7 @@ def main() -> None:
         truth_file.write_text(json.dumps(plant(args.files, src, args.plant, args.seed)))
     truth = json.loads(truth_file.read_text())
     he = index(IndexParams(), work / "idx-humaneval")
-    variants = {"numbers_only": index(IndexParams(code_idioms=False), work / "idx-numbers-only"),
+    variants = {"code_idioms": index(IndexParams(code_idioms=True), work / "idx-code-idioms"),
                 "no_allowlist": index(IndexParams(max_informative_words=-1, code_idioms=False, licence_paths=[]),
                                       work / "idx-no-allowlist")}
     # a large index: HumanEval and, standing in for the other benchmarks, 3,000 real files of the crawl
@@ -203,17 +212,19 @@ def main() -> None:
         results[name] = run_child(lake, src, idx) | {"ngrams": json.loads((idx / "report.json").read_text())[
             "blocking"]}
         results[name]["drops"] = dropped(lake)
-    # incremental: the HumanEval lake re-run against v2 (only its new n-grams), and v2 in full on a fresh lake
-    results["incremental"] = run_child(work / "lakes" / "humaneval", src, v2, prior=he)
+    # incremental: a copy of the HumanEval lake re-run against v2 (only its new n-grams), and v2 in full on a
+    # fresh lake
+    shutil.copytree(work / "lakes" / "humaneval", work / "lakes" / "incremental")
+    results["incremental"] = run_child(work / "lakes" / "incremental", src, v2, prior=he)
     results["v2_full"] = run_child(work / "lakes" / "v2", src, v2)
-    same = dropped(work / "lakes" / "humaneval").keys() == dropped(work / "lakes" / "v2").keys()
+    same = dropped(work / "lakes" / "incremental").keys() == dropped(work / "lakes" / "v2").keys()
     results["peer"] = run_child(work / "lakes" / "peer", src, he, peer=True)
     peer_hits = set(dropped(work / "lakes" / "peer"))
 
-    # truth (the benchmark's, not the stage's): which files were planted, and by Python's re over the planted
-    # text and the unallowed index's n-gram strings, whether the planted text holds a benchmark 10-gram at all
-    every_gram = {r["text"] for r in pq.read_table(he / "ngrams.parquet", columns=["text"]).to_pylist()}
-    detectable = {i for i, t in truth.items() if not grams(t["text"]).isdisjoint(every_gram)}
+    # truth (the benchmark's, not the stage's): every planted file is a copy of part of a task; one of at
+    # least 10 words (Python's re) is one a 10-gram method can find
+    detectable = {i for i, t in truth.items()
+                  if len(_WORD.findall(t["text"].encode("ascii", "replace").decode().lower())) >= 10}
     meta = {r["id"]: (r["repo"], r["path"]) for r in read_table(src, ["id", "repo", "path"]).to_pylist()}
     half = {i: "A" if int(hashlib.sha256(repo.encode()).hexdigest(), 16) % 2 == 0 else "B"
             for i, (repo, _) in meta.items()}  # halves by repository: fit on A, report on B
@@ -226,10 +237,11 @@ def main() -> None:
                 "per_form": {f: (sum(i in drops for i in planted if truth[i]["form"] == f),
                                  sum(truth[i]["form"] == f for i in planted)) for f in FORMS}}
 
-    allowlists = ("no_allowlist", "numbers_only", "humaneval")
+    allowlists = ("no_allowlist", "humaneval", "code_idioms")
     fit = {n: scores(n, "A") for n in allowlists}
     report = {n: scores(n, "B") for n in allowlists}
-    chosen = min((n for n in allowlists if fit[n]["recall"] == 1.0), key=lambda n: fit[n]["natural"])
+    # a copy missed is a leak; a natural hit costs one file: the highest recall on A, then the fewest natural hits
+    chosen = min(allowlists, key=lambda n: (-round(fit[n]["recall"], 4), fit[n]["natural"]))
     drops = results["humaneval"]["drops"]
     natural_b = {i: d for i, d in drops.items() if i not in truth and half[i] == "B"}
     through = [{"file": "/".join(meta[i]), "task": d["task"], "ngram": d["ngram"]} for i, d in sorted(natural_b.items())]
@@ -239,7 +251,7 @@ def main() -> None:
           f"{args.plant} HumanEval tasks planted\n")
     print("| index | blocking n-grams | MB/CPU-s | CPU s | wall s | peak RSS MB | files dropped |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name in ("humaneval", "numbers_only", "no_allowlist", "large", "v2_full", "incremental", "peer"):
+    for name in ("humaneval", "code_idioms", "no_allowlist", "large", "v2_full", "incremental", "peer"):
         r = results[name]
         ngrams = r.get("ngrams", r["checked_ngrams"])
         label = {"peer": "peer: plain Python (same runner and I/O), humaneval",
@@ -248,20 +260,21 @@ def main() -> None:
               f"{r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['dropped']:,} |")
     print(f"\nThe peer drops the same files: {peer_hits == set(drops)} ({len(peer_hits ^ set(drops))} differ). "
           f"The incremental recheck (only the {results['incremental']['checked_ngrams']:,} new n-grams, "
-          f"{results['incremental']['drops_reused']} drops reused) drops the same files as a full check against "
-          f"the new version: {same}.\n")
+          f"{results['incremental']['drops_reused']} drops reused, "
+          f"{results['incremental']['records_prefiltered_out']:,} files ruled out by the substring prefilter) "
+          f"drops the same files as a full check against the new version: {same}.\n")
     print(f"Allowlists, by repository halves ({sum(v == 'A' for v in half.values()):,} files in A, "
-          f"{sum(v == 'B' for v in half.values()):,} in B): planted copies with a benchmark 10-gram "
-          f"({len(detectable)} of {len(truth)}) and natural hits (files dropped that were not planted).\n")
+          f"{sum(v == 'B' for v in half.values()):,} in B): recall of the planted copies "
+          f"({len(detectable)} of {len(truth)} have at least 10 words) and natural hits (files dropped that were not planted).\n")
     print("| allowlist | recall A | natural hits A | recall B | natural hits B | B recall per form |")
     print("|---|---:|---:|---:|---:|---|")
     for n in allowlists:
-        label = {"humaneval": "numbers + code idioms + licences (default)"}.get(n, n)
+        label = {"humaneval": "numbers + licences (default)", "code_idioms": "numbers + code idioms + licences"}.get(n, n)
         forms = ", ".join(f"{f} {a}/{b}" for f, (a, b) in report[n]["per_form"].items())
         print(f"| {label} | {fit[n]['recall']:.3f} | {fit[n]['natural']} | {report[n]['recall']:.3f} | "
               f"{report[n]['natural']} | {forms} |")
     base = report["no_allowlist"]["natural"]
-    print(f"\nChosen on half A (full recall, fewest natural hits): {chosen}. On half B it removes "
+    print(f"\nChosen on half A (the highest recall, then the fewest natural hits): {chosen}. On half B it removes "
           f"{base - report[chosen]['natural']} of {base} natural hits "
           f"({(base - report[chosen]['natural']) / base if base else 0:.0%}). What the default lets through on B:\n")
     for t in through[:25]:

@@ -7,7 +7,7 @@ The first --mb of the partition's files are the corpus. The tokenizer is a byte-
 trained here on 20 MB of the same files (tokenizers; no hub). Timed in this process with thread pools pinned
 to one thread: the FIM transform (regular phase, rate 0.5), tokenization (the end-of-document id appended),
 and shard writing (ours, then megatron-core's IndexedDatasetBuilder on the same ids: the two must be byte for
-byte the same files). Then the whole partition through `write_partition` in a forked child (its peak RSS is
+byte the same files). Then the whole partition through `write_partition` in a spawned process (its peak RSS is
 the kernel's), read back by Megatron's IndexedDataset and checked by the shard checks.
 """
 
@@ -20,6 +20,7 @@ os.environ.update({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1", "RAYON_RS_N
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import multiprocessing  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -80,6 +81,14 @@ def timed(fn):
     return out, time.process_time() - cpu, time.perf_counter() - wall
 
 
+def whole_partition(work: Path, src: str, tokenizer: str, params: PhaseParams) -> None:
+    encoder = Encoder(tokenizer, params.fim.sentinels)
+    entry, cpu, wall = timed(lambda: write_partition("regular", params, encoder, PhaseInput("quality_files", "full", src),
+                                                     work / "out" / "phase" / "quality_files" / "full"))
+    (work / "child.json").write_text(json.dumps({"cpu": cpu, "wall": wall, "entry": entry,
+                                                 "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", required=True)
@@ -99,24 +108,25 @@ def main() -> None:
     docs, cpu, wall = timed(lambda: [fim_document(t, i, "regular", fim) for i, t in zip(ids, texts)])
     rows["FIM (SPM, rate 0.5)"] = (mb / cpu, cpu, wall, f"{sum(d.cuts is not None for d in docs):,} of {len(docs):,} "
                                                         "documents rewritten")
-    written = [d.text for d in docs if d is not None]
+    written = [d for d in docs if d is not None and d.text]
 
     def tokenize():
         out, batch, size = [], [], 0
-        for t in written:
-            batch.append(t)
-            size += len(t)
+        for d in written:
+            batch.append(d)
+            size += len(d.text)
             if size > 4e6:
-                out += encoder.encode(batch)
+                out += encoder.encode(batch, fim)
                 batch, size = [], 0
-        return out + (encoder.encode(batch) if batch else [])
+        return out + (encoder.encode(batch, fim) if batch else [])
 
     token_ids, cpu, wall = timed(tokenize)
     tokens = sum(len(a) for a in token_ids)
     rows["tokenize (byte-level BPE, 32,000 ids)"] = (mb / cpu, cpu, wall, f"{tokens / cpu / 1e6:.2f} M tokens/CPU-s; "
                                                                          f"{tokens:,} tokens")
+    # the same text rows the stage writes (ours writes them; megatron-core's builder has none)
     empty = {k: [None] * len(token_ids) for k in ("corpus", "partition", "source_id", "fim", "fim_start",
-                                                  "fim_end", "escaped", "text")}
+                                                  "fim_end", "escaped")} | {"text": [d.text for d in written]}
 
     def ours():
         w = ShardWriter(work / "out" / "ours" / "x" / "part-00000")
@@ -125,7 +135,7 @@ def main() -> None:
         return w.close()
 
     _, cpu, wall = timed(ours)
-    rows["shards: ours (.bin/.idx + Parquet rows)"] = (tokens * 4 / 1e6 / cpu, cpu, wall, "MB of int32 ids per CPU-s")
+    rows["shards: ours (.bin/.idx + Parquet rows with the text)"] = (tokens * 4 / 1e6 / cpu, cpu, wall, "MB of int32 ids per CPU-s")
     same = None
     try:
         import torch
@@ -148,21 +158,12 @@ def main() -> None:
     except ImportError:
         IndexedDataset = None
 
-    # the whole partition: read, FIM, tokenize, write, in a forked child
+    # the whole partition: read, FIM, tokenize, write, in a spawned process (its own memory, not this one's)
     params = PhaseParams(sources=[SourceMix(corpus="quality_files", weight=1.0)], fim=fim)
-    out_json = work / "child.json"
-    pid = os.fork()
-    if pid == 0:
-        try:
-            entry, cpu, wall = timed(lambda: write_partition("regular", params, encoder,
-                                                             PhaseInput("quality_files", "full", src),
-                                                             work / "out" / "phase" / "quality_files" / "full"))
-            out_json.write_text(json.dumps({"cpu": cpu, "wall": wall, "entry": entry,
-                                            "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-    child = json.loads(out_json.read_text())
+    proc = multiprocessing.get_context("spawn").Process(target=whole_partition, args=(work, src, tokenizer, params))
+    proc.start()
+    proc.join()
+    child = json.loads((work / "child.json").read_text())
     shards = sorted((work / "out" / "phase" / "quality_files" / "full").glob("part-*.idx"))
     read_back = sum(len(IndexedDataset(str(p.with_suffix("")))) for p in shards) if IndexedDataset else None
     rows["whole partition (write_partition)"] = (mb / child["cpu"], child["cpu"], child["wall"],

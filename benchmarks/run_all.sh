@@ -33,3 +33,7 @@ $PY benchmarks/bench_hq.py --files 20000 --out $OUT/hq.json | tee $OUT/hq.md
 $PY benchmarks/bench_notebooks.py --work "$W/notebooks" | tee $OUT/notebooks.md
 $PY benchmarks/bench_hq.py --lake "$W/branch/full/lake" --crawl full --out $OUT/hq_large.json | tee $OUT/hq_large.md
 $PY benchmarks/bench_long_context.py --files "$L/dedup/repo_level_files/crawl=full" --every 4 | tee $OUT/long_context.md
+$PY benchmarks/bench_decontam.py --files "$L/filters/syntax_checked_files/crawl=full" --work "$W/decontam" \
+    --out $OUT/decontam.json | tee $OUT/decontam.md
+$PY benchmarks/bench_training.py --files "$L/filters/syntax_checked_files/crawl=full" --work "$W/training" \
+    | tee $OUT/training.md

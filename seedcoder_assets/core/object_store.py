@@ -125,6 +125,13 @@ def exists(uri: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
+def delete(uri: str) -> None:
+    """Remove a file if it exists."""
+    fs, path = resolve(uri)
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        fs.delete_file(path)
+
+
 def read_text(uri: str) -> str:
     fs, path = resolve(uri)
     with fs.open_input_stream(path) as handle:

@@ -296,6 +296,9 @@ class BenchmarkIndexConfig(dg.Config):
     max_informative_words: int = Field(_INDEX.max_informative_words,
                                        description="An n-gram with at most this many words that are neither numbers "
                                                    "nor one character is allowed (never drops a record)")
+    code_idioms: bool = Field(_INDEX.code_idioms, description="Also allow n-grams of keywords, builtins and number "
+                                                              "words (fewer natural hits, lower recall of "
+                                                              "solution-only copies)")
     licence_paths: list[str] = Field(default_factory=lambda: list(_INDEX.licence_paths),
                                      description="Licence texts whose n-grams are allowed")
     allowlist_paths: list[str] = Field(default_factory=list, description="Text files whose n-grams are allowed")
@@ -303,7 +306,7 @@ class BenchmarkIndexConfig(dg.Config):
     def to_params(self) -> IndexParams:
         own = [BenchmarkSource(**b.model_dump()) for b in self.benchmarks]
         return IndexParams(n=self.n, benchmarks=(list(_INDEX.benchmarks) if self.include_default_benchmarks else [])
-                           + own, max_informative_words=self.max_informative_words,
+                           + own, max_informative_words=self.max_informative_words, code_idioms=self.code_idioms,
                            licence_paths=self.licence_paths, allowlist_paths=self.allowlist_paths)
 
 

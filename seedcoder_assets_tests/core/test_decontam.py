@@ -53,6 +53,17 @@ def test_words_are_ascii_runs_lowercased_and_hashes_agree_per_text_and_per_batch
     glued, _ = batch_ngram_hashes(["a b c d e f g h i jj", "jj k l m n o p q r s"], 10)
     assert np.array_equal(glued, np.concatenate([ngram_hashes("a b c d e f g h i jj", 10),
                                                  ngram_hashes("jj k l m n o p q r s", 10)]))
+    # empty and null texts between texts whose words touch the boundary: per text, as many n-grams as Python's
+    # own word split gives, and the same hashes as each text alone
+    rng = np.random.default_rng(0)
+    pool = ["ab", "", None, "cd ef", "x_1 y2 Z3", "é ü", "a\nb", "q"]
+    for _ in range(300):
+        texts = [pool[i] for i in rng.integers(0, len(pool), 12)]
+        for n in (1, 2):
+            hashes, doc = batch_ngram_hashes(texts, n)
+            assert np.bincount(doc, minlength=len(texts)).tolist() == [
+                max(0, len(words(t or "")) - n + 1) for t in texts]
+            assert np.array_equal(hashes, np.concatenate([ngram_hashes(t or "", n) for t in texts]))
     arrow = pa.array(["x " * 20, "def f(a, b, c, d, e, f, g, h, i): pass"] * 3, pa.large_string()).slice(1, 4)
     assert np.array_equal(batch_ngram_hashes(arrow, 10)[0], batch_ngram_hashes(arrow.to_pylist(), 10)[0])
 
@@ -171,6 +182,7 @@ def test_a_new_version_rechecks_only_its_new_ngrams_and_matches_a_full_check(cra
     second, dst, l2 = _run(tmp_path / "lake", src, v2, prior=v1)
     assert second.extra["check"] == "incremental" and second.extra["drops_reused"] == first.rows_dropped
     assert second.extra["checked_ngrams"] < NgramIndex.load(v2).blocking.sum()
+    assert second.extra["records_prefiltered_out"] > 0  # files without an added n-gram's longest word: not hashed
     assert {r["id"] for r in b} <= set(l2.filter(pl.col("reason") == "contaminated:beta")["id"])
     full, _, l3 = _run(tmp_path / "lake2", src, v2)
     assert l2.sort("id").select("id", "decision", "reason").equals(l3.sort("id").select("id", "decision", "reason"))

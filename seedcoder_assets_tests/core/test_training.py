@@ -120,6 +120,7 @@ def _checks(root: Path, inputs: dict, tokenizer: str, params: PhaseParams = PARA
     sources = {f"{i.corpus}/{i.partition}": i.uri for i in inputs.values()}
     return {"tokens": checks.tokens_match_shards(root, tokenizer),
             "fim": checks.fim_reassembles(root, sources),
+            "once": checks.every_record_once(root, sources),
             "mix": checks.mixture_within_tolerance(root, {s.corpus: s.weight for s in params.sources},
                                                    {s.corpus: s.max_epochs for s in params.sources},
                                                    params.tolerance)}
@@ -135,6 +136,9 @@ def test_a_phase_from_real_files_adds_shards_for_a_new_crawl_and_its_checks_can_
     result = _checks(root, inputs, tokenizer)
     assert all(c.passed for c in result.values()), {k: c.metadata for k, c in result.items()}
     assert 0.4 < result["fim"].metadata["fim_share"] < 0.6
+    # fed the wrong partition as a source: its records are not the documents
+    swapped = {"quality_files/c1": inputs["c2"].uri, "web_corpus/d1": inputs["d1"].uri}
+    assert not checks.every_record_once(root, swapped).passed
     assert first["blend"]["realised_share"]["quality_files"] == pytest.approx(0.8)
     old = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (root / "quality_files" / "c1").glob("part-*")}
     # a new crawl: its shards are added, the first crawl's are not touched
@@ -176,15 +180,21 @@ def test_a_phase_from_real_files_adds_shards_for_a_new_crawl_and_its_checks_can_
 def test_a_sentinel_in_the_data_is_dropped_and_counted(corpora, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     uri = paths.partition_uri(str(lake), ["training", "decontaminated_quality_files"], "s1")
+    texts = ["print('<[fim-prefix]>')", "x = 1\n", "y = 2\n", "<s>struck</s> <|endoftext|>\n", "", None]
     rows = [{"id": f"f{i}", "crawl": "s1", "repo": "r", "path": f"{i}.py", "language": "Python", "size": 10,
-             "sha256": "", "content": c} for i, c in enumerate(["print('<[fim-prefix]>')", "x = 1\n", "y = 2\n"])]
+             "sha256": "", "content": c} for i, c in enumerate(texts)]
     with PartWriter(uri, FILE_SCHEMA) as out:
         out.write_table(pa.Table.from_pylist(rows, schema=FILE_SCHEMA))
     encoder = Encoder(corpora["tokenizer"], FimParams().sentinels)
     out = build_phase("regular", PARAMS, [PhaseInput("quality_files", "s1", uri)], tmp_path / "p", encoder,
                       log=lambda _: None)
     entry = out["entries"]["quality_files/s1"]
-    assert entry["dropped"] == {"fim_sentinel_in_text": 1} and entry["dropped_ids"] == ["f0"] and \
-        entry["documents"] == 2
+    assert entry["dropped"] == {"fim_sentinel_in_text": 1, "empty_text": 2} and entry["documents"] == 3
+    assert entry["dropped_ids"] == {"fim_sentinel_in_text": ["f0"], "empty_text": ["f4", "f5"]}
+    # `</s>` in a text is text: the end-of-document id closes each document and occurs nowhere else
+    ids = np.fromfile(tmp_path / "p" / "quality_files" / "s1" / "part-00000.bin", np.int32)
+    assert (ids == encoder.eos_id).sum() == 3 and ids[-1] == encoder.eos_id
+    assert checks.tokens_match_shards(tmp_path / "p", corpora["tokenizer"]).passed
+    assert checks.every_record_once(tmp_path / "p", {"quality_files/s1": uri}).passed
     assert out["blend"]["missing_sources"] == ["web_corpus"]
     assert encoder.special["<[fim-prefix]>"] >= 2000 and os.path.exists(tmp_path / "p" / "data_path.txt")

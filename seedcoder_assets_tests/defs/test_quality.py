@@ -320,7 +320,7 @@ def test_phase_mixtures_as_token_shards_back_to_the_crawl(env, tmp_path: Path) -
             **config[phase], "tokenizer": env["backbone"], "max_shard_tokens": 300_000}}}}
         result = _job(env, "phase_mixture_job", crawl=phase, config=run_config)
         checks = {e.check_name: (e.passed, e.metadata) for e in result.get_asset_check_evaluations()}
-        assert len(checks) == 3 and all(p for p, _ in checks.values()), checks
+        assert len(checks) == 4 and all(p for p, _ in checks.values()), checks
         md = _metadata(result, "training/phase_mixture")
         assert md["written"].value and "image/png" in md["mixture"].value
         assert set(md["per_source"].value) == set(s["corpus"] for s in config[phase]["sources"])

@@ -1,5 +1,5 @@
 """Checks of a decontaminated partition, independent of the stage: Python's `re` and n-gram strings compared
-as strings (the stage uses Polars' regex engine and 64-bit hashes), the index's n-grams read from its file."""
+as strings (the stage hashes bytes with numpy into 64-bit hashes), the index's n-grams read from its file."""
 
 from __future__ import annotations
 

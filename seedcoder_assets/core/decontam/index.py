@@ -12,9 +12,9 @@ exports them once to such a folder.
 Allowlist rules (an allowed n-gram never drops a document; each hit it spares is counted):
 - `numbers_or_single_chars`: at most `max_informative_words` of its words are neither a number nor one
   character (`assert candidate([1, 2, 3, 4, 5, 6, 7, 8])`, `x[i][j] = a[i - 1][j - 1]`);
-- `code_idiom`: the same count, where also keywords and builtins of common languages and number words are
-  not informative (`for i in range n for j in range n`, `one 1 two 2 three 3 four 4`): every language's
-  idioms, not a benchmark's;
+- `code_idiom` (off by default): the same count, where also keywords and builtins of common languages and
+  number words are not informative (`for i in range n for j in range n`, `one 1 two 2 three 3 four 4`);
+  it removes the last natural hits of a real crawl but spares a sixth of solution-only copies;
 - `licence`: it occurs in a licence text (Debian's /usr/share/common-licenses by default: Apache-2.0,
   the GPLs, BSD, MPL...), so a file that carries the same licence header as a benchmark is not a copy;
 - `user_allowlist`: it occurs in a text file the deployment lists.
@@ -22,12 +22,10 @@ Allowlist rules (an allowed n-gram never drops a document; each hit it spares is
 
 from __future__ import annotations
 
-import builtins
 import gzip
 import hashlib
 import importlib.resources
 import json
-import keyword
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +73,9 @@ class IndexParams(BaseModel, frozen=True):
                                                  fields=["prompt", "canonical_solution", "test"])])
     max_informative_words: int = Field(1, description=f"`{NUMBERS}`: allowed when at most this many words are "
                                                       "neither numbers nor one character")
-    code_idioms: bool = Field(True, description=f"`{IDIOM}`: keywords, builtins and number words count as "
-                                                "uninformative too")
+    code_idioms: bool = Field(False, description=f"`{IDIOM}`: keywords, builtins and number words count as "
+                                                 "uninformative too (off: it spares a sixth of solution-only copies, "
+                                                 "benchmarks/bench_decontam.py)")
     licence_paths: list[str] = Field(default_factory=lambda: ["/usr/share/common-licenses"],
                                      description=f"`{LICENCE}`: licence texts (files or folders; missing: none)")
     allowlist_paths: list[str] = Field(default_factory=list, description=f"`{USER}`: text files whose n-grams "
@@ -182,13 +181,20 @@ def _text_ngrams(paths: list[str], n: int) -> tuple[set[str], list[str]]:
     return grams, read
 
 
-# Words every program uses: keywords and builtins of Python and the C family, JavaScript's, number words.
-COMMON_WORDS: Final = frozenset(keyword.kwlist + [w.lower() for w in keyword.kwlist] + [
-    n for n in dir(builtins) if n.islower() and not n.startswith("_")] + """
-    int char float double void long short unsigned signed const static struct enum union typedef sizeof return if
-    else for while do switch case break continue goto default new delete this var let function true false null
-    nil self typeof instanceof public private protected class extends implements interface package import final
-    throw throws try catch string boolean println printf std cout endl include define main args argv argc i j k n
+# Words every program uses: Python's keywords and builtins (3.11, written out so that the index does not change
+# with the interpreter), those of the C family and JavaScript, loop letters, number words. Lowercase: words are.
+COMMON_WORDS: Final = frozenset("""
+    abs aiter all and anext any as ascii assert async await bin bool break breakpoint bytearray bytes callable chr
+    class classmethod compile complex continue copyright credits def del delattr dict dir divmod elif else
+    enumerate eval except exec exit false filter finally float for format from frozenset getattr global globals
+    hasattr hash help hex id if import in input int is isinstance issubclass iter lambda len license list locals
+    map max memoryview min next none nonlocal not object oct open or ord pass pow print property quit raise range
+    repr return reversed round set setattr slice sorted staticmethod str sum super true try tuple type vars while
+    with yield zip
+    char double void long short unsigned signed const static struct enum union typedef sizeof switch case do
+    goto default new delete this var let function null nil self typeof instanceof public private protected
+    extends implements interface package final throw throws catch string boolean println printf std cout endl
+    include define main args argv argc i j k n
     zero one two three four five six seven eight nine ten eleven twelve hundred thousand""".split())
 
 
@@ -276,27 +282,27 @@ def planned_version(params: IndexParams) -> str:
 
 @dataclass(frozen=True)
 class NgramIndex:
-    """An index loaded for lookups: sorted hashes, and per hash its first benchmark, task and allowlist rule."""
+    """An index loaded for lookups: sorted hashes, whether each blocks, and (as Arrow columns, not Python
+    objects: an index of millions of n-grams stays small) its first benchmark, version, task, text and rule."""
 
     version: str
     n: int
     hashes: np.ndarray  # sorted uint64
     blocking: np.ndarray  # bool per hash
-    benchmark: list[str]
-    bench_version: list[str]
-    task_id: list[str]
-    text: list[str]
-    allowed: list[str | None]
+    rows: pa.Table  # benchmark, version, task_id, text, allowed; row i describes hashes[i]
 
     @staticmethod
     def load(folder: Path | str) -> NgramIndex:
         folder = Path(folder)
         report = json.loads((folder / "report.json").read_text())
         t = pq.read_table(folder / INDEX_FILE)
-        allowed = t["allowed"].to_pylist()
         return NgramIndex(report["version"], int(report["n"]), t["ngram"].to_numpy(),
-                          np.array([a is None for a in allowed], bool), t["benchmark"].to_pylist(),
-                          t["version"].to_pylist(), t["task_id"].to_pylist(), t["text"].to_pylist(), allowed)
+                          t["allowed"].is_null().to_numpy(zero_copy_only=False),
+                          t.select(["benchmark", "version", "task_id", "text", "allowed"]).combine_chunks())
+
+    def meta(self, position: int, column: str) -> str | None:
+        """One field of the n-gram at `position`: benchmark, version, task_id, text or allowed."""
+        return self.rows.column(column)[position].as_py()
 
     def positions(self, hashes: np.ndarray) -> np.ndarray:
         """The index position of each hash, or -1 where the index lacks it. A bitmap of the index's low bits
@@ -325,11 +331,7 @@ class NgramIndex:
     def restricted_to(self, keep: np.ndarray) -> NgramIndex:
         """The same index with only the hashes where `keep` is true."""
         idx = np.flatnonzero(keep)
-        pick = idx.tolist()
-        return NgramIndex(self.version, self.n, self.hashes[idx], self.blocking[idx],
-                          [self.benchmark[i] for i in pick], [self.bench_version[i] for i in pick],
-                          [self.task_id[i] for i in pick], [self.text[i] for i in pick],
-                          [self.allowed[i] for i in pick])
+        return NgramIndex(self.version, self.n, self.hashes[idx], self.blocking[idx], self.rows.take(pa.array(idx)))
 
     def blocking_hashes(self) -> np.ndarray:
         return self.hashes[self.blocking]

@@ -75,7 +75,7 @@ def _combine(word_hashes: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _utf8(texts: Sequence[str | None] | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def utf8_batch(texts: Sequence[str | None] | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(bytes, start offset of each text) of a batch, from Arrow's buffers without a copy per text."""
     arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(list(texts), pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
@@ -88,13 +88,13 @@ def _utf8(texts: Sequence[str | None] | pa.Array) -> tuple[np.ndarray, np.ndarra
 
 def batch_ngram_hashes(texts: Sequence[str | None] | pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(hashes, doc): every word n-gram of every text of a batch, and the position of the text it is in."""
-    data, text_starts = _utf8(texts)
+    data, text_starts = utf8_batch(texts)
     if len(data) == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
     is_word = _IS_WORD[data]
     edges = np.diff(is_word.view(np.int8), prepend=np.int8(0), append=np.int8(0))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    inner = text_starts[(text_starts > 0) & (text_starts < len(data))]
+    inner = np.unique(text_starts[(text_starts > 0) & (text_starts < len(data))])  # empty texts repeat a start
     cross = inner[is_word[inner] & is_word[inner - 1]]  # a word running across two texts is two words
     if len(cross):
         starts = np.insert(starts, np.searchsorted(starts, cross), cross)

@@ -21,18 +21,19 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from seedcoder_assets.core import object_store, paths
 from seedcoder_assets.core.decontam.index import NgramIndex
-from seedcoder_assets.core.decontam.ngrams import batch_ngram_hashes
+from seedcoder_assets.core.decontam.ngrams import batch_ngram_hashes, utf8_batch
 from seedcoder_assets.core.parquet_io import (
     MAX_BATCH_BYTES,
     dataset,
     is_complete,
     iter_batches,
-    read_table,
     slices_by_bytes,
 )
 from seedcoder_assets.core.runner import Verdicts, run_stage
@@ -41,6 +42,7 @@ from seedcoder_assets.core.stats import LineageWriter, StageStats
 REASON_PREFIX: Final = "contaminated:"
 STATE_FILE: Final = "state.json"
 MAX_EXAMPLES: Final = 20
+MAX_ANCHORS: Final = 50_000  # past this many, the substring prefilter of an incremental recheck is skipped
 
 
 class DecontamParams(BaseModel, frozen=True):
@@ -68,12 +70,16 @@ def read_state(lake: str, stage: str, partition: str) -> dict[str, Any] | None:
 
 
 def input_digest(uri: str) -> str:
-    """sha256 of the input's (id, size) in stored order: an unchanged input has the same digest."""
+    """sha256 of the input's ids and texts in stored order: the same records with the same text give the same
+    digest (an id alone is not enough: a long-context sequence keeps its id when its files are reordered)."""
     digest = hashlib.sha256()
-    for batch in iter_batches(uri, ["id", "size"], batch_rows=65_536):
-        digest.update("\n".join(f"{i}\t{s}" for i, s in zip(batch.column("id").to_pylist(),
-                                                           batch.column("size").to_pylist())).encode())
-        digest.update(b"\n")
+    column = text_column(dataset(uri).schema)
+    for batch in iter_batches(uri, ["id", column], batch_rows=4096):
+        for piece in slices_by_bytes(batch, MAX_BATCH_BYTES, column):
+            for arr in (piece.column("id"), piece.column(column)):
+                data, starts = utf8_batch(arr)
+                digest.update(np.ascontiguousarray(starts).tobytes())
+                digest.update(memoryview(np.ascontiguousarray(data)))
     return digest.hexdigest()
 
 
@@ -85,6 +91,9 @@ class Plan:
     index: NgramIndex
     prior_drops: dict[str, tuple[str, str]]
     why: str
+    # incremental: the longest word of each added n-gram. A record holding none of them (as a substring,
+    # ASCII case ignored) cannot hold any added n-gram and is not hashed at all.
+    anchors: list[str] | None = None
 
 
 def plan_check(index: NgramIndex, prior_index: NgramIndex | None, state: dict[str, Any] | None, digest: str,
@@ -92,6 +101,9 @@ def plan_check(index: NgramIndex, prior_index: NgramIndex | None, state: dict[st
     """Full, or incremental against the n-grams `index` blocks that `prior_index` did not."""
     if full or state is None or prior_index is None:
         return Plan("full", index, {}, "asked for a full check" if full else "no earlier check")
+    if state.get("index_version") != prior_index.version:
+        return Plan("full", index, {}, f"the last check was against {state.get('index_version')}, not "
+                                       f"{prior_index.version}")
     if state.get("input_digest") != digest:
         return Plan("full", index, {}, "the input changed since the last check")
     old, new = prior_index.blocking_hashes(), index.blocking_hashes()
@@ -99,12 +111,14 @@ def plan_check(index: NgramIndex, prior_index: NgramIndex | None, state: dict[st
         return Plan("full", index, {}, f"index {index.version} no longer blocks n-grams {prior_index.version} did")
     if not is_complete(prior_lineage_uri):
         return Plan("full", index, {}, "the last check's lineage is missing")
-    lineage = read_table(prior_lineage_uri, ["id", "decision", "reason", "detail"])
-    drops = {i: (r, d) for i, dec, r, d in zip(*(lineage.column(c).to_pylist() for c in
-                                                  ("id", "decision", "reason", "detail"))) if dec == "dropped"}
+    lineage = dataset(prior_lineage_uri).to_table(columns=["id", "reason", "detail"],
+                                                   filter=pc.field("decision") == "dropped")  # drops only: few
+    drops = {i: (r, d) for i, r, d in zip(*(lineage.column(c).to_pylist() for c in ("id", "reason", "detail")))}
     added = index.blocking & ~np.isin(index.hashes, old)
-    return Plan("incremental", index.restricted_to(added), drops,
-                f"{int(added.sum())} n-grams added since {prior_index.version}")
+    delta = index.restricted_to(added)
+    anchors = sorted({max(t.split(" "), key=lambda w: (len(w), w)) for t in delta.rows["text"].to_pylist()})
+    return Plan("incremental", delta, drops, f"{int(added.sum())} n-grams added since {prior_index.version}",
+                anchors if len(anchors) <= MAX_ANCHORS else None)
 
 
 class Decontaminator:
@@ -117,6 +131,7 @@ class Decontaminator:
         self.tasks: Counter[str] = Counter()
         self.reused = 0
         self.checked = 0
+        self.skipped = 0  # records the prefilter ruled out
 
     def __call__(self, batch: pa.RecordBatch) -> Verdicts:
         ids = batch.column("id").to_pylist()
@@ -131,8 +146,14 @@ class Decontaminator:
             else:
                 todo.append(i)
         index = self.plan.index
+        texts = batch.column(self.column)
+        if todo and self.plan.anchors is not None and len(index.hashes):
+            holds = pl.Series(texts.take(pa.array(todo))).str.contains_any(self.plan.anchors,
+                                                                         ascii_case_insensitive=True)
+            self.skipped += len(todo)
+            todo = [t for t, h in zip(todo, holds.fill_null(False).to_list()) if h]
+            self.skipped -= len(todo)
         if todo and len(index.hashes):
-            texts = batch.column(self.column)
             hashes, doc = batch_ngram_hashes(texts if len(todo) == len(ids) else texts.take(pa.array(todo)), index.n)
             pos = index.positions(hashes)
             hit = pos >= 0
@@ -148,22 +169,25 @@ class Decontaminator:
             row = int(rows[d])
             blocking = mine[index.blocking[mine]]
             if len(blocking) == 0:  # allowlisted n-grams only: kept, counted
-                rules = sorted({index.allowed[p] for p in mine.tolist()})
+                rules = sorted({index.meta(p, "allowed") for p in mine.tolist()})
                 self.spared.update(rules)
                 if len(self.spared_examples) < MAX_EXAMPLES:
                     p = int(mine[0])
-                    self.spared_examples.append({"id": ids[row], "rule": index.allowed[p], "ngram": index.text[p],
-                                                 "benchmark": index.benchmark[p], "task": index.task_id[p]})
+                    self.spared_examples.append({"id": ids[row], "rule": index.meta(p, "allowed"),
+                                                 "ngram": index.meta(p, "text"),
+                                                 "benchmark": index.meta(p, "benchmark"),
+                                                 "task": index.meta(p, "task_id")})
                 continue
             # the task most of its matched n-grams come from names the drop
             blocking = np.unique(blocking)
-            tasks = Counter((index.benchmark[p], index.task_id[p]) for p in blocking.tolist())
+            task_of = {p: (index.meta(p, "benchmark"), index.meta(p, "task_id")) for p in blocking.tolist()}
+            tasks = Counter(task_of.values())
             (bench, task), count = min(tasks.items(), key=lambda kv: (-kv[1], kv[0]))
-            first = next(p for p in blocking.tolist() if (index.benchmark[p], index.task_id[p]) == (bench, task))
+            first = next(p for p in blocking.tolist() if task_of[p] == (bench, task))
             reasons[row] = f"{REASON_PREFIX}{bench}"
-            details[row] = json.dumps({"benchmark": bench, "version": index.bench_version[first], "task": task,
+            details[row] = json.dumps({"benchmark": bench, "version": index.meta(first, "version"), "task": task,
                                        "ngrams": int(len(blocking)), "task_ngrams": count,
-                                       "ngram": index.text[first], "index": self.plan.index.version})
+                                       "ngram": index.meta(first, "text"), "index": self.plan.index.version})
             self.tasks[f"{bench}/{task}"] += 1
 
 
@@ -180,6 +204,7 @@ def decontaminate(src_uri: str, dst_uri: str, lineage: LineageWriter, plan: Plan
     stats.extra.update({
         "index_version": full_version, "check": plan.mode, "check_why": plan.why,
         "checked_ngrams": int(plan.index.blocking.sum()), "records_checked": decide.checked,
+        "records_prefiltered_out": decide.skipped,
         "drops_reused": decide.reused, "allowlist_spared": dict(sorted(decide.spared.items())),
         "allowlist_spared_examples": decide.spared_examples,
         "contaminated_tasks": dict(decide.tasks.most_common(50))})
@@ -198,5 +223,7 @@ def run_decontamination(lake: str, stage: str, partition: str, src_uri: str, dst
     digest = input_digest(src_uri)
     plan = plan_check(index, prior, read_state(lake, stage, partition), digest,
                       paths.lineage_uri(lake, stage, partition), params.full)
+    # No state while the partition is rewritten: a run that dies half-way leaves the next one a full check.
+    object_store.delete(state_uri(lake, stage, partition))
     return decontaminate(src_uri, dst_uri, open_lineage(), plan, digest, state_uri(lake, stage, partition),
                          index.version)

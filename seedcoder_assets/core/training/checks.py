@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seedcoder_assets.core.checks import CheckOutcome
@@ -38,20 +39,46 @@ def _shards(root: Path) -> list[tuple[str, str, Path]]:
     return sorted((p.parent.parent.name, p.parent.name, p.with_suffix("")) for p in root.glob("*/*/part-*.idx"))
 
 
-def tokens_match_shards(root: Path, tokenizer_json: str, sample_per_shard: int = 20) -> CheckOutcome:
-    """Per source, the manifest's token counts equal the shards' (.idx lengths, .bin sizes, the Parquet rows);
-    and a sample of documents, tokenized again, are the ids in the .bin."""
+def _encoder(tokenizer_json: str, special: dict[str, int]):
+    """The tokenizer as the check builds it: special tokens added in id order, their text in data is text."""
     from tokenizers import Tokenizer
 
-    manifest = json.loads((root / "manifest.json").read_text())
     tok = Tokenizer.from_file(tokenizer_json)
-    special = manifest["special_ids"]
     tok.add_special_tokens([t for t, _ in sorted(special.items(), key=lambda kv: kv[1]) if tok.token_to_id(t) is None])
-    eos = special[manifest["eos"]]
-    on_disk: dict[str, int] = defaultdict(int)
+    tok.encode_special_tokens = True
+    return tok
+
+
+def _expected_ids(tok, text: str, mode: str | None, sentinels: dict[str, str], special: dict[str, int],
+                  eos: int) -> list[int]:
+    if not mode:
+        return tok.encode(text, add_special_tokens=False).ids + [eos]
+    first, second = (sentinels["suffix"], sentinels["prefix"]) if mode == "spm" else (sentinels["prefix"],
+                                                                                      sentinels["suffix"])
+    a, rest = text[len(first):].split(second, 1)
+    b, c = rest.split(sentinels["middle"], 1)
+    return [special[first], *tok.encode(a, add_special_tokens=False).ids, special[second],
+            *tok.encode(b, add_special_tokens=False).ids, special[sentinels["middle"]],
+            *tok.encode(c, add_special_tokens=False).ids, eos]
+
+
+def tokens_match_shards(root: Path, tokenizer_json: str, keys: list[str] | None = None,
+                        sample_per_shard: int = 20) -> CheckOutcome:
+    """Every shard on disk is consistent (.idx parsed here, .bin size, Parquet rows) and listed in the manifest,
+    whose per-source tokens it sums to. In the shards of `keys` (default all; the run's new ones), the end of
+    document id closes each document and occurs nowhere else, the sentinels' ids occur three times in order in
+    a FIM document and never in another, and sampled documents tokenized again are the ids in the .bin."""
+    manifest = json.loads((root / "manifest.json").read_text())
+    special, eos = manifest["special_ids"], manifest["special_ids"][manifest["eos"]]
+    fim = manifest["params"]["fim"]
+    sentinels = {k: fim[k] for k in ("prefix", "suffix", "middle")}
+    order = [special[sentinels[k]] for k in (("suffix", "prefix", "middle") if fim["mode"] == "spm"
+                                              else ("prefix", "suffix", "middle"))]
+    tok = _encoder(tokenizer_json, special)
     problems: list[str] = [f"special token {t}: id {tok.token_to_id(t)} here, {i} in the manifest"
                            for t, i in special.items() if tok.token_to_id(t) != i]
-    sampled = 0
+    on_disk: dict[str, int] = defaultdict(int)
+    sampled = scanned = 0
     listed = {f"{e['corpus']}/{e['partition']}/{s['name']}" for e in manifest["entries"].values() for s in e["shards"]}
     found = set()
     for corpus, partition, prefix in _shards(root):
@@ -64,17 +91,39 @@ def tokens_match_shards(root: Path, tokenizer_json: str, sample_per_shard: int =
         on_disk[corpus] += int(lengths.sum())
         if prefix.with_suffix(".bin").stat().st_size != 4 * int(lengths.sum()):
             problems.append(f"{prefix}.bin: size is not 4 x the tokens its index lists")
-        text = pq.read_table(prefix.with_suffix(".parquet"), columns=["doc", "tokens", "text"])
-        if text.num_rows != len(lengths) or not np.array_equal(text["tokens"].to_numpy(), lengths):
-            problems.append(f"{prefix}.parquet: rows or token counts differ from the index")
+        text = pq.ParquetFile(prefix.with_suffix(".parquet"))
+        if text.metadata.num_rows != len(lengths):
+            problems.append(f"{prefix}.parquet: {text.metadata.num_rows} rows for {len(lengths)} documents")
             continue
-        ids = np.memmap(prefix.with_suffix(".bin"), np.int32, "r")
-        offsets = np.concatenate([[0], np.cumsum(lengths.astype(np.int64))])
-        step = max(1, len(lengths) // sample_per_shard)
-        texts = text["text"].to_pylist()
-        for d in range(0, len(lengths), step):
-            want = tok.encode(texts[d], add_special_tokens=False).ids + [eos]
-            if ids[offsets[d]:offsets[d + 1]].tolist() != want:
+        if keys is not None and f"{corpus}/{partition}" not in keys:
+            continue
+        meta = text.read(columns=["tokens", "fim"])
+        if not np.array_equal(meta["tokens"].to_numpy(), lengths):
+            problems.append(f"{prefix}.parquet: token counts differ from the index")
+            continue
+        ids = np.fromfile(prefix.with_suffix(".bin"), np.int32)
+        ends = np.cumsum(lengths.astype(np.int64))
+        is_fim = np.array([m is not None for m in meta["fim"].to_pylist()], bool)
+        eos_at = np.flatnonzero(ids == eos)
+        if len(eos_at) != len(lengths) or not np.array_equal(eos_at, ends - 1):
+            problems.append(f"{prefix}: the end-of-document id is not exactly each document's last token")
+        doc_of = np.searchsorted(ends, np.arange(len(ids)), side="right")
+        for sid in order:
+            per_doc = np.bincount(doc_of[ids == sid], minlength=len(lengths))
+            if not np.array_equal(per_doc, is_fim.astype(np.int64)):
+                problems.append(f"{prefix}: a sentinel id ({sid}) is not once in each FIM document and absent "
+                                "elsewhere")
+        if is_fim.any():
+            firsts = np.stack([np.flatnonzero(ids == sid) for sid in order]) if all(
+                (ids == sid).sum() == is_fim.sum() for sid in order) else None
+            if firsts is not None and not (np.all(firsts[0] < firsts[1]) and np.all(firsts[1] < firsts[2])):
+                problems.append(f"{prefix}: the sentinels are out of order")
+        scanned += len(lengths)
+        starts = ends - lengths
+        for g in np.linspace(0, text.num_row_groups - 1, min(sample_per_shard, text.num_row_groups)).astype(int):
+            group = text.read_row_group(int(g), columns=["doc", "fim", "text"])
+            d, mode, body = (group[c][0].as_py() for c in ("doc", "fim", "text"))
+            if ids[starts[d]:ends[d]].tolist() != _expected_ids(tok, body, mode, sentinels, special, eos):
                 problems.append(f"{prefix} document {d}: ids differ from its text tokenized again")
             sampled += 1
         del ids
@@ -87,7 +136,36 @@ def tokens_match_shards(root: Path, tokenizer_json: str, sample_per_shard: int =
         problems.append(f"shards listed but missing: {sorted(listed - found)[:5]}; on disk, unlisted: "
                         f"{sorted(found - listed)[:5]}")
     return CheckOutcome(not problems, {"tokens_per_source": dict(on_disk), "shards": len(found),
-                                       "documents_retokenized": sampled, "problems": problems[:10]})
+                                       "documents_scanned": scanned, "documents_retokenized": sampled,
+                                       "problems": problems[:10]})
+
+
+def every_record_once(root: Path, sources: dict[str, str], keys: list[str] | None = None) -> CheckOutcome:
+    """Each (corpus, partition) of `keys` holds every record of its decontaminated partition once (or counts
+    it dropped with a reason), and its FIM share is within four standard deviations of the configured rate."""
+    manifest = json.loads((root / "manifest.json").read_text())
+    rate = manifest["params"]["fim"]["rate"]
+    problems, shares = [], {}
+    for key, entry in sorted(manifest["entries"].items()):
+        if keys is not None and key not in keys:
+            continue
+        rows = dataset(sources[key]).count_rows()
+        ids, fims = [], 0
+        for shard in entry["shards"]:
+            t = pq.read_table(root / entry["corpus"] / entry["partition"] / f"{shard['name']}.parquet",
+                              columns=["source_id", "fim"])
+            ids += t["source_id"].to_pylist()
+            fims += t["fim"].null_count
+        n = len(ids)
+        fims = n - fims
+        dropped = sum(entry["dropped"].values())
+        if len(set(ids)) != n or n + dropped != rows:
+            problems.append(f"{key}: {n} documents ({len(set(ids))} distinct) and {dropped} dropped for {rows} records")
+        spread = 4 * (n * rate * (1 - rate)) ** 0.5 + 1
+        shares[key] = round(fims / n, 4) if n else None
+        if abs(fims - rate * n) > spread:
+            problems.append(f"{key}: {fims} FIM documents of {n}, configured rate {rate}")
+    return CheckOutcome(not problems, {"fim_share": shares, "configured_rate": rate, "problems": problems[:10]})
 
 
 def _reassemble(text: str, mode: str, sentinels: dict[str, str]) -> str | None:
@@ -99,6 +177,16 @@ def _reassemble(text: str, mode: str, sentinels: dict[str, str]) -> str | None:
     b, middle = rest.split(m, 1)
     prefix, suffix = (b, a) if mode == "spm" else (a, b)
     return prefix + middle + suffix
+
+
+def _first_rows(path: Path, limit: int):
+    """The first `limit` rows of a shard's Parquet, a batch at a time (not the whole shard)."""
+    columns = ["doc", "source_id", "fim", "escaped", "text"]
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024, columns=columns):
+        if limit <= 0:
+            return
+        yield batch.slice(0, limit)
+        limit -= batch.num_rows
 
 
 def fim_reassembles(root: Path, sources: dict[str, str], keys: list[str] | None = None,
@@ -120,8 +208,10 @@ def fim_reassembles(root: Path, sources: dict[str, str], keys: list[str] | None 
             if checked >= max_docs:
                 break
             prefix = root / entry["corpus"] / entry["partition"] / shard["name"]
-            rows = pq.read_table(prefix.with_suffix(".parquet"),
-                                 columns=["doc", "source_id", "fim", "escaped", "text"]).slice(0, max_docs - checked)
+            batches = list(_first_rows(prefix.with_suffix(".parquet"), max_docs - checked))
+            if not batches:
+                continue
+            rows = pa.Table.from_batches(batches)
             src = read_rows(uri, rows["source_id"], [column])
             original = dict(zip(src["id"].to_pylist(), src[column].to_pylist()))
             for doc, sid, mode, escaped, text in zip(*(rows[c].to_pylist() for c in
@@ -136,7 +226,7 @@ def fim_reassembles(root: Path, sources: dict[str, str], keys: list[str] | None 
                 if want is None or got != want:
                     bad.append({"shard": str(prefix), "doc": doc, "source_id": sid, "fim": mode})
                 checked += 1
-    return CheckOutcome(not bad and checked > 0, {"documents": checked, "fim_documents": fim_docs,
+    return CheckOutcome(not bad, {"documents": checked, "fim_documents": fim_docs,
                                                   "fim_share": round(fim_docs / checked, 4) if checked else None,
                                                   "not_reassembled": len(bad), "examples": bad[:10]})
 

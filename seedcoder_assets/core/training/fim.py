@@ -7,6 +7,7 @@ middle and suffix and rewritten as
 at a rate per phase (0.5 in regular pretraining, 0.1 in continued). Whether a document is transformed and
 where it is cut depend only on (seed, phase, record id): re-runs are identical, on any machine.
 
+The record id is the corpus's and the record's (a file in two corpora is cut independently in each).
 The sentinels are parameters and never occur in a source text: a text that holds one is dropped (counted,
 `fim_sentinel_in_text`) or, with `on_sentinel="escape"`, has a zero-width space put after the sentinel's
 first character (counted), so the tokenizer never sees a real sentinel in data.
@@ -45,8 +46,9 @@ class Fim:
     """A document as written: its text, and where it was cut (None: not transformed)."""
 
     text: str
-    cuts: tuple[int, int] | None = None  # character positions in the source text: prefix | middle | suffix
+    cuts: tuple[int, int] | None = None  # character positions in the (escaped) source: prefix | middle | suffix
     escaped: int = 0  # sentinel occurrences escaped in the source
+    parts: tuple[str, str, str] | None = None  # prefix, middle, suffix (the tokenizer places the sentinels' ids)
 
 
 def _draws(seed: int, phase: str, record_id: str) -> tuple[float, int, int]:
@@ -85,4 +87,4 @@ def fim_document(text: str, record_id: str, phase: str, params: FimParams) -> Fi
         out = f"{params.suffix}{suffix}{params.prefix}{prefix}{params.middle}{middle}"
     else:
         out = f"{params.prefix}{prefix}{params.suffix}{suffix}{params.middle}{middle}"
-    return Fim(out, (i, j), escaped)
+    return Fim(out, (i, j), escaped, (prefix, middle, suffix))

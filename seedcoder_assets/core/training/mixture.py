@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from seedcoder_assets.core.decontam.stage import input_digest, text_column
 from seedcoder_assets.core.parquet_io import MAX_BATCH_BYTES, dataset, iter_batches, slices_by_bytes
-from seedcoder_assets.core.training.fim import SENTINEL_IN_TEXT, FimParams, fim_document
+from seedcoder_assets.core.training.fim import SENTINEL_IN_TEXT, Fim, FimParams, fim_document
 from seedcoder_assets.core.training.shards import ShardWriter
 
 MANIFEST: Final = "manifest.json"
@@ -89,6 +89,9 @@ class Encoder:
         self.tok = Tokenizer.from_file(tokenizer_json)
         self.tok.no_truncation()
         self.tok.no_padding()
+        # A special token's text in a document (`</s>` in HTML, `<|endoftext|>` in ML code) is text: only the
+        # ids placed here (end of document, FIM sentinels) are control tokens.
+        self.tok.encode_special_tokens = True
         eos = eos_token or _configured_eos(Path(tokenizer_json).parent) or (
             "</s>" if self.tok.token_to_id("</s>") is not None else "<|endoftext|>")
         missing = [t for t in (*sentinels, eos) if self.tok.token_to_id(t) is None]
@@ -99,14 +102,37 @@ class Encoder:
         self.vocab_size = self.tok.get_vocab_size(with_added_tokens=True)
         self.sha256 = hashlib.sha256(Path(tokenizer_json).read_bytes()).hexdigest()
 
-    def encode(self, texts: list[str]) -> list[np.ndarray]:
-        """Each text's ids (special tokens in the text are single ids), then the end-of-document id."""
-        out = []
-        for e in self.tok.encode_batch(texts, add_special_tokens=False):
-            ids = np.empty(len(e.ids) + 1, np.int32)
-            ids[:-1] = e.ids
-            ids[-1] = self.eos_id
-            out.append(ids)
+    def encode(self, docs: list[Fim], fim: FimParams) -> list[np.ndarray]:
+        """Each document's ids: a FIM one as its three sentinels' ids around its parts in the phase's order, then
+        the end-of-document id. Texts are encoded in batches of at most 4 MB (an encoding holds ~25x its text)."""
+        order = (fim.suffix, fim.prefix, fim.middle) if fim.mode == "spm" else (fim.prefix, fim.suffix, fim.middle)
+        pieces: list[str] = []
+        for d in docs:
+            if d.parts is None:
+                pieces.append(d.text)
+            else:
+                prefix, middle, suffix = d.parts
+                pieces += (suffix, prefix, middle) if fim.mode == "spm" else (prefix, suffix, middle)
+        ids: list[list[int]] = []
+        start = 0
+        while start < len(pieces):
+            end, size = start, 0
+            while end < len(pieces) and (end == start or size + len(pieces[end]) <= 4 << 20):
+                size += len(pieces[end])
+                end += 1
+            ids += [e.ids for e in self.tok.encode_batch(pieces[start:end], add_special_tokens=False)]
+            start = end
+        out, k = [], 0
+        sentinel_ids = [self.special[s] for s in order]
+        for d in docs:
+            if d.parts is None:
+                doc = [*ids[k], self.eos_id]
+                k += 1
+            else:
+                doc = [sentinel_ids[0], *ids[k], sentinel_ids[1], *ids[k + 1], sentinel_ids[2], *ids[k + 2],
+                       self.eos_id]
+                k += 3
+            out.append(np.asarray(doc, np.int32))
         return out
 
 
@@ -143,25 +169,33 @@ def _documents(uri: str) -> Iterator[pa.RecordBatch]:
             yield piece.rename_columns(["id", "text"])
 
 
+EMPTY_TEXT: Final = "empty_text"
+
+
 def write_partition(phase: str, params: PhaseParams, encoder: Encoder, item: PhaseInput,
                     folder: Path) -> dict[str, Any]:
     """The shards of one decontaminated (corpus, partition) in `folder` (rewritten whole): their names,
-    documents and tokens, and the records dropped for holding a sentinel."""
+    documents and tokens, the records' count, and those dropped (holding a sentinel, or no text) by reason."""
     shutil.rmtree(folder, ignore_errors=True)
     shards: list[dict[str, Any]] = []
-    dropped: list[str] = []
-    escaped = fim_docs = documents = 0
+    dropped: dict[str, list[str]] = {SENTINEL_IN_TEXT: [], EMPTY_TEXT: []}
+    escaped = fim_docs = documents = records = 0
     writer: ShardWriter | None = None
     try:
         for batch in _documents(item.uri):
-            texts, rows = [], {k: [] for k in ("corpus", "partition", "source_id", "fim", "fim_start", "fim_end",
-                                               "escaped", "text")}
+            docs: list[Fim] = []
+            rows: dict[str, list] = {k: [] for k in ("corpus", "partition", "source_id", "fim", "fim_start",
+                                                     "fim_end", "escaped", "text")}
             for id_, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist()):
-                doc = fim_document(text or "", id_, phase, params.fim)
-                if doc is None:
-                    dropped.append(id_)
+                records += 1
+                if not text:
+                    dropped[EMPTY_TEXT].append(id_)
                     continue
-                texts.append(doc.text)
+                doc = fim_document(text, f"{item.corpus}/{id_}", phase, params.fim)
+                if doc is None:
+                    dropped[SENTINEL_IN_TEXT].append(id_)
+                    continue
+                docs.append(doc)
                 escaped += doc.escaped
                 fim_docs += doc.cuts is not None
                 for k, v in (("corpus", item.corpus), ("partition", item.partition), ("source_id", id_),
@@ -170,12 +204,12 @@ def write_partition(phase: str, params: PhaseParams, encoder: Encoder, item: Pha
                              ("fim_end", doc.cuts[1] if doc.cuts else None), ("escaped", doc.escaped),
                              ("text", doc.text)):
                     rows[k].append(v)
-            if not texts:
+            if not docs:
                 continue
             if writer is None:
                 writer = ShardWriter(folder / f"part-{len(shards):05d}")
-            writer.write(encoder.encode(texts), rows)
-            documents += len(texts)
+            writer.write(encoder.encode(docs, params.fim), rows)
+            documents += len(docs)
             if writer.tokens >= params.max_shard_tokens:
                 shards.append(writer.close())
                 writer = None
@@ -185,24 +219,25 @@ def write_partition(phase: str, params: PhaseParams, encoder: Encoder, item: Pha
     finally:
         if writer is not None:
             writer.abort()
-    return {"shards": shards, "documents": documents, "tokens": sum(s["tokens"] for s in shards),
-            "fim_documents": fim_docs, "escaped": escaped, "dropped": {SENTINEL_IN_TEXT: len(dropped)},
-            "dropped_ids": dropped[:100]}
+    return {"shards": shards, "records": records, "documents": documents,
+            "tokens": sum(s["tokens"] for s in shards), "fim_documents": fim_docs, "escaped": escaped,
+            "dropped": {k: len(v) for k, v in dropped.items()}, "dropped_ids": {k: v[:100] for k, v in dropped.items()}}
 
 
 def build_phase(phase: str, params: PhaseParams, inputs: list[PhaseInput], root: Path, encoder: Encoder,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Write the shards of every input not yet written with its current content and settings, then the blend.
-    Returns the manifest, with `written` and `kept` (the inputs this run wrote and left alone)."""
+    """Write the shards of every input not yet written with its current content and settings, then the blend
+    over the current inputs only (a partition being rebuilt upstream, or no longer configured, is left out and
+    named in `left_out`). Returns the manifest, with `written` and `kept` (the inputs this run wrote and left
+    alone)."""
     root.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(root)
     entries: dict[str, Any] = manifest["entries"]
     settings = settings_digest(phase, params, encoder)
     written, kept = [], []
     wanted = {s.corpus for s in params.sources}
-    for item in inputs:
-        if item.corpus not in wanted:
-            continue
+    current = [i for i in inputs if i.corpus in wanted]
+    for item in current:
         key = f"{item.corpus}/{item.partition}"
         digest = input_digest(item.uri)
         known = entries.get(key)
@@ -210,16 +245,20 @@ def build_phase(phase: str, params: PhaseParams, inputs: list[PhaseInput], root:
             kept.append(key)
             continue
         log(f"{phase}: writing the shards of {key}")
+        entries.pop(key, None)  # out of the manifest before its files go: a crash never lists deleted shards
+        _write_json(root / MANIFEST, {**manifest, "entries": entries})
         entry = write_partition(phase, params, encoder, item, root / item.corpus / item.partition)
         entries[key] = {**entry, "corpus": item.corpus, "partition": item.partition, "input_digest": digest,
                         "settings": settings}
         written.append(key)
         _write_json(root / MANIFEST, {**manifest, "entries": entries})  # a crash keeps what is done
-    manifest = {"phase": phase, "entries": entries, "settings": settings, "tokenizer": encoder.path,
-                "tokenizer_sha256": encoder.sha256, "eos": encoder.eos, "special_ids": encoder.special,
-                "vocab_size": encoder.vocab_size, "params": params.model_dump()}
+    active = {f"{i.corpus}/{i.partition}" for i in current}
+    manifest = {"phase": phase, "entries": entries, "active": sorted(active), "settings": settings,
+                "tokenizer": encoder.path, "tokenizer_sha256": encoder.sha256, "eos": encoder.eos,
+                "special_ids": encoder.special, "vocab_size": encoder.vocab_size, "params": params.model_dump()}
     _write_json(root / MANIFEST, manifest)
-    blend = plan_blend(params, entries, root)
+    blend = plan_blend(params, {k: e for k, e in entries.items() if k in active}, root)
+    blend["left_out"] = sorted(set(entries) - active)
     _write_json(root / BLEND, blend)
     (root / "data_path.txt").write_text(" ".join(str(x) for x in blend["data_path"]) + "\n")
     return {**manifest, "blend": blend, "written": written, "kept": kept}
@@ -241,7 +280,7 @@ def plan_blend(params: PhaseParams, entries: dict[str, Any], root: Path) -> dict
     realised = {c: min(share[c] * total, available[c] * limit[c]) for c in present}
     drawn = sum(realised.values())
     data_path: list[Any] = []
-    for key, e in sorted(entries.items()):
+    for _, e in sorted(entries.items()):
         c = e["corpus"]
         if c not in realised:
             continue

@@ -30,7 +30,8 @@ INT32_CODE: Final = 4
 TEXT_SCHEMA: Final[pa.Schema] = pa.schema([
     ("doc", pa.int64()), ("corpus", pa.string()), ("partition", pa.string()), ("source_id", pa.string()),
     ("fim", pa.string()),  # spm | psm | null: not transformed
-    ("fim_start", pa.int64()), ("fim_end", pa.int64()),  # the middle's character span in the source text
+    ("fim_start", pa.int64()), ("fim_end", pa.int64()),  # the middle's character span in the source text (after
+                                                          # escaping, where sentinels were escaped)
     ("escaped", pa.int32()),  # sentinel occurrences escaped in the source
     ("tokens", pa.int64()), ("text", pa.large_string()),
 ])

@@ -15,7 +15,12 @@ from seedcoder_assets.core.longctx.corpus import tokenizer_file
 from seedcoder_assets.core.object_store import is_s3
 from seedcoder_assets.core.parquet_io import is_complete
 from seedcoder_assets.core.pipeline import BENCHMARK_NGRAMS, DECONTAMINATED, PHASE_MIXTURE, Key
-from seedcoder_assets.core.training.checks import fim_reassembles, mixture_within_tolerance, tokens_match_shards
+from seedcoder_assets.core.training.checks import (
+    every_record_once,
+    fim_reassembles,
+    mixture_within_tolerance,
+    tokens_match_shards,
+)
 from seedcoder_assets.core.training.mixture import PHASES, Encoder, PhaseInput, build_phase
 from seedcoder_assets.defs.configs import BenchmarkIndexConfig, DecontamConfig, PhaseConfig
 from seedcoder_assets.lib.dagster_utils import check_result, reconciles_check, run_declared, stats_metadata
@@ -132,7 +137,11 @@ def phase_inputs(context: dg.AssetExecutionContext, storage: StorageResource, co
 
 _MIX_CHECKS = [
     ("tokens_match_shards", "per source, the manifest's tokens equal the shards' (.idx parsed here, .bin sizes, "
-                            "Parquet rows), and sampled documents tokenized again are the ids in the .bin"),
+                            "Parquet rows); in the new shards the end-of-document id ends each document only, the "
+                            "sentinels' ids are in FIM documents only, and sampled documents tokenized again are "
+                            "the ids in the .bin"),
+    ("every_record_once", "each new (corpus, partition) holds every decontaminated record once or counts it "
+                          "dropped, with a FIM share within 4 standard deviations of the phase's rate"),
     ("fim_reassembles", "every document written this run is its decontaminated record: a FIM one once its parts "
                         "are put back in order"),
     ("mixture_within_tolerance", "the blend a trainer reads draws each source's configured share within the "
@@ -157,17 +166,18 @@ def phase_mixture(context: dg.AssetExecutionContext, config: PhaseConfig,
                       log=context.log.info)
     blend, entries = out["blend"], out["entries"]
     per_source: dict[str, dict[str, int]] = {}
-    for e in entries.values():
+    for e in (entries[k] for k in out["active"]):
         s = per_source.setdefault(e["corpus"], {"documents": 0, "tokens": 0, "fim_documents": 0, "shards": 0,
-                                                "sentinel_dropped": 0, "escaped": 0})
+                                                "dropped": {}, "escaped": 0})
         s["documents"] += e["documents"]
         s["tokens"] += e["tokens"]
         s["fim_documents"] += e["fim_documents"]
         s["shards"] += len(e["shards"])
-        s["sentinel_dropped"] += sum(e["dropped"].values())
+        for reason, n in e["dropped"].items():
+            s["dropped"][reason] = s["dropped"].get(reason, 0) + n
         s["escaped"] += e["escaped"]
     sources = {f"{i.corpus}/{i.partition}": i.uri for i in inputs}
-    checked = out["written"] or sorted(entries)[:1]  # the first run checks all it wrote; a no-op run, one entry
+    checked = out["written"]  # what this run wrote is checked document by document; every shard structurally
     metadata = {
         "phase": phase, "written": dg.MetadataValue.json(out["written"]), "kept": len(out["kept"]),
         "shards": sum(s["shards"] for s in per_source.values()),
@@ -181,10 +191,11 @@ def phase_mixture(context: dg.AssetExecutionContext, config: PhaseConfig,
                                                 {c: s["tokens"] for c, s in per_source.items()}, "source"),
         "fim": dg.MetadataValue.json({**params.fim.model_dump(), "documents": sum(s["fim_documents"]
                                                                                  for s in per_source.values())}),
-        "tokenizer": tokenizer, "vocab_size": out["vocab_size"], "special_ids": dg.MetadataValue.json(out["special_ids"]),
+        "left_out": dg.MetadataValue.json(blend["left_out"]), "tokenizer": tokenizer, "vocab_size": out["vocab_size"], "special_ids": dg.MetadataValue.json(out["special_ids"]),
         "data_path": dg.MetadataValue.path(str(root / "data_path.txt")), "path": dg.MetadataValue.path(str(root))}
     return dg.MaterializeResult(metadata=metadata, check_results=[
-        check_result("tokens_match_shards", tokens_match_shards(root, tokenizer)),
+        check_result("tokens_match_shards", tokens_match_shards(root, tokenizer, checked)),
+        check_result("every_record_once", every_record_once(root, sources, checked)),
         check_result("fim_reassembles", fim_reassembles(root, sources, checked)),
         check_result("mixture_within_tolerance", mixture_within_tolerance(
             root, {s.corpus: s.weight for s in params.sources}, {s.corpus: s.max_epochs for s in params.sources},
