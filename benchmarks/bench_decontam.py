@@ -29,7 +29,6 @@ import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
-import resource  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -135,7 +134,7 @@ def child(lake: Path, src: str, idx: Path, prior: Path | None, peer: bool) -> No
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     (lake / "child.json").write_text(json.dumps({
         "cpu_s": cpu, "wall_s": wall, "rows_in": stats.rows_in, "bytes_in": stats.bytes_in,
-        "dropped": stats.rows_dropped, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "dropped": stats.rows_dropped, "peak_rss_mb": peak_rss_mb(),
         **{k: stats.extra[k] for k in ("check", "checked_ngrams", "records_checked", "drops_reused",
                                        "allowlist_spared", "records_prefiltered_out")}}))
 
@@ -168,6 +167,11 @@ def peer_decide(idx: Path):
                                       for text in batch.column("content").to_pylist()])
 
     return decide
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM): ru_maxrss would start from the parent's RSS at the fork."""
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
 
 
 def main() -> None:

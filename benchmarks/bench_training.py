@@ -21,7 +21,6 @@ os.environ.update({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1", "RAYON_RS_N
 import argparse  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
-import resource  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -86,7 +85,12 @@ def whole_partition(work: Path, src: str, tokenizer: str, params: PhaseParams) -
     entry, cpu, wall = timed(lambda: write_partition("regular", params, encoder, PhaseInput("quality_files", "full", src),
                                                      work / "out" / "phase" / "quality_files" / "full"))
     (work / "child.json").write_text(json.dumps({"cpu": cpu, "wall": wall, "entry": entry,
-                                                 "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                                                 "rss": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM): ru_maxrss would start from the parent's RSS at the fork."""
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
 
 
 def main() -> None:

@@ -64,6 +64,11 @@ def test_words_are_ascii_runs_lowercased_and_hashes_agree_per_text_and_per_batch
             assert np.bincount(doc, minlength=len(texts)).tolist() == [
                 max(0, len(words(t or "")) - n + 1) for t in texts]
             assert np.array_equal(hashes, np.concatenate([ngram_hashes(t or "", n) for t in texts]))
+    # a batch past the piece size is hashed in pieces, with the same result
+    big = [" ".join(f"w{i % 977} v{j}" for i in range(150_000)) for j in range(3)]  # ~1.5 MB each
+    hashes, doc = batch_ngram_hashes(big, 10)
+    assert np.array_equal(hashes, np.concatenate([ngram_hashes(t, 10) for t in big]))
+    assert np.bincount(doc).tolist() == [len(words(t)) - 9 for t in big]
     arrow = pa.array(["x " * 20, "def f(a, b, c, d, e, f, g, h, i): pass"] * 3, pa.large_string()).slice(1, 4)
     assert np.array_equal(batch_ngram_hashes(arrow, 10)[0], batch_ngram_hashes(arrow.to_pylist(), 10)[0])
 

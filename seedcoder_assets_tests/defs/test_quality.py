@@ -293,9 +293,19 @@ def test_decontamination_of_every_corpus(env, tmp_path: Path) -> None:
     assert set(files.slice(5, 3)["id"]) <= set(lineage.filter(pl.col("reason") == "contaminated:copied")["id"])
     kept = pl.read_parquet(f"{home}/lake/training/decontaminated_quality_files/crawl=c1/*.parquet")
     assert kept.height == lineage.filter(pl.col("decision") == "kept").height
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    def stale() -> StaleStatus:  # the UI's own staleness logic
+        resolver = CachingStaleStatusResolver(env["instance"], defs().resolve_asset_graph(),
+                                              LoadingContextForTest(env["instance"]))
+        return resolver.get_status(dg.AssetKey(["training", "decontaminated_quality_files"]), "c1")
+
+    assert stale() == StaleStatus.FRESH
     bench("copied_later", files.slice(20, 2))
     second = _job(env, "benchmark_index_job", crawl=None, config=config)
     assert _metadata(second, "training/benchmark_ngrams")["version"].value != md["version"].value
+    assert stale() == StaleStatus.STALE  # a new benchmark version: every decontaminated partition
     again = _job(env, "decontam_job")
     assert all(e.passed for e in again.get_asset_check_evaluations())
     qf2 = _metadata(again, "training/decontaminated_quality_files")

@@ -20,6 +20,7 @@ from typing import Final
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 WORD_PATTERN: Final = r"[A-Za-z0-9_]+"
 WORD: Final = re.compile(WORD_PATTERN)
@@ -86,8 +87,30 @@ def utf8_batch(texts: Sequence[str | None] | pa.Array) -> tuple[np.ndarray, np.n
     return data[offsets[0]:offsets[-1]], offsets[:-1] - offsets[0]
 
 
+MAX_PIECE_BYTES: Final = 2 << 20  # numpy holds ~40 bytes per byte of text: hash at most this much at once
+
+
 def batch_ngram_hashes(texts: Sequence[str | None] | pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(hashes, doc): every word n-gram of every text of a batch, and the position of the text it is in."""
+    """(hashes, doc): every word n-gram of every text of a batch, and the position of the text it is in.
+    Texts are hashed in pieces of at most MAX_PIECE_BYTES (a longer text alone), so memory follows that."""
+    arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(list(texts), pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    ends = np.cumsum(pc.binary_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64))
+    if len(arr) == 0 or ends[-1] <= MAX_PIECE_BYTES:
+        return _piece_hashes(arr, n)
+    out_h, out_d, start = [], [], 0
+    while start < len(arr):
+        base = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, base + MAX_PIECE_BYTES, side="right")))
+        h, d = _piece_hashes(arr.slice(start, stop - start), n)
+        out_h.append(h)
+        out_d.append(d + start)
+        start = stop
+    return np.concatenate(out_h), np.concatenate(out_d)
+
+
+def _piece_hashes(texts: pa.Array, n: int) -> tuple[np.ndarray, np.ndarray]:
     data, text_starts = utf8_batch(texts)
     if len(data) == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
