@@ -537,7 +537,10 @@ def main(argv: list[str] | None = None) -> None:
     s.set_defaults(fn=cmd_balance)
     args = p.parse_args(argv)
     stop_on_sigterm()
-    args.fn(args)
+    try:
+        args.fn(args)
+    except BrokenPipeError:  # `seedcoder why ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def stop_on_sigterm() -> None:
