@@ -95,20 +95,24 @@ def token_counter(name: str) -> Callable[[list[str]], list[int]]:
     tok.no_padding()
 
     def count(texts: list[str]) -> list[int]:
-        # An encoding holds ids, offsets and strings per token (~25x its text): batches of at most 4 MB keep a
-        # big repository's count from holding gigabytes.
-        out: list[int] = []
-        start = 0
-        while start < len(texts):
-            end, size = start, 0
-            while end < len(texts) and (end == start or size + len(texts[end]) <= 4 << 20):
-                size += len(texts[end])
-                end += 1
-            out += [len(e.ids) for e in tok.encode_batch(texts[start:end], add_special_tokens=False)]
-            start = end
-        return out
+        return [len(ids) for ids in encode_in_batches(tok, texts)]
 
     return count
+
+
+def encode_in_batches(tok, texts: list[str], max_chars: int = 4 << 20) -> list[list[int]]:
+    """Each text's ids (no special tokens added). An encoding holds ids, offsets and strings per token (~25x its
+    text): batches of at most `max_chars` keep a big repository from holding gigabytes."""
+    out: list[list[int]] = []
+    start = 0
+    while start < len(texts):
+        end, size = start, 0
+        while end < len(texts) and (end == start or size + len(texts[end]) <= max_chars):
+            size += len(texts[end])
+            end += 1
+        out += [e.ids for e in tok.encode_batch(texts[start:end], add_special_tokens=False)]
+        start = end
+    return out
 
 
 def sequence_id(crawl: str, repo: str, piece: int) -> str:

@@ -29,6 +29,7 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from seedcoder_assets.core.decontam.stage import input_digest, text_column
+from seedcoder_assets.core.longctx.corpus import encode_in_batches
 from seedcoder_assets.core.parquet_io import MAX_BATCH_BYTES, dataset, iter_batches, slices_by_bytes
 from seedcoder_assets.core.training.fim import SENTINEL_IN_TEXT, Fim, FimParams, fim_document
 from seedcoder_assets.core.training.shards import ShardWriter
@@ -104,7 +105,7 @@ class Encoder:
 
     def encode(self, docs: list[Fim], fim: FimParams) -> list[np.ndarray]:
         """Each document's ids: a FIM one as its three sentinels' ids around its parts in the phase's order, then
-        the end-of-document id. Texts are encoded in batches of at most 4 MB (an encoding holds ~25x its text)."""
+        the end-of-document id."""
         order = (fim.suffix, fim.prefix, fim.middle) if fim.mode == "spm" else (fim.prefix, fim.suffix, fim.middle)
         pieces: list[str] = []
         for d in docs:
@@ -113,15 +114,7 @@ class Encoder:
             else:
                 prefix, middle, suffix = d.parts
                 pieces += (suffix, prefix, middle) if fim.mode == "spm" else (prefix, suffix, middle)
-        ids: list[list[int]] = []
-        start = 0
-        while start < len(pieces):
-            end, size = start, 0
-            while end < len(pieces) and (end == start or size + len(pieces[end]) <= 4 << 20):
-                size += len(pieces[end])
-                end += 1
-            ids += [e.ids for e in self.tok.encode_batch(pieces[start:end], add_special_tokens=False)]
-            start = end
+        ids = encode_in_batches(self.tok, pieces)
         out, k = [], 0
         sentinel_ids = [self.special[s] for s in order]
         for d in docs:
