@@ -30,6 +30,7 @@ import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import sysconfig  # noqa: E402
@@ -94,14 +95,14 @@ def from_lake(home: Path, lake: Path, crawl: str) -> tuple[str, str, str]:
     return str(home / "scores"), files, features
 
 
-def loop(home: Path, hard: bool, seeds: int) -> dict:
-    from seedcoder_assets.core.hq.rounds import DEFAULT_SOURCES, HQParams, candidates_view, run_round
+def loop(home: Path, hard: bool, seeds: int, bucket: int | None) -> dict:
+    from seedcoder_assets.core.hq.rounds import DEFAULT_SOURCES, MODEL_FILE, HQParams, candidates_view, run_round
     from seedcoder_assets.core.object_store import duckdb_connect
 
     crawl = tuple(json.loads((home / "inputs.json").read_text()))
     # The defaults, with seed sizes for a crawl of this size (the paper's 100K seeds come from billions of files).
     sources = tuple(s.model_copy(update={"seed_size": seeds, "max_per_repo": 25}) for s in DEFAULT_SOURCES)
-    params = HQParams(sources=sources, hard_negatives=hard)
+    params = HQParams(sources=sources, hard_negatives=hard, bucket=bucket)
     con = duckdb_connect()
     con.execute("SET threads TO 1")
     candidates_view(con, [crawl])
@@ -109,8 +110,9 @@ def loop(home: Path, hard: bool, seeds: int) -> dict:
     t0, w0 = time.process_time(), time.perf_counter()
     state, rounds = None, []
     for number in (1, 2, 3):
-        state, metrics = run_round(con, [(crawl[1], crawl[0])], params, number, state, home / f"{'hard' if hard else 'random'}-r{number}")
-        rounds.append(metrics)
+        out = home / f"{'hard' if hard else 'random'}-r{number}"
+        state, metrics = run_round(con, [(crawl[1], crawl[0])], params, number, state, out)
+        rounds.append(metrics | {"model_mb": (out / MODEL_FILE).stat().st_size / 1e6})
     return {"candidates": candidates, "rounds": rounds, "cpu_s": time.process_time() - t0,
             "wall_s": time.perf_counter() - w0,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -122,20 +124,22 @@ def main() -> None:
     ap.add_argument("--lake", type=Path, help="a lake with a crawl's syntax-checked files and features")
     ap.add_argument("--crawl", default="full", help="the crawl partition of --lake")
     ap.add_argument("--seeds", type=int, default=500, help="seeds per source")
+    ap.add_argument("--bucket", type=int, help="fastText's n-gram hash buckets (default: sized to the training file)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--loop", choices=["hard", "random"], help=argparse.SUPPRESS)
     ap.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.loop:
-        print(json.dumps(loop(a.home, a.loop == "hard", a.seeds)))
+        print(json.dumps(loop(a.home, a.loop == "hard", a.seeds, a.bucket)))
         return
     home = Path(tempfile.mkdtemp(prefix="bench-hq-"))
     inputs = from_lake(home, a.lake, a.crawl) if a.lake else build(home, a.files)
     (home / "inputs.json").write_text(json.dumps(inputs))
     results = {}
     for kind in ("hard", "random"):
-        out = subprocess.run([sys.executable, __file__, "--loop", kind, "--home", str(home), "--seeds", str(a.seeds)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, __file__, "--loop", kind, "--home", str(home), "--seeds", str(a.seeds)]
+                             + (["--bucket", str(a.bucket)] if a.bucket else []), capture_output=True, text=True,
+                             check=True)
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
     n = results["hard"]["candidates"]
     print(f"{n} scored files from {f'crawl {a.crawl} of {a.lake}' if a.lake else 'the installed packages'}\n")
@@ -161,8 +165,12 @@ def main() -> None:
         train = sum(m["train_examples"] * epochs for m in r["rounds"]) / max(sum(m["train_cpu_s"] for m in r["rounds"]), 1e-9)
         recall = 3 * n / max(sum(m["recall_cpu_s"] for m in r["rounds"]), 1e-9)
         print(f"| {kind} | {r['cpu_s']:.1f} | {r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} | {train:,.0f} | {recall:,.0f} |")
+    sizes = [m["model_mb"] for r in results.values() for m in r["rounds"]]
+    print(f"\nfastText models {min(sizes):.0f}-{max(sizes):.0f} MB (n-gram buckets "
+          f"{'set to ' + format(a.bucket, ',') if a.bucket else 'sized to each training file'})")
     if a.out:
         a.out.write_text(json.dumps(results, indent=2))
+    shutil.rmtree(home)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The web recall model (fastText) on a real dump: training and inference throughput per core, peak RSS, and
 how well it recalls code-related pages of sites it has never seen.
 
-    python benchmarks/bench_web_recall.py [--dump DIR | --pages DIR] [--seeds 5] [--out results.json]
+    python benchmarks/bench_web_recall.py [--dump DIR | --pages DIR] [--seeds 5] [--bucket N] [--out results.json]
+
+--bucket sets fastText's n-gram hash buckets (its default is 2,000,000; ours sizes them to the training
+pages), so the two can be compared on the same sites and seeds: the model's size against what it recalls.
 
 Truth is the sample's provenance, not anything the pipeline computes: a page is code-related when it comes
 from a programming manual or API reference package (python3.11-doc, postgresql-doc, git-doc, ...) and not when
@@ -26,6 +29,7 @@ os.environ.update({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1", "POLARS_MAX
 import argparse  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -60,6 +64,7 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, help="a web dump built by seedcoder sample-web (default: build the large)")
     ap.add_argument("--pages", type=Path, help="its web_pages output, if already extracted")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--bucket", type=int, help="fastText's n-gram hash buckets (default: sized to the pages)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     import fasttext
@@ -77,7 +82,7 @@ def main() -> None:
         p = json.loads(line)
         kind[p["url"]] = p["kind"] == "programming"
     pages = pl.read_parquet(f"{pages_dir}/*.parquet", columns=["id", "url", "host", "title", "text", "size", "code_tag"])
-    params = RecallParams()
+    params = RecallParams(bucket=a.bucket)
     examples = [Example(r["id"], r["host"], page_line(r["title"], r["text"], params.max_tokens), kind[r["url"]],
                         r["code_tag"]) for r in pages.iter_rows(named=True) if r["url"] in kind]
     mb = pages["size"].sum() / 1e6
@@ -87,6 +92,8 @@ def main() -> None:
 
     results = []
     train_cpu = train_pages = 0.0
+    model_mb: list[float] = []
+    buckets: list[int] = []
     for seed in range(a.seeds):
         p = params.model_copy(update={"seed": seed})
         t0 = time.process_time()
@@ -94,6 +101,9 @@ def main() -> None:
         train_cpu += time.process_time() - t0
         train_pages += report["n_train"] * p.epoch
         model = fasttext.load_model(str(work / f"model-{seed}" / MODEL_FILE))
+        model_mb.append((work / f"model-{seed}" / MODEL_FILE).stat().st_size / 1e6)
+        buckets.append(report["bucket"])
+        shutil.rmtree(work / f"model-{seed}")  # 520 MB each at fastText's default buckets
         checking = set(report["checking_sites"])
         report_pages = [e for e in examples if e.host in checking and not e.tagged]
         scores, truth = p_code(model, report_pages), np.array([e.code for e in report_pages])
@@ -132,11 +142,16 @@ def main() -> None:
     print(f"\nfastText, one thread: training (train_recall whole: its file, fastText, scoring the held-out sites) {train_pages / max(train_cpu, 1e-9):,.0f} page-epochs per CPU-s; "
           f"inference {len(lines) / max(infer_cpu, 1e-9):,.0f} pages and {mb / max(infer_cpu, 1e-9):.1f} MB of text "
           f"per CPU-s (tokenising included; pages cut to {params.max_tokens} tokens); peak RSS {rss:.0f} MB")
+    print(f"n-gram hash buckets {min(buckets):,} to {max(buckets):,} "
+          f"({'set' if a.bucket else 'sized to the training pages'}); model {np.mean(model_mb):.0f} MB")
     if a.out:
         a.out.write_text(json.dumps({"seeds": results, "mean": mean, "train_page_epochs_per_cpu_s":
                                      train_pages / max(train_cpu, 1e-9), "infer_pages_per_cpu_s":
                                      len(lines) / max(infer_cpu, 1e-9), "infer_mb_per_cpu_s": mb / max(infer_cpu, 1e-9),
-                                     "peak_rss_mb": rss, "pages": len(examples), "sites": len(hosts)}, indent=2))
+                                     "peak_rss_mb": rss, "pages": len(examples), "sites": len(hosts),
+                                     "buckets": buckets, "model_mb": model_mb}, indent=2))
+    if a.dump is None:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

@@ -203,6 +203,8 @@ class WebRecallConfig(dg.Config):
     word_ngrams: int = Field(_RECALL.word_ngrams, description="fastText word n-grams")
     min_count: int = Field(_RECALL.min_count, description="Tokens seen fewer times are ignored")
     max_tokens: int = Field(_RECALL.max_tokens, description="Tokens of a page the model reads")
+    bucket: int | None = Field(None, description="fastText hash buckets of word n-grams; empty: sized to the "
+                                                 "training pages, at most fastText's 2,000,000")
     seed: int = Field(_RECALL.seed, description="Split and training seed")
 
     def to_params(self) -> RecallParams:
@@ -241,6 +243,8 @@ class HQConfig(dg.Config):
     quality_floor_quantile: float | None = Field(None, description="Instead: this quantile of the candidates' scores")
     max_new_per_round: float = Field(_HQ.max_new_per_round, description="New positives per round, at most this x seeds")
     epoch: int = Field(_HQ.epoch, description="fastText epochs")
+    bucket: int | None = Field(None, description="fastText hash buckets of word n-grams; empty: sized to the "
+                                                 "training file, at most fastText's 2,000,000")
     seed: int = Field(_HQ.seed, description="Seed of the choices, the held-out repositories and training")
     min_held_out_recall: float = Field(0.8, description="held_out_recall_within_bound fails below this recall of "
                                                         "held-out repositories' seeds")

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from seedcoder_assets.core.fasttext_buckets import FASTTEXT_BUCKETS, MIN_BUCKETS, ngram_buckets
 from seedcoder_assets.core.stats import LineageWriter
 from seedcoder_assets.core.web.pages import WebPageParams, extract_pages
 from seedcoder_assets.core.web.recall import (
@@ -66,6 +67,9 @@ def test_the_threshold_is_fitted_on_some_held_out_sites_and_checked_on_others(ex
     assert recalled[truth].mean() == pytest.approx(report["check_recall"])  # recomputed from the stored model
     assert truth[recalled].mean() == pytest.approx(report["check_precision"])
     assert 0 < report["check_average_precision"] <= 1
+    # The n-gram table is sized to the training pages, not fastText's fixed 2M rows (520 MB a model).
+    rows = report["bucket"] + len(model.model.get_words())
+    assert report["bucket"] < 2_000_000 and model.model.get_input_matrix().shape == (rows, params.dim)
     # One thread and a seed: the same labels train the same model, with the same threshold.
     again = train_recall(examples, params, tmp_path / "m2")
     assert again["threshold"] == report["threshold"] and again["curve"] == report["curve"]
@@ -117,3 +121,15 @@ def test_the_web_prompt_and_its_answer() -> None:
     import re
 
     assert re.fullmatch(ANSWER_ONLY_REGEX, "Category: [[qa_forum]]\nCode-related: [[no]]\nRating: [[10]]")
+
+
+def test_ngram_buckets_follow_the_distinct_ngrams_up_to_fasttexts_default(tmp_path: Path) -> None:
+    small = tmp_path / "small.txt"
+    small.write_text("__label__a x y z\n__label__b x y\n")  # bigrams: (x y), (y z); labels are not words
+    assert ngram_buckets(small, 2) == MIN_BUCKETS and ngram_buckets(small, 1) == MIN_BUCKETS
+    words = tmp_path / "words.txt"
+    words.write_text("".join(f"__label__a w{i} w{i + 1} w{i + 2}\n" for i in range(0, 3000, 3)))
+    # Per line: 2 bigrams and 1 trigram, all distinct; the label never joins an n-gram.
+    assert ngram_buckets(words, 2) == 4 * 2000 and ngram_buckets(words, 3) == 4 * 3000
+    assert ngram_buckets(words, 3, cap=10_000) == 10_000  # the cap: counting stops there
+    assert ngram_buckets(words, 2, per_ngram=1_000) == FASTTEXT_BUCKETS

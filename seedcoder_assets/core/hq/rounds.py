@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from seedcoder_assets.core.fasttext_buckets import ngram_buckets
 from seedcoder_assets.core.parquet_io import duckdb_source
 
 NEGATIVE: Final = "negative"
@@ -89,6 +90,8 @@ class HQParams(BaseModel, frozen=True):
     epoch: int = 10
     lr: float = 0.5
     word_ngrams: int = 2
+    bucket: int | None = Field(None, description="Hash buckets of word n-grams; None: sized to the training file "
+                                                 "(core/fasttext_buckets.py), at most fastText's 2,000,000")
     seed: int = 0
 
 
@@ -247,9 +250,10 @@ def train_round(examples: Iterator[tuple[str, str, str, str]], params: HQParams,
     if not n_train or len(labels) < 2:
         Path(path).unlink()
         raise ValueError(f"cannot train: {n_train} training examples with labels {sorted(labels)}")
+    bucket = params.bucket or ngram_buckets(Path(path), params.word_ngrams)
     model = fasttext.train_supervised(input=path, dim=params.dim, epoch=params.epoch, lr=params.lr,
-                                      wordNgrams=params.word_ngrams, minCount=1, thread=1, seed=params.seed,
-                                      verbose=0)
+                                      wordNgrams=params.word_ngrams, minCount=1, bucket=bucket, thread=1,
+                                      seed=params.seed, verbose=0)
     Path(path).unlink()
     model.save_model(str(out / MODEL_FILE))
     pq.write_table(pa.table({"id": pa.array([e[0] for e in held], pa.string()),
@@ -261,7 +265,7 @@ def train_round(examples: Iterator[tuple[str, str, str, str]], params: HQParams,
             "recall": float(recalled[truth].mean()) if truth.any() else None,
             "precision": float(truth[recalled].mean()) if recalled.any() else None,
             "negatives_recalled": float(recalled[~truth].mean()) if (~truth).any() else None,
-            "n_train": n_train}
+            "n_train": n_train, "bucket": bucket}
 
 
 ROUND_FILES: Final = ("seeds", "negatives", "recalled")  # the Parquet tables of a round, beside its model

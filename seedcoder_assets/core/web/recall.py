@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from seedcoder_assets.core.fasttext_buckets import ngram_buckets
+
 TOKEN = re.compile(r"[^\W\d_]+|\d+|[^\w\s]{1,3}")  # words, numbers, and runs of code punctuation
 LABEL_CODE, LABEL_OTHER = "__label__code", "__label__other"
 MODEL_FILE = "recall.bin"
@@ -34,6 +36,8 @@ class RecallParams(BaseModel, frozen=True):
     lr: float = Field(0.5, description="Learning rate")
     word_ngrams: int = Field(2, description="Word n-grams (2: bigrams of tokens, e.g. 'def (')")
     min_count: int = Field(2, description="Tokens seen fewer times are ignored")
+    bucket: int | None = Field(None, description="Hash buckets of word n-grams; None: sized to the training pages "
+                                                 "(core/fasttext_buckets.py), at most fastText's 2,000,000")
     max_tokens: int = Field(2000, description="Tokens of a page the model reads (title first)")
     validation_share: float = Field(0.3, description="Share of sites held out for validation (paper: 30%)")
     check_share: float = Field(0.5, description="Share of the held-out sites that check the threshold; the rest "
@@ -176,9 +180,10 @@ def train_recall(examples: Sequence[Example], params: RecallParams, out: Path) -
         for e in train:
             f.write(f"{LABEL_CODE if e.code else LABEL_OTHER} {e.line}\n")
         train_file = f.name
+    bucket = params.bucket or ngram_buckets(Path(train_file), params.word_ngrams)
     model = fasttext.train_supervised(input=train_file, dim=params.dim, epoch=params.epoch, lr=params.lr,
-                                      wordNgrams=params.word_ngrams, minCount=params.min_count, thread=1,
-                                      seed=params.seed, verbose=0)
+                                      wordNgrams=params.word_ngrams, minCount=params.min_count, bucket=bucket,
+                                      thread=1, seed=params.seed, verbose=0)
     Path(train_file).unlink()
     model.save_model(str(out / MODEL_FILE))
     scorer = RecallModel(out / MODEL_FILE, 0.0, params.max_tokens)
@@ -193,7 +198,7 @@ def train_recall(examples: Sequence[Example], params: RecallParams, out: Path) -
         "check_recall": checked["recall"], "check_precision": checked["precision"],
         "check_recalled_share": checked["recalled_share"], "check_average_precision": average_precision(curve),
         "check_positive_share": float(labels.mean()),
-        "n_train": len(train), "n_fit": len(fit), "n_check": len(check),
+        "bucket": bucket, "n_train": len(train), "n_fit": len(fit), "n_check": len(check),
         "train_positive": sum(e.code for e in train), "check_positive": int(labels.sum()),
         "check_untagged_only": all(not e.tagged for e in check), "fitted_apart_from_check": bool(fit_sites),
         "training_sites": sorted(train_sites), "fitting_sites": sorted(fit_sites), "checking_sites": sorted(check_sites),
