@@ -16,7 +16,14 @@ import pytest
 
 from seedcoder_assets.core import paths
 from seedcoder_assets.core.decontam import checks
-from seedcoder_assets.core.decontam.index import HUMAN_EVAL, BenchmarkSource, IndexParams, NgramIndex, build_index
+from seedcoder_assets.core.decontam.index import (
+    HUMAN_EVAL,
+    BenchmarkSource,
+    IndexParams,
+    NgramIndex,
+    allowlist_rule,
+    build_index,
+)
 from seedcoder_assets.core.decontam.ngrams import batch_ngram_hashes, ngram_hashes, ngram_text, words
 from seedcoder_assets.core.decontam.stage import DecontamParams, read_state, run_decontamination
 from seedcoder_assets.core.ingest.archives import ExtractParams
@@ -224,3 +231,16 @@ def test_index_sources_fail_loudly_and_the_version_follows_content(tmp_path: Pat
     r3 = build_index(IndexParams(benchmarks=[BenchmarkSource(path=str(folder))], licence_paths=[str(licence)]),
                      tmp_path / "i3")
     assert r3["allowed"].get("licence", 0) >= 5
+
+
+def test_the_numbers_rule_counts_digits_number_words_and_single_characters_only() -> None:
+    params, rule = IndexParams(), lambda g: allowlist_rule(g, IndexParams(), set(), set())
+    assert params.max_informative_words == 1
+    assert rule("zero 0 one 1 two 2 three 3 four 4") == "numbers_or_single_chars"  # HumanEval/19's table
+    assert rule("candidate 1 2 3 4 5 6 7 8 9") == "numbers_or_single_chars"  # one informative word
+    assert rule("assert candidate 1 2 3 4 5 6 7 8") is None  # two
+    assert rule("x i j a i 1 j 1 0 0") == "numbers_or_single_chars"
+    assert rule("return sorted numbers key lambda x one 1 two 2") is None  # five informative words
+    assert rule("for i in range n for j in range n") is None  # idioms only with code_idioms on
+    assert allowlist_rule("for i in range n for j in range n", params.model_copy(update={"code_idioms": True}),
+                          set(), set()) == "code_idiom"

