@@ -23,6 +23,7 @@ from seedcoder_assets.core.decontam.index import (
     NgramIndex,
     allowlist_rule,
     build_index,
+    task_texts,
 )
 from seedcoder_assets.core.decontam.ngrams import batch_ngram_hashes, ngram_hashes, ngram_text, words
 from seedcoder_assets.core.decontam.stage import DecontamParams, read_state, run_decontamination
@@ -159,6 +160,8 @@ def test_planted_copies_are_dropped_with_their_task_and_the_checks_can_fail(craw
     assert checks.no_benchmark_ngrams(dst, str(index)).passed
     held = checks.drops_hold_their_ngram(paths.lineage_uri(str(tmp_path / "lake"), STAGE, "c1"), src, str(index))
     assert held.passed and held.metadata["verified"] == dropped.height
+    lineage_uri = paths.lineage_uri(str(tmp_path / "lake"), STAGE, "c1")
+    assert checks.drops_hold_their_ngram(lineage_uri, src, str(index), limit=2).metadata["verified"] == 2  # spread
     # fed bad output: a planted copy written back into the output
     leaked = tmp_path / "leaked"
     with PartWriter(str(leaked), FILE_SCHEMA) as out:
@@ -244,3 +247,12 @@ def test_the_numbers_rule_counts_digits_number_words_and_single_characters_only(
     assert rule("for i in range n for j in range n") is None  # idioms only with code_idioms on
     assert allowlist_rule("for i in range n for j in range n", params.model_copy(update={"code_idioms": True}),
                           set(), set()) == "code_idiom"
+
+
+def test_task_texts_reach_nested_fields_and_survive_lone_surrogates() -> None:
+    row = json.loads('{"task_id": "t/0", "prompt": "p \\ud83d q", "test": {"code": "assert f(1)", '
+                     '"cases": [{"input": "x"}, "y"]}, "n": 3}')
+    assert task_texts(row, ("prompt", "test")) == [("prompt", "p ? q"), ("test", "assert f(1)"), ("test", "x"),
+                                                   ("test", "y")]
+    assert [f for f, _ in task_texts(row, ())] == ["task_id", "prompt", "test", "test", "test"]
+    assert ngram_text("p ? q", 2) == ngram_text(task_texts(row, ("prompt",))[0][1], 2)

@@ -195,6 +195,31 @@ def test_a_sentinel_in_the_data_is_dropped_and_counted(corpora, tmp_path: Path) 
     ids = np.fromfile(tmp_path / "p" / "quality_files" / "s1" / "part-00000.bin", np.int32)
     assert (ids == encoder.eos_id).sum() == 3 and ids[-1] == encoder.eos_id
     assert checks.tokens_match_shards(tmp_path / "p", corpora["tokenizer"]).passed
-    assert checks.every_record_once(tmp_path / "p", {"quality_files/s1": uri}).passed
+    once = checks.every_record_once(tmp_path / "p", {"quality_files/s1": uri})
+    assert once.passed and once.metadata["records"]["quality_files/s1"] == {
+        "documents": 3, "foreign": 0, "no_text": 2, "holding_a_sentinel": 1, "unexplained": 0}
     assert out["blend"]["missing_sources"] == ["web_corpus"]
+    # fed a document that names no record of the partition (one record lost, the counts unchanged)
+    shard = tmp_path / "p" / "quality_files" / "s1" / "part-00000.parquet"
+    good = pq.read_table(shard)
+    ids = good["source_id"].to_pylist()
+    pq.write_table(good.set_column(good.schema.get_field_index("source_id"), "source_id",
+                                   pa.array(["zzz"] + ids[1:], good.schema.field("source_id").type)), shard)
+    lost = checks.every_record_once(tmp_path / "p", {"quality_files/s1": uri})
+    assert not lost.passed and lost.metadata["records"]["quality_files/s1"]["foreign"] == 1
+    assert lost.metadata["records"]["quality_files/s1"]["unexplained"] == 1
+    # fed a manifest whose drop counts are not what the records without a document hold
+    pq.write_table(good, shard)
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    manifest["entries"]["quality_files/s1"]["dropped"] = {"fim_sentinel_in_text": 0, "empty_text": 3}
+    (tmp_path / "p" / "manifest.json").write_text(json.dumps(manifest))
+    assert not checks.every_record_once(tmp_path / "p", {"quality_files/s1": uri}).passed
+    # fed a shard the manifest lists but the disk lacks: a failed check, not an exception
+    shard.unlink()
+    assert not checks.every_record_once(tmp_path / "p", {"quality_files/s1": uri}).passed
+    assert not checks.tokens_match_shards(tmp_path / "p", corpora["tokenizer"]).passed
+    assert not checks.fim_reassembles(tmp_path / "p", {"quality_files/s1": uri}).passed
+    (tmp_path / "p" / "quality_files" / "s1" / "part-00000.idx").unlink()  # the blend names what is gone
+    mix = checks.mixture_within_tolerance(tmp_path / "p", {"quality_files": 1.0}, {"quality_files": 1.0}, 0.01)
+    assert not mix.passed and mix.metadata["unreadable_shards"]
     assert encoder.special["<[fim-prefix]>"] >= 2000 and os.path.exists(tmp_path / "p" / "data_path.txt")

@@ -53,14 +53,16 @@ def no_benchmark_ngrams(output_uri: str, index_folder: str, max_examples: int = 
 
 
 def drops_hold_their_ngram(lineage_uri: str, input_uri: str, index_folder: str, limit: int = 2000) -> CheckOutcome:
-    """Every record dropped as contaminated (up to `limit`) holds the n-gram its lineage names, and that
-    n-gram is a blocking one of the index it names: no record is dropped without evidence."""
+    """Every record dropped as contaminated (all of them, or `limit` spread evenly over them) holds the n-gram
+    its lineage names, and that n-gram is a blocking one of the index it names: no record is dropped without
+    evidence."""
     if not is_complete(lineage_uri):
         return CheckOutcome(False, {"error": f"no lineage at {lineage_uri}"})
     lineage = read_table(lineage_uri, ["id", "decision", "reason", "detail"])
     dropped = lineage.filter(pc.equal(lineage["decision"], "dropped"))
     blocking, n = _blocking(index_folder)
-    ids = dropped["id"].to_pylist()[:limit]
+    all_ids = dropped["id"].to_pylist()
+    ids = all_ids[::-(-len(all_ids) // limit)] if len(all_ids) > limit else all_ids
     details = dict(zip(dropped["id"].to_pylist(), dropped["detail"].to_pylist()))
     column = _column(input_uri)
     rows = read_rows(input_uri, ids, [column]) if ids else None

@@ -28,6 +28,7 @@ import hashlib
 import importlib.resources
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -156,17 +157,21 @@ def read_tasks(bench: BenchmarkFile) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a field, nested lists and objects included (MBPP's test lists, tests as objects)."""
+    if isinstance(value, str):
+        yield value.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate (valid JSON) becomes '?'
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+
+
 def task_texts(row: dict[str, Any], fields: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(field, text) of a task: the named fields, else every string field; lists of strings count each."""
-    names = fields or tuple(k for k, v in row.items() if isinstance(v, str | list))
-    out = []
-    for f in names:
-        value = row.get(f)
-        if isinstance(value, str):
-            out.append((f, value))
-        elif isinstance(value, list):
-            out += [(f, v) for v in value if isinstance(v, str)]
-    return out
+    """(field, text) of a task: the named fields, else every field; each string in it counts, however nested."""
+    return [(f, text) for f in (fields or tuple(row)) for text in _strings(row.get(f))]
 
 
 def _text_ngrams(paths: list[str], n: int) -> tuple[set[str], list[str]]:

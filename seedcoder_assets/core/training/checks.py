@@ -10,12 +10,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seedcoder_assets.core.checks import CheckOutcome
 from seedcoder_assets.core.parquet_io import dataset, read_rows
+from seedcoder_assets.core.training.fim import SENTINEL_IN_TEXT
+from seedcoder_assets.core.training.mixture import EMPTY_TEXT
 
 
 def parse_idx(path: Path) -> np.ndarray:
@@ -85,48 +88,48 @@ def tokens_match_shards(root: Path, tokenizer_json: str, keys: list[str] | None 
         found.add(f"{corpus}/{partition}/{prefix.name}")
         try:
             lengths = parse_idx(prefix.with_suffix(".idx"))
-        except ValueError as exc:
-            problems.append(str(exc))
-            continue
-        on_disk[corpus] += int(lengths.sum())
-        if prefix.with_suffix(".bin").stat().st_size != 4 * int(lengths.sum()):
-            problems.append(f"{prefix}.bin: size is not 4 x the tokens its index lists")
-        text = pq.ParquetFile(prefix.with_suffix(".parquet"))
-        if text.metadata.num_rows != len(lengths):
-            problems.append(f"{prefix}.parquet: {text.metadata.num_rows} rows for {len(lengths)} documents")
-            continue
-        if keys is not None and f"{corpus}/{partition}" not in keys:
-            continue
-        meta = text.read(columns=["tokens", "fim"])
-        if not np.array_equal(meta["tokens"].to_numpy(), lengths):
-            problems.append(f"{prefix}.parquet: token counts differ from the index")
-            continue
-        ids = np.fromfile(prefix.with_suffix(".bin"), np.int32)
-        ends = np.cumsum(lengths.astype(np.int64))
-        is_fim = np.array([m is not None for m in meta["fim"].to_pylist()], bool)
-        eos_at = np.flatnonzero(ids == eos)
-        if len(eos_at) != len(lengths) or not np.array_equal(eos_at, ends - 1):
-            problems.append(f"{prefix}: the end-of-document id is not exactly each document's last token")
-        doc_of = np.searchsorted(ends, np.arange(len(ids)), side="right")
-        for sid in order:
-            per_doc = np.bincount(doc_of[ids == sid], minlength=len(lengths))
-            if not np.array_equal(per_doc, is_fim.astype(np.int64)):
-                problems.append(f"{prefix}: a sentinel id ({sid}) is not once in each FIM document and absent "
-                                "elsewhere")
-        if is_fim.any():
-            firsts = np.stack([np.flatnonzero(ids == sid) for sid in order]) if all(
-                (ids == sid).sum() == is_fim.sum() for sid in order) else None
-            if firsts is not None and not (np.all(firsts[0] < firsts[1]) and np.all(firsts[1] < firsts[2])):
-                problems.append(f"{prefix}: the sentinels are out of order")
-        scanned += len(lengths)
-        starts = ends - lengths
-        for g in np.linspace(0, text.num_row_groups - 1, min(sample_per_shard, text.num_row_groups)).astype(int):
-            group = text.read_row_group(int(g), columns=["doc", "fim", "text"])
-            d, mode, body = (group[c][0].as_py() for c in ("doc", "fim", "text"))
-            if ids[starts[d]:ends[d]].tolist() != _expected_ids(tok, body, mode, sentinels, special, eos):
-                problems.append(f"{prefix} document {d}: ids differ from its text tokenized again")
-            sampled += 1
-        del ids
+            on_disk[corpus] += int(lengths.sum())
+            if prefix.with_suffix(".bin").stat().st_size != 4 * int(lengths.sum()):
+                problems.append(f"{prefix}.bin: size is not 4 x the tokens its index lists")
+            text = pq.ParquetFile(prefix.with_suffix(".parquet"))
+            if text.metadata.num_rows != len(lengths):
+                problems.append(f"{prefix}.parquet: {text.metadata.num_rows} rows for {len(lengths)} documents")
+                continue
+            if keys is not None and f"{corpus}/{partition}" not in keys:
+                continue
+            meta = text.read(columns=["tokens", "fim"])
+            if not np.array_equal(meta["tokens"].to_numpy(), lengths):
+                problems.append(f"{prefix}.parquet: token counts differ from the index")
+                continue
+            # Mapped, not read: a shard of 250M tokens is 1 GB; only the control ids' positions are held.
+            ids = (np.memmap(prefix.with_suffix(".bin"), np.int32, mode="r") if lengths.sum()
+                   else np.zeros(0, np.int32))
+            ends = np.cumsum(lengths.astype(np.int64))
+            is_fim = np.array([m is not None for m in meta["fim"].to_pylist()], bool)
+            eos_at = np.flatnonzero(ids == eos)
+            if len(eos_at) != len(lengths) or not np.array_equal(eos_at, ends - 1):
+                problems.append(f"{prefix}: the end-of-document id is not exactly each document's last token")
+            at = {sid: np.flatnonzero(ids == sid) for sid in order}
+            for sid, positions in at.items():
+                per_doc = np.bincount(np.searchsorted(ends, positions, side="right"), minlength=len(lengths))
+                if not np.array_equal(per_doc, is_fim.astype(np.int64)):
+                    problems.append(f"{prefix}: a sentinel id ({sid}) is not once in each FIM document and absent "
+                                    "elsewhere")
+            if is_fim.any() and all(len(p) == is_fim.sum() for p in at.values()):
+                firsts = np.stack([at[sid] for sid in order])
+                if not (np.all(firsts[0] < firsts[1]) and np.all(firsts[1] < firsts[2])):
+                    problems.append(f"{prefix}: the sentinels are out of order")
+            scanned += len(lengths)
+            starts = ends - lengths
+            for g in np.linspace(0, text.num_row_groups - 1, min(sample_per_shard, text.num_row_groups)).astype(int):
+                group = text.read_row_group(int(g), columns=["doc", "fim", "text"])
+                d, mode, body = (group[c][0].as_py() for c in ("doc", "fim", "text"))
+                if ids[starts[d]:ends[d]].tolist() != _expected_ids(tok, body, mode, sentinels, special, eos):
+                    problems.append(f"{prefix} document {d}: ids differ from its text tokenized again")
+                sampled += 1
+            del ids
+        except (OSError, ValueError, pa.ArrowException) as exc:  # a missing or unreadable file: a failure
+            problems.append(f"{prefix}: {type(exc).__name__}: {exc}")
     listed_tokens: dict[str, int] = defaultdict(int)
     for e in manifest["entries"].values():
         listed_tokens[e["corpus"]] += e["tokens"]
@@ -140,32 +143,71 @@ def tokens_match_shards(root: Path, tokenizer_json: str, keys: list[str] | None 
                                        "problems": problems[:10]})
 
 
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
 def every_record_once(root: Path, sources: dict[str, str], keys: list[str] | None = None) -> CheckOutcome:
-    """Each (corpus, partition) of `keys` holds every record of its decontaminated partition once (or counts
-    it dropped with a reason), and its FIM share is within four standard deviations of the configured rate."""
+    """Each (corpus, partition) of `keys` holds every record of its decontaminated partition once, and nothing
+    else: DuckDB anti-joins the shards' source ids with the partition's ids both ways (streamed, spilling).
+    A record without a document must have a reason judged here from its text (no text; a sentinel in it
+    where the policy drops those), and those counts must be the manifest's. The FIM share is within four
+    standard deviations of the configured rate."""
+    from seedcoder_assets.core.object_store import duckdb_connect
+    from seedcoder_assets.core.parquet_io import duckdb_source
+
     manifest = json.loads((root / "manifest.json").read_text())
-    rate = manifest["params"]["fim"]["rate"]
-    problems, shares = [], {}
+    fim = manifest["params"]["fim"]
+    rate, drops_sentinels = fim["rate"], fim.get("on_sentinel", "drop") == "drop"
+    sentinels = [fim[k] for k in ("prefix", "suffix", "middle")]
+    con = duckdb_connect()
+    problems, shares, counts = [], {}, {}
     for key, entry in sorted(manifest["entries"].items()):
         if keys is not None and key not in keys:
             continue
-        rows = dataset(sources[key]).count_rows()
-        ids, fims = [], 0
-        for shard in entry["shards"]:
-            t = pq.read_table(root / entry["corpus"] / entry["partition"] / f"{shard['name']}.parquet",
-                              columns=["source_id", "fim"])
-            ids += t["source_id"].to_pylist()
-            fims += t["fim"].null_count
-        n = len(ids)
-        fims = n - fims
-        dropped = sum(entry["dropped"].values())
-        if len(set(ids)) != n or n + dropped != rows:
-            problems.append(f"{key}: {n} documents ({len(set(ids))} distinct) and {dropped} dropped for {rows} records")
+        files = [root / entry["corpus"] / entry["partition"] / f"{s['name']}.parquet" for s in entry["shards"]]
+        try:
+            src = duckdb_source(sources[key])
+            column = "content" if "content" in dataset(sources[key]).schema.names else "text"
+            missing = [f for f in files if not f.exists()]
+            if missing:
+                problems.append(f"{key}: shards listed but missing: {[str(f) for f in missing[:3]]}")
+                continue
+            docs = (f"(SELECT source_id, fim FROM read_parquet({_sql_list(files)}))" if files else
+                    "(SELECT NULL::VARCHAR AS source_id, NULL::VARCHAR AS fim WHERE false)")
+            n, distinct, fims = con.execute(f"SELECT count(*), count(DISTINCT source_id), count(fim) "
+                                            f"FROM {docs}").fetchone()
+            foreign = con.execute(f"SELECT count(*) FROM {docs} d ANTI JOIN {src} s ON d.source_id = s.id").fetchone()[0]
+            has_sentinel = " OR ".join(f"contains(t, ${i + 1})" for i in range(len(sentinels)))
+            empty, with_sentinel, unexplained = con.execute(
+                f"SELECT count(*) FILTER (WHERE coalesce(t, '') = ''), "
+                f"count(*) FILTER (WHERE coalesce(t, '') <> '' AND ({has_sentinel})), "
+                f"count(*) FILTER (WHERE coalesce(t, '') <> '' AND NOT ({has_sentinel})) "
+                f"FROM (SELECT s.{column} AS t FROM {src} s ANTI JOIN {docs} d ON s.id = d.source_id)",
+                sentinels).fetchone()
+        except (OSError, ValueError, duckdb.Error) as exc:  # an unreadable shard or partition fails the check
+            problems.append(f"{key}: {type(exc).__name__}: {exc}")
+            continue
+        counts[key] = {"documents": n, "foreign": foreign, "no_text": empty, "holding_a_sentinel": with_sentinel,
+                       "unexplained": unexplained}
+        listed = entry["dropped"]
+        if distinct != n:
+            problems.append(f"{key}: {n - distinct} documents repeat a record")
+        if foreign:
+            problems.append(f"{key}: {foreign} documents come from no record of the partition")
+        if unexplained or (with_sentinel and not drops_sentinels):
+            problems.append(f"{key}: {unexplained + (0 if drops_sentinels else with_sentinel)} records lost "
+                            "(no document, and nothing in their text to drop them for)")
+        if listed.get(EMPTY_TEXT, 0) != empty or listed.get(SENTINEL_IN_TEXT, 0) != (with_sentinel if
+                                                                                    drops_sentinels else 0):
+            problems.append(f"{key}: the manifest counts {listed} dropped; the records without a document: "
+                            f"{empty} without text, {with_sentinel} holding a sentinel")
         spread = 4 * (n * rate * (1 - rate)) ** 0.5 + 1
         shares[key] = round(fims / n, 4) if n else None
         if abs(fims - rate * n) > spread:
             problems.append(f"{key}: {fims} FIM documents of {n}, configured rate {rate}")
-    return CheckOutcome(not problems, {"fim_share": shares, "configured_rate": rate, "problems": problems[:10]})
+    return CheckOutcome(not problems, {"fim_share": shares, "configured_rate": rate, "records": counts,
+                                       "problems": problems[:10]})
 
 
 def _reassemble(text: str, mode: str, sentinels: dict[str, str]) -> str | None:
@@ -199,16 +241,20 @@ def fim_reassembles(root: Path, sources: dict[str, str], keys: list[str] | None 
     sentinels = {k: fim[k] for k in ("prefix", "suffix", "middle")}
     checked = fim_docs = 0
     bad: list[dict[str, Any]] = []
-    for key, entry in sorted(manifest["entries"].items()):
-        if keys is not None and key not in keys:
-            continue
+    entries = [(k, e) for k, e in sorted(manifest["entries"].items()) if keys is None or k in keys]
+    # Every shard is read, up to an equal part of `max_docs` each (a prefix of the first shards would leave
+    # the rest unread).
+    per_shard = max(64, -(-max_docs // max(1, sum(len(e["shards"]) for _, e in entries))))
+    for key, entry in entries:
         uri = sources[key]
         column = "content" if "content" in dataset(uri).schema.names else "text"
         for shard in entry["shards"]:
-            if checked >= max_docs:
-                break
             prefix = root / entry["corpus"] / entry["partition"] / shard["name"]
-            batches = list(_first_rows(prefix.with_suffix(".parquet"), max_docs - checked))
+            try:
+                batches = list(_first_rows(prefix.with_suffix(".parquet"), per_shard))
+            except (OSError, pa.ArrowException) as exc:  # a missing or unreadable shard fails the check
+                bad.append({"shard": str(prefix), "error": f"{type(exc).__name__}: {exc}"})
+                continue
             if not batches:
                 continue
             rows = pa.Table.from_batches(batches)
@@ -240,17 +286,22 @@ def mixture_within_tolerance(root: Path, configured: dict[str, float], max_epoch
     blend = json.loads((root / "blend.json").read_text())
     share: dict[str, float] = defaultdict(float)
     available: dict[str, int] = defaultdict(int)
+    unreadable: list[str] = []
     for weight, prefix in pairs:
         corpus = Path(prefix).parent.parent.name
         share[corpus] += float(weight)
-        available[corpus] += int(parse_idx(Path(prefix + ".idx")).sum())
+        try:
+            available[corpus] += int(parse_idx(Path(prefix + ".idx")).sum())
+        except (OSError, ValueError) as exc:  # a trainer could not read it either
+            unreadable.append(f"{prefix}: {type(exc).__name__}: {exc}")
     total_weight = sum(configured.values())
     want = {c: w / total_weight for c, w in configured.items()}
     diff = {c: round(share.get(c, 0.0) - w, 6) for c, w in want.items()}
     epochs = {c: (share[c] * blend["total_tokens"] / available[c]) if available.get(c) else 0.0 for c in want}
     over = {c: round(e, 4) for c, e in epochs.items() if e > max_epochs.get(c, 1.0) + 1e-6}
-    ok = bool(pairs) and all(abs(d) <= tolerance for d in diff.values()) and not over
+    ok = bool(pairs) and all(abs(d) <= tolerance for d in diff.values()) and not over and not unreadable
     return CheckOutcome(ok, {"realised_share": {c: round(share.get(c, 0.0), 6) for c in want},
                              "configured_share": {c: round(w, 6) for c, w in want.items()}, "difference": diff,
                              "epochs": {c: round(e, 4) for c, e in epochs.items()}, "over_repetition_limit": over,
-                             "shards_in_blend": len(pairs), "missing_sources": [c for c in want if c not in share]})
+                             "shards_in_blend": len(pairs), "missing_sources": [c for c in want if c not in share],
+                             "unreadable_shards": unreadable[:10]})
