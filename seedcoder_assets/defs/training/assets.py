@@ -140,10 +140,12 @@ _MIX_CHECKS = [
                             "Parquet rows); in the new shards the end-of-document id ends each document only, the "
                             "sentinels' ids are in FIM documents only, and sampled documents tokenized again are "
                             "the ids in the .bin"),
-    ("every_record_once", "each new (corpus, partition) holds every decontaminated record once or counts it "
-                          "dropped, with a FIM share within 4 standard deviations of the phase's rate"),
-    ("fim_reassembles", "every document written this run is its decontaminated record: a FIM one once its parts "
-                        "are put back in order"),
+    ("every_record_once", "each new (corpus, partition) holds every decontaminated record once and nothing else "
+                          "(ids anti-joined both ways); a record without a document has no text or holds a "
+                          "sentinel, as many as the manifest counts; the FIM share is within 4 standard "
+                          "deviations of the phase's rate"),
+    ("fim_reassembles", "documents from every shard written this run are their decontaminated records: a FIM one "
+                        "once its parts are put back in order"),
     ("mixture_within_tolerance", "the blend a trainer reads draws each source's configured share within the "
                                  "tolerance, repeating none past its limit (tokens from the .idx files)")]
 
