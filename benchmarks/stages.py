@@ -19,8 +19,10 @@ from seedcoder_assets.core.dedup.minhash import MinHashParams
 from seedcoder_assets.core.dedup.params import DedupParams
 from seedcoder_assets.core.stage_run import StageRun
 
-# The GitHub branch's stages in pipeline order, by asset name.
-DECLARED = {s.name: s for s in pipeline.STAGES if s.job == pipeline.GITHUB}
+# The GitHub branch's stages in pipeline order, by asset name: per shard (ingest, language), per crawl
+# (dedup), the syntax check.
+BRANCH_JOBS = (pipeline.SHARDS, pipeline.GITHUB, pipeline.SYNTAX)
+DECLARED = {s.name: s for s in pipeline.STAGES if s.job in BRANCH_JOBS}
 STAGES = list(DECLARED)
 
 
