@@ -6,9 +6,11 @@ shards with peak RSS, and Megatron's own writer and reader as the peer and the j
 The first --mb of the partition's files are the corpus. The tokenizer is a byte-level BPE of 32,000 ids
 trained here on 20 MB of the same files (tokenizers; no hub). Timed in this process with thread pools pinned
 to one thread: the FIM transform (regular phase, rate 0.5), tokenization (the end-of-document id appended),
-and shard writing (ours, then megatron-core's IndexedDatasetBuilder on the same ids: the two must be byte for
-byte the same files). Then the whole partition through `write_partition` in a spawned process (its peak RSS is
-the kernel's), read back by Megatron's IndexedDataset and checked by the shard checks.
+tokenization again with tokenizers' `encode_batch` (offsets computed, as most pipelines call it), and shard
+writing: ours (.bin/.idx) and megatron-core's IndexedDatasetBuilder on the same ids, the two byte for byte the
+same files, then ours with the Parquet text rows the stage writes beside them. Then the whole partition
+through `write_partition` in a spawned process (its peak RSS is the kernel's), read back by Megatron's
+IndexedDataset and checked by the shard checks.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from seedcoder_assets.core.schemas import FILE_SCHEMA  # noqa: E402
 from seedcoder_assets.core.training.checks import fim_reassembles, tokens_match_shards  # noqa: E402
 from seedcoder_assets.core.training.fim import FimParams, fim_document  # noqa: E402
 from seedcoder_assets.core.training.mixture import Encoder, PhaseInput, PhaseParams, SourceMix, write_partition  # noqa: E402
-from seedcoder_assets.core.training.shards import ShardWriter  # noqa: E402
+from seedcoder_assets.core.training.shards import ShardWriter, TokenWriter  # noqa: E402
 
 
 def corpus(files: str, dst: str, mb: float) -> tuple[list[str], list[str]]:
@@ -126,20 +128,52 @@ def main() -> None:
 
     token_ids, cpu, wall = timed(tokenize)
     tokens = sum(len(a) for a in token_ids)
-    rows["tokenize (byte-level BPE, 32,000 ids)"] = (mb / cpu, cpu, wall, f"{tokens / cpu / 1e6:.2f} M tokens/CPU-s; "
-                                                                         f"{tokens:,} tokens")
+    rows["tokenize (byte-level BPE, 32,000 ids; encode_batch_fast)"] = (
+        mb / cpu, cpu, wall, f"{tokens / cpu / 1e6:.2f} M tokens/CPU-s; {tokens:,} tokens")
+
+    def with_offsets():  # the tokenizers call most pipelines make (Megatron's preprocess_data, datatrove): the
+        # same texts and batches, character offsets computed; its ids must be ours
+        pieces = [p for d in written for p in ((d.text,) if d.parts is None else (d.parts[2], d.parts[0], d.parts[1]))]
+        out, start = [], 0
+        while start < len(pieces):
+            end, size = start, 0
+            while end < len(pieces) and size <= 4e6:
+                size += len(pieces[end])
+                end += 1
+            out += [e.ids for e in encoder.tok.encode_batch(pieces[start:end], add_special_tokens=False)]
+            start = end
+        return out
+
+    plain, cpu, wall = timed(with_offsets)
+    text_ids = np.concatenate(token_ids)  # ours without the control ids (a document's text never holds them)
+    text_ids = text_ids[~np.isin(text_ids, list(encoder.special.values()))]
+    same_ids = sum(len(p) for p in plain) == len(text_ids) and np.array_equal(
+        text_ids, np.fromiter((i for p in plain for i in p), np.int32, len(text_ids)))
+    del text_ids
+    rows["tokenize: tokenizers encode_batch (offsets computed)"] = (
+        mb / cpu, cpu, wall, f"{sum(len(p) for p in plain) / cpu / 1e6:.2f} M tokens/CPU-s; the same ids as ours: "
+                             f"{same_ids}")
+    del plain
     # the same text rows the stage writes (ours writes them; megatron-core's builder has none)
     empty = {k: [None] * len(token_ids) for k in ("corpus", "partition", "source_id", "fim", "fim_start",
                                                   "fim_end", "escaped")} | {"text": [d.text for d in written]}
 
     def ours():
-        w = ShardWriter(work / "out" / "ours" / "x" / "part-00000")
+        prefix = work / "out" / "ours" / "x" / "part-00000"
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        w = TokenWriter(str(prefix))
+        for start in range(0, len(token_ids), 2048):
+            w.write(token_ids[start:start + 2048])
+        w.close()
+
+    def ours_with_text():
+        w = ShardWriter(work / "out" / "ours" / "y" / "part-00000")
         for start in range(0, len(token_ids), 2048):
             w.write(token_ids[start:start + 2048], {k: v[start:start + 2048] for k, v in empty.items()})
         return w.close()
 
     _, cpu, wall = timed(ours)
-    rows["shards: ours (.bin/.idx + Parquet rows with the text)"] = (tokens * 4 / 1e6 / cpu, cpu, wall, "MB of int32 ids per CPU-s")
+    rows["shards: ours (.bin/.idx, TokenWriter)"] = (tokens * 4 / 1e6 / cpu, cpu, wall, "MB of int32 ids per CPU-s")
     same = None
     try:
         import torch
@@ -155,12 +189,15 @@ def main() -> None:
             b.finalize(f"{prefix}.idx")
 
         _, cpu, wall = timed(theirs)
-        rows["shards: megatron-core IndexedDatasetBuilder (.bin/.idx only)"] = (tokens * 4 / 1e6 / cpu, cpu, wall,
-                                                                               "MB of int32 ids per CPU-s")
+        rows["shards: megatron-core IndexedDatasetBuilder (.bin/.idx)"] = (tokens * 4 / 1e6 / cpu, cpu, wall,
+                                                                          "MB of int32 ids per CPU-s")
         same = all((work / "out" / "ours" / "x" / f"part-00000.{e}").read_bytes()
                    == (work / "out" / "megatron" / f"part-00000.{e}").read_bytes() for e in ("bin", "idx"))
     except ImportError:
         IndexedDataset = None
+    _, cpu, wall = timed(ours_with_text)
+    rows["shards: ours as the stage writes them (.bin/.idx + Parquet rows with the text, zstd)"] = (
+        tokens * 4 / 1e6 / cpu, cpu, wall, "MB of int32 ids per CPU-s")
 
     # the whole partition: read, FIM, tokenize, write, in a spawned process (its own memory, not this one's)
     params = PhaseParams(sources=[SourceMix(corpus="quality_files", weight=1.0)], fim=fim)
@@ -171,7 +208,7 @@ def main() -> None:
     shards = sorted((work / "out" / "phase" / "quality_files" / "full").glob("part-*.idx"))
     read_back = sum(len(IndexedDataset(str(p.with_suffix("")))) for p in shards) if IndexedDataset else None
     rows["whole partition (write_partition)"] = (mb / child["cpu"], child["cpu"], child["wall"],
-                                                 f"peak RSS {child['rss']:.0f} MB; {len(shards)} shards")
+                                                 f"peak RSS {child['rss']:.0f} MB; {len(shards)} shard{'s' if len(shards) != 1 else ''}")
 
     print(f"## Training-ready output: {len(texts):,} files, {mb:,.0f} MB of a real crawl\n")
     print("| step | MB/CPU-s | CPU s | wall s | notes |")

@@ -101,7 +101,8 @@ def token_counter(name: str) -> Callable[[list[str]], list[int]]:
 
 
 def encode_in_batches(tok, texts: list[str], max_chars: int = 4 << 20) -> list[list[int]]:
-    """Each text's ids (no special tokens added). An encoding holds ids, offsets and strings per token (~25x its
+    """Each text's ids (no special tokens added). `encode_batch_fast` skips the character offsets (the same ids,
+    1.45x the speed: benchmarks/bench_training.py). An encoding still holds several arrays per token (~25x its
     text): batches of at most `max_chars` keep a big repository from holding gigabytes."""
     out: list[list[int]] = []
     start = 0
@@ -110,7 +111,7 @@ def encode_in_batches(tok, texts: list[str], max_chars: int = 4 << 20) -> list[l
         while end < len(texts) and (end == start or size + len(texts[end]) <= max_chars):
             size += len(texts[end])
             end += 1
-        out += [e.ids for e in tok.encode_batch(texts[start:end], add_special_tokens=False)]
+        out += [e.ids for e in tok.encode_batch_fast(texts[start:end], add_special_tokens=False)]
         start = end
     return out
 

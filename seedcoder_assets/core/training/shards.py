@@ -50,40 +50,61 @@ def write_idx(path: Path, lengths: np.ndarray) -> None:
         fh.write(np.arange(len(lengths) + 1, dtype=np.int64).tobytes())
 
 
+class TokenWriter:
+    """A shard's .bin/.idx: documents' ids appended as they come, lengths kept for the .idx, written at `close`."""
+
+    def __init__(self, path_prefix: str) -> None:
+        self._prefix = path_prefix
+        self._bin = open(f"{path_prefix}.bin", "wb")  # noqa: SIM115 (closed in close())
+        self.lengths: list[int] = []
+        self.tokens = 0
+
+    def write(self, ids: list[np.ndarray]) -> None:
+        if ids:  # one write per batch: a write per document costs more than the copy
+            self._bin.write(np.concatenate(ids).astype(np.int32, copy=False))
+        lengths = [len(a) for a in ids]
+        self.lengths += lengths
+        self.tokens += sum(lengths)
+
+    def close(self) -> None:
+        self._bin.close()
+        write_idx(Path(f"{self._prefix}.idx"), np.array(self.lengths, np.int32))
+
+    def abort(self) -> None:
+        self._bin.close()
+
+
 class ShardWriter:
-    """One shard: token ids to .bin as they come, lengths kept for .idx, rows to .parquet; `close` renames."""
+    """One shard: token ids to .bin/.idx, rows to .parquet, under a temporary name; `close` renames."""
 
     def __init__(self, prefix: Path) -> None:
         self.prefix = prefix
         prefix.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = prefix.with_name(f".{prefix.name}.tmp")
-        self._bin = open(f"{self._tmp}.bin", "wb")  # noqa: SIM115 (closed in close())
+        self._ids = TokenWriter(str(self._tmp))
         self._text = pq.ParquetWriter(f"{self._tmp}.parquet", TEXT_SCHEMA, compression="zstd")
-        self.lengths: list[int] = []
-        self.tokens = 0
+
+    @property
+    def tokens(self) -> int:
+        return self._ids.tokens
 
     def write(self, ids: list[np.ndarray], rows: dict[str, list]) -> None:
         """Documents' token ids (EOS included) and their text rows (without `doc` and `tokens`)."""
-        start = len(self.lengths)
-        for a in ids:
-            self._bin.write(np.asarray(a, np.int32).tobytes())
-        lengths = [len(a) for a in ids]
-        self.lengths += lengths
-        self.tokens += sum(lengths)
+        start = len(self._ids.lengths)
+        self._ids.write(ids)
         table = pa.table({"doc": pa.array(range(start, start + len(ids)), pa.int64()), **rows,
-                          "tokens": pa.array(lengths, pa.int64())})
+                          "tokens": pa.array(self._ids.lengths[start:], pa.int64())})
         self._text.write_table(table.select(TEXT_SCHEMA.names).cast(TEXT_SCHEMA))
 
     def close(self) -> dict[str, int | str]:
-        self._bin.close()
+        self._ids.close()
         self._text.close()
-        write_idx(Path(f"{self._tmp}.idx"), np.array(self.lengths, np.int32))
         for ext in ("bin", "idx", "parquet"):
             os.replace(f"{self._tmp}.{ext}", f"{self.prefix}.{ext}")
-        return {"name": self.prefix.name, "documents": len(self.lengths), "tokens": self.tokens}
+        return {"name": self.prefix.name, "documents": len(self._ids.lengths), "tokens": self.tokens}
 
     def abort(self) -> None:
-        self._bin.close()
+        self._ids.abort()
         self._text.close()
         for ext in ("bin", "idx", "parquet"):
             Path(f"{self._tmp}.{ext}").unlink(missing_ok=True)
