@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from seedcoder_assets.core.longctx.corpus import encode_in_batches  # noqa: E402
 from seedcoder_assets.core.parquet_io import PartWriter, iter_batches  # noqa: E402
 from seedcoder_assets.core.schemas import FILE_SCHEMA  # noqa: E402
 from seedcoder_assets.core.training.checks import fim_reassembles, tokens_match_shards  # noqa: E402
@@ -131,18 +132,12 @@ def main() -> None:
     rows["tokenize (byte-level BPE, 32,000 ids; encode_batch_fast)"] = (
         mb / cpu, cpu, wall, f"{tokens / cpu / 1e6:.2f} M tokens/CPU-s; {tokens:,} tokens")
 
-    def with_offsets():  # the tokenizers call most pipelines make (Megatron's preprocess_data, datatrove): the
-        # same texts and batches, character offsets computed; its ids must be ours
+    class WithOffsets:  # the call most pipelines make (Megatron's preprocess_data, datatrove): character offsets
+        encode_batch_fast = encoder.tok.encode_batch  # computed, in the stage's own batches; its ids must be ours
+
+    def with_offsets():
         pieces = [p for d in written for p in ((d.text,) if d.parts is None else (d.parts[2], d.parts[0], d.parts[1]))]
-        out, start = [], 0
-        while start < len(pieces):
-            end, size = start, 0
-            while end < len(pieces) and size <= 4e6:
-                size += len(pieces[end])
-                end += 1
-            out += [e.ids for e in encoder.tok.encode_batch(pieces[start:end], add_special_tokens=False)]
-            start = end
-        return out
+        return encode_in_batches(WithOffsets, pieces)
 
     plain, cpu, wall = timed(with_offsets)
     text_ids = np.concatenate(token_ids)  # ours without the control ids (a document's text never holds them)

@@ -102,7 +102,7 @@ def token_counter(name: str) -> Callable[[list[str]], list[int]]:
 
 def encode_in_batches(tok, texts: list[str], max_chars: int = 4 << 20) -> list[list[int]]:
     """Each text's ids (no special tokens added). `encode_batch_fast` skips the character offsets (the same ids,
-    1.45x the speed: benchmarks/bench_training.py). An encoding still holds several arrays per token (~25x its
+    1.7x the speed per core: benchmarks/bench_training.py). An encoding still holds several arrays per token (~25x its
     text): batches of at most `max_chars` keep a big repository from holding gigabytes."""
     out: list[list[int]] = []
     start = 0
